@@ -1,0 +1,73 @@
+"""litellm-usersync: reconcile LiteLLM Proxy users, roles and team memberships with a CSV file.
+
+The library in four steps::
+
+    desired = read_users_csv("user_list.csv")
+    async with ProxyClient(ClientSettings(base_url=..., master_key=...)) as client:
+        snapshot = await read_snapshot(client)
+        plan = build_plan(desired, snapshot, PlanOptions(allow_delete=False))
+        report = await apply_plan(client, plan)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .client import ProxyClient
+from .csvfile import parse_users_csv, read_users_csv
+from .errors import (
+    AuthError,
+    ConfigError,
+    ConflictError,
+    CsvError,
+    InputError,
+    NotFoundError,
+    ProxyError,
+    RateLimitedError,
+    RefusedError,
+    RejectedError,
+    ServerError,
+    UnavailableError,
+    UsersyncError,
+)
+from .executor import apply_plan
+from .models import DesiredState, DesiredUser, LiveUser, Plan, PlanOptions, RunReport, Snapshot, Team
+from .planner import build_plan
+from .report import render_plan, render_summary
+from .settings import ClientSettings, RetryPolicy
+from .snapshot import read_snapshot
+
+__all__ = [
+    "AuthError",
+    "ClientSettings",
+    "ConfigError",
+    "ConflictError",
+    "CsvError",
+    "DesiredState",
+    "DesiredUser",
+    "InputError",
+    "LiveUser",
+    "NotFoundError",
+    "Plan",
+    "PlanOptions",
+    "ProxyClient",
+    "ProxyError",
+    "RateLimitedError",
+    "RefusedError",
+    "RejectedError",
+    "RetryPolicy",
+    "RunReport",
+    "ServerError",
+    "Snapshot",
+    "Team",
+    "UnavailableError",
+    "UsersyncError",
+    "__version__",
+    "apply_plan",
+    "build_plan",
+    "parse_users_csv",
+    "read_snapshot",
+    "read_users_csv",
+    "render_plan",
+    "render_summary",
+]

@@ -1,0 +1,43 @@
+"""The ``litellm-usersync`` command: a click group over the library, one module per subcommand."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ._common import Context, load_dotenv_once
+from .sync import sync_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="litellm-usersync")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Keep a LiteLLM Proxy's users, roles and team memberships in line with a CSV file.
+
+    Every command reads LITELLM_BASE_URL and LITELLM_MASTER_KEY from the environment or from a .env
+    file in the current directory. Start with `litellm-usersync sync --dry-run`.
+    """
+    ctx.ensure_object(Context)
+
+
+cli.add_command(sync_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    load_dotenv_once()
+    cli.main(args=argv, prog_name="litellm-usersync")
+
+
+def run_legacy(command: click.Command, prog_name: str, argv: list[str] | None = None) -> None:
+    """Entry point of the seed's script names (``python sync_user.py ...``)."""
+    load_dotenv_once()
+    if "--version" in (argv if argv is not None else sys.argv[1:]):
+        click.echo(f"{prog_name} (litellm-usersync) {__version__}")
+        raise SystemExit(0)
+    command.main(args=argv, prog_name=prog_name, obj=Context())
+
+
+__all__ = ["cli", "main", "run_legacy"]

@@ -1,0 +1,232 @@
+"""What every command shares: options, settings from flags/env/.env, the async runner, errors → exit codes.
+
+Only the CLI reads ``os.environ``, loads ``.env``, imports click/rich, prints and picks exit codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import click
+
+from ..client import ProxyClient
+from ..errors import (
+    AuthError,
+    ConfigError,
+    CsvError,
+    InputError,
+    ProxyError,
+    RefusedError,
+    UnavailableError,
+    UsersyncError,
+)
+from ..settings import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_TIMEOUT_S,
+    ClientSettings,
+)
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ExitCode(enum.IntEnum):
+    """The documented exit codes. Only the CLI knows them."""
+
+    OK = 0  #: everything applied, or nothing to do
+    FAILED = 1  #: some rows failed; the others were applied and reported
+    UNUSABLE = 2  #: nothing could be done: usage/input/config error, bad credentials, proxy unreachable
+    REFUSED = 3  #: a safety brake refused the run; nothing changed
+    INTERRUPTED = 130  #: stopped by SIGINT/SIGTERM; what ran is reported
+
+
+class CliExit(click.exceptions.Exit):
+    pass
+
+
+def load_dotenv_once() -> None:
+    """Read ``.env`` from the working directory (like the seed); real environment variables win."""
+    try:
+        from dotenv import find_dotenv, load_dotenv
+    except ImportError:  # pragma: no cover - dotenv is a hard dependency
+        return
+    path = find_dotenv(usecwd=True)
+    if path:
+        load_dotenv(path, override=False)
+
+
+@dataclass
+class Context:
+    """What the group puts in ``click.Context.obj``. Tests inject a transport here."""
+
+    transport: Any = None
+    sleep: Callable[[float], Awaitable[None]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def common_options(f: F) -> F:
+    """``--base-url``, ``--master-key``, ``--debug``, ``--concurrency``, ``--timeout``, ``--bulk``."""
+    decorators = [
+        click.option(
+            "--base-url",
+            envvar="LITELLM_BASE_URL",
+            default=DEFAULT_BASE_URL,
+            show_default=True,
+            help="LiteLLM Proxy server base URL (env LITELLM_BASE_URL).",
+        ),
+        click.option(
+            "--master-key",
+            envvar="LITELLM_MASTER_KEY",
+            default=None,
+            help="Master key (default: env LITELLM_MASTER_KEY, also read from .env).",
+        ),
+        click.option("--debug", is_flag=True, help="Show each request and response on stderr (secrets masked)."),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 64),
+            default=DEFAULT_CONCURRENCY,
+            show_default=True,
+            help="Requests in flight at once.",
+        ),
+        click.option(
+            "--timeout",
+            "timeout_s",
+            type=click.FloatRange(1, 600),
+            default=DEFAULT_TIMEOUT_S,
+            show_default=True,
+            help="Seconds to wait for one response.",
+        ),
+        click.option(
+            "--bulk/--no-bulk",
+            default=True,
+            show_default=True,
+            help="Use the proxy's batch endpoints when it has them (LiteLLM >= 1.100).",
+        ),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def build_settings(
+    base_url: str, master_key: str | None, concurrency: int, timeout_s: float, bulk: bool
+) -> ClientSettings:
+    if not master_key:
+        raise ConfigError(
+            "no master key: pass --master-key, set LITELLM_MASTER_KEY, or put LITELLM_MASTER_KEY=... in .env"
+        )
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"--base-url must start with http:// or https:// (got {base_url!r})")
+    return ClientSettings(
+        base_url=base_url,
+        master_key=master_key,
+        concurrency=concurrency,
+        timeout_s=timeout_s,
+        bulk="auto" if bulk else "never",
+    )
+
+
+def setup_logging(debug: bool) -> None:
+    root = logging.getLogger("litellm_usersync")
+    root.handlers.clear()
+    if debug:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG)
+    else:
+        root.setLevel(logging.WARNING)
+
+
+def make_client(settings: ClientSettings) -> ProxyClient:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(Context) if ctx else None
+    return ProxyClient(settings, transport=obj.transport if obj else None, sleep=obj.sleep if obj else None)
+
+
+def err(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def out(text: str = "") -> None:
+    click.echo(text)
+
+
+@contextlib.contextmanager
+def handle_errors(debug: bool) -> Iterator[None]:
+    """Turn our exceptions into one ``Error: ...`` line and the right exit code."""
+    try:
+        yield
+    except CsvError as exc:
+        err(f"Error: {len(exc.problems)} problem(s) in the CSV; nothing was sent to the proxy:")
+        for p in exc.problems:
+            err(f"  {p}")
+        raise CliExit(ExitCode.UNUSABLE) from None
+    except RefusedError as exc:
+        err(f"Refused: {exc}")
+        raise CliExit(ExitCode.REFUSED) from None
+    except AuthError as exc:
+        if debug:
+            raise
+        err(f"Error: Unauthorized: {exc}. Check --master-key / LITELLM_MASTER_KEY.")
+        raise CliExit(ExitCode.UNUSABLE) from None
+    except UnavailableError as exc:
+        if debug:
+            raise
+        err(f"Error: Connection failed: {exc}. Check --base-url and that the proxy is running.")
+        raise CliExit(ExitCode.UNUSABLE) from None
+    except (InputError, ConfigError) as exc:
+        err(f"Error: {exc}")
+        raise CliExit(ExitCode.UNUSABLE) from None
+    except ProxyError as exc:
+        if debug:
+            raise
+        err(f"Error: the proxy answered: {exc}")
+        raise CliExit(ExitCode.UNUSABLE) from None
+    except UsersyncError as exc:
+        if debug:
+            raise
+        err(f"Error: {exc}")
+        raise CliExit(ExitCode.UNUSABLE) from None
+
+
+def run_async(coro_fn: Callable[[asyncio.Event], Awaitable[T]]) -> T:
+    """Run a coroutine; the first SIGINT/SIGTERM sets the stop event (finish in-flight work, then report)."""
+
+    async def main() -> T:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, _on_signal, stop, sig)
+                installed.append(sig)
+        try:
+            return await coro_fn(stop)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(main())
+
+
+def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+    if stop.is_set():
+        err("Second signal: stopping now.")
+        raise KeyboardInterrupt
+    err(f"\n{sig.name} received: finishing the requests in flight, then writing the report (again to abort).")
+    stop.set()
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"

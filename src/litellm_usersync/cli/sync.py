@@ -1,0 +1,236 @@
+"""``litellm-usersync sync`` (and ``python sync_user.py``): reconcile the proxy with a CSV file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import click
+
+from ..csvfile import read_users_csv, write_csv_file
+from ..executor import apply_plan
+from ..identity import PROXY_ROLES, normalize_email
+from ..models import ItemKind, Plan, PlanOptions, RunReport, Snapshot
+from ..planner import build_plan
+from ..report import (
+    SYNC_REPORT_COLUMNS,
+    plan_to_dict,
+    render_plan,
+    render_summary,
+    report_to_dict,
+    result_rows,
+)
+from ..snapshot import read_snapshot
+from ._common import (
+    CliExit,
+    ExitCode,
+    build_settings,
+    common_options,
+    err,
+    handle_errors,
+    make_client,
+    out,
+    run_async,
+    setup_logging,
+)
+from ._progress import progress_bar
+
+DEFAULT_REPORT = "user_sync_result.csv"
+
+
+def sync_options(f: Any) -> Any:
+    opts = [
+        click.option(
+            "--csv-file",
+            default="user_list.csv",
+            show_default=True,
+            type=click.Path(dir_okay=False),
+            help="Input CSV: email,role,team_name (role and team_name optional; teams separated by ';').",
+        ),
+        click.option(
+            "--user-role",
+            type=click.Choice(PROXY_ROLES),
+            default="proxy_admin",
+            show_default=True,
+            help="Role for new users whose CSV row has no role.",
+        ),
+        click.option("--dry-run", is_flag=True, help="Show the plan; change nothing."),
+        click.option("--no-add", is_flag=True, help="Do not create users."),
+        click.option("--no-delete", is_flag=True, help="Do not delete users."),
+        click.option("--no-update", is_flag=True, help="Do not change roles or teams of existing users."),
+        click.option(
+            "--no-recreate",
+            is_flag=True,
+            help="Never recreate a user whose team update could not be verified (the seed's fallback).",
+        ),
+        click.option(
+            "--max-delete",
+            type=click.IntRange(0),
+            default=None,
+            help="Refuse to run if more users would be deleted [default: the larger of 10 and 20% of managed users].",
+        ),
+        click.option(
+            "--protect",
+            "protect",
+            multiple=True,
+            metavar="EMAIL",
+            help="Never delete, demote or recreate this user (repeatable).",
+        ),
+        click.option(
+            "--protect-role",
+            multiple=True,
+            type=click.Choice(PROXY_ROLES),
+            help="Never delete users with this role (repeatable).",
+        ),
+        click.option(
+            "--report",
+            "report_path",
+            default=DEFAULT_REPORT,
+            show_default=True,
+            type=click.Path(dir_okay=False),
+            help="Where to write the report (mode 0600: it holds new users' API keys).",
+        ),
+        click.option(
+            "--output",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="json: print the plan (dry run) or the result as JSON on stdout.",
+        ),
+        click.option(
+            "--detailed-exitcode",
+            is_flag=True,
+            help="With --dry-run: exit 0 when there is nothing to do, 2 when changes are pending.",
+        ),
+    ]
+    for d in reversed(opts):
+        f = d(f)
+    return f
+
+
+@click.command("sync")
+@sync_options
+@common_options
+def sync_command(
+    csv_file: str,
+    user_role: str,
+    dry_run: bool,
+    no_add: bool,
+    no_delete: bool,
+    no_update: bool,
+    no_recreate: bool,
+    max_delete: int | None,
+    protect: tuple[str, ...],
+    protect_role: tuple[str, ...],
+    report_path: str,
+    output: str,
+    detailed_exitcode: bool,
+    base_url: str,
+    master_key: str | None,
+    debug: bool,
+    concurrency: int,
+    timeout_s: float,
+    bulk: bool,
+) -> None:
+    """Synchronise the proxy's users, roles and team memberships with a CSV file.
+
+    Users in the CSV but not in the proxy are added, users in the proxy but not in the CSV are deleted,
+    users in both whose role or teams differ are updated. Users are matched by email (trimmed,
+    case-insensitive). Only users with an email and one of the four proxy roles are ever deleted;
+    default_user_id and users without email are never touched.
+
+    \b
+    Examples:
+      litellm-usersync sync --csv-file user_list.csv --dry-run
+      litellm-usersync sync --csv-file user_list.csv --no-delete
+      litellm-usersync sync --csv-file user_list.csv --debug > sync.log 2>&1
+
+    Exit codes: 0 done (or nothing to do), 1 some rows failed, 2 nothing could be done
+    (bad CSV, bad credentials, proxy unreachable), 3 refused by a safety brake, 130 interrupted.
+    """
+    setup_logging(debug)
+    with handle_errors(debug):
+        settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
+        desired = read_users_csv(csv_file)
+        options = PlanOptions(
+            allow_add=not no_add,
+            allow_delete=not no_delete,
+            allow_update=not no_update,
+            allow_recreate=not no_recreate,
+            default_role=user_role,
+            max_delete=max_delete,
+            protected_emails=frozenset(normalize_email(e) for e in protect),
+            protected_roles=frozenset(protect_role),
+        )
+
+        async def run(stop: asyncio.Event) -> tuple[Plan, Snapshot, RunReport | None]:
+            async with make_client(settings) as client:
+                with progress_bar(not debug) as progress:
+                    snapshot = await read_snapshot(client, on_progress=progress)
+                plan = build_plan(desired, snapshot, options)
+                if dry_run or plan.refusals or not plan.has_changes:
+                    return plan, snapshot, None
+                if output == "text":
+                    out(render_plan(plan, dry_run=False))
+                    out()
+                with progress_bar(not debug) as progress:
+                    report = await apply_plan(client, plan, concurrency=concurrency, on_progress=progress, stop=stop)
+                return plan, snapshot, report
+
+        plan, _snapshot, report = run_async(run)
+
+    if report is None:
+        _finish_without_changes(
+            plan, dry_run=dry_run, output=output, detailed_exitcode=detailed_exitcode, report_path=report_path
+        )
+        return
+    written = write_csv_file(report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), secret=True)
+    if output == "json":
+        data = report_to_dict(report)
+        data["report_file"] = str(written)
+        out(json.dumps(data, indent=2))
+    else:
+        out(render_summary(report))
+        keys = sum(1 for r in report.results if r.api_key)
+        note = f" (mode 0600; holds {keys} new API key(s))" if keys else " (mode 0600)"
+        out(f"\nReport written to {written}{note}")
+    if report.interrupted:
+        raise CliExit(ExitCode.INTERRUPTED)
+    raise CliExit(ExitCode.OK if report.ok else ExitCode.FAILED)
+
+
+def _finish_without_changes(
+    plan: Plan, *, dry_run: bool, output: str, detailed_exitcode: bool, report_path: str
+) -> None:
+    if output == "json":
+        out(json.dumps(plan_to_dict(plan), indent=2))
+    else:
+        out(
+            render_plan(plan, dry_run=True)
+            if dry_run or plan.refusals
+            else render_plan(plan, dry_run=True).split("\n\n")[0]
+        )
+    if plan.refusals:
+        if output == "json":
+            for r in plan.refusals:
+                err(f"Refused: {r}")
+        raise CliExit(ExitCode.REFUSED)
+    if dry_run:
+        if detailed_exitcode and (plan.has_changes or plan.has_blocked):
+            raise CliExit(2)
+        raise CliExit(ExitCode.OK)
+    # a real run with nothing to apply: still report (unchanged rows, rows that cannot be applied)
+    from ..models import ItemResult
+    from ..models import RunReport as _RR
+
+    report = _RR(results=tuple(ItemResult(i, success=not i.blocked, error=i.blocked) for i in plan.items))
+    write_csv_file(report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), secret=True)
+    if output != "json":
+        out("\nNothing to change." if not plan.has_blocked else "")
+        out(render_summary(report))
+        out(f"\nReport written to {report_path} (mode 0600)")
+    raise CliExit(ExitCode.FAILED if plan.has_blocked else ExitCode.OK)
+
+
+_ = ItemKind  # re-exported for tests that build expectations from the enum

@@ -1,0 +1,757 @@
+"""The one HTTP client for the LiteLLM Proxy.
+
+It owns everything that touches the wire: the base URL and every path, auth, timeouts, connection pooling,
+retries (tenacity, with an explicit predicate), pagination, mapping statuses to our exceptions, version
+detection and masking secrets in anything it logs or raises. No other module imports httpx or knows a path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import random
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
+
+from .errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    ProxyError,
+    RateLimitedError,
+    RefusedError,
+    RejectedError,
+    ServerError,
+    UnavailableError,
+)
+from .identity import DEFAULT_USER_ID, normalize_email
+from .settings import BULK_CHUNK, MAX_RETRY_AFTER_S, ClientSettings, RetryPolicy
+
+log = logging.getLogger("litellm_usersync.http")
+
+USER_AGENT = "litellm-usersync"
+_MAX_MESSAGE = 300
+_SECRET_RE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{2})[A-Za-z0-9_\-]+")
+#: versions from which the /management/v1 bulk routes, /user/bulk_update and /team/bulk_member_add exist
+BULK_MIN_VERSION = (1, 100)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+# --------------------------------------------------------------------------------------------------
+# Masking and error mapping
+
+
+def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Mask every ``sk-...`` token and any given secret: ``sk-ab…``."""
+    for s in secrets:
+        if s and len(s) > 5:
+            text = text.replace(s, s[:5] + "…")
+    return _SECRET_RE.sub(lambda m: m.group(1) + "…", text)
+
+
+def _proxy_message(body: Any, fallback: str) -> tuple[str, str | None]:
+    """Extract the human message and error type from any of the proxy's four error shapes."""
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):  # shape A
+            return str(err.get("message") or fallback), (str(err["type"]) if err.get("type") else None)
+        if isinstance(err, str):
+            return err, None
+        if "detail" in body:
+            detail = body["detail"]
+            if isinstance(detail, dict):  # shape B with {"error": ...}
+                return str(detail.get("error") or detail), None
+            if isinstance(detail, list):  # shape C (422)
+                parts = []
+                for d in detail:
+                    if isinstance(d, dict):
+                        loc = ".".join(str(x) for x in d.get("loc", ()) if x != "body")
+                        parts.append(f"{loc}: {d.get('msg')}" if loc else str(d.get("msg")))
+                return "; ".join(parts) or fallback, "validation_error"
+            if "title" in body:  # shape D (problem+json)
+                return f"{body.get('title')}: {detail}", str(body.get("type") or "") or None
+            return str(detail), None
+        if "title" in body:
+            return str(body["title"]), None
+    if isinstance(body, str) and body.strip():
+        return body.strip(), None
+    return fallback, None
+
+
+def _retry_after_s(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER_S)
+    except ValueError:
+        from datetime import datetime
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return min(max((when - datetime.now(UTC)).total_seconds(), 0.0), MAX_RETRY_AFTER_S)
+
+
+def error_for_response(response: httpx.Response, method: str, path: str, secrets: Iterable[str] = ()) -> ProxyError:
+    """Map one error response to our exception class (the single status table)."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text
+    message, etype = _proxy_message(body, response.reason_phrase or f"HTTP {response.status_code}")
+    message = mask_text(message, secrets)
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + "…"
+    status = response.status_code
+    kw: dict[str, Any] = {"method": method, "path": path, "status": status, "error_type": etype}
+    if status in (401, 403):
+        return AuthError(message, **kw)
+    if status == 404:
+        return NotFoundError(message, **kw)
+    if status == 409 or ("already exists" in message.lower() and status == 400 and "user" in message.lower()):
+        return ConflictError(message, **kw)
+    if status == 429:
+        return RateLimitedError(message, retry_after_s=_retry_after_s(response), **kw)
+    if status >= 500:
+        return ServerError(message, **kw)
+    return RejectedError(message, **kw)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """The retry predicate for requests that are safe to repeat: transport errors, 429, 5xx."""
+    if isinstance(exc, (UnavailableError, RateLimitedError)):
+        return True
+    return isinstance(exc, ServerError) and exc.status in (500, 502, 503, 504)
+
+
+def is_retryable_before_sending(exc: BaseException) -> bool:
+    """For creates: retry only what certainly did not reach the application (no connection, 429)."""
+    if isinstance(exc, UnavailableError):
+        return not exc.maybe_sent
+    return isinstance(exc, RateLimitedError)
+
+
+def is_uncertain(exc: BaseException) -> bool:
+    """A write whose outcome is unknown: it may have been applied although we got no success answer."""
+    if isinstance(exc, UnavailableError):
+        return exc.maybe_sent
+    return isinstance(exc, ServerError) and exc.status in (500, 502, 503, 504)
+
+
+def _is_route_missing(exc: ProxyError) -> bool:
+    return exc.status in (404, 405) and exc.message in ("Not Found", "Method Not Allowed")
+
+
+def parse_version(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    nums = re.findall(r"\d+", text)
+    return tuple(int(n) for n in nums[:3]) if nums else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Results the client returns
+
+
+@dataclass(frozen=True)
+class CreatedUser:
+    user_id: str
+    email: str | None
+    api_key: str | None
+    teams: tuple[str, ...]
+    #: True when the create's answer was lost and the user was found by reading back (key unknown)
+    recovered: bool = False
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """One row of a bulk endpoint's answer."""
+
+    user_id: str | None
+    email: str | None
+    success: bool
+    error: str | None = None
+    api_key: str | None = None
+    teams: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+    total_pages: int
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+class ProxyClient:
+    """Async client for the LiteLLM Proxy management API. Use as ``async with ProxyClient(settings) as c``."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+        on_request: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._secrets = [settings.master_key] if settings.master_key else []
+        self._sleep: Sleep = sleep or asyncio.sleep
+        self._on_request = on_request
+        limits = httpx.Limits(
+            max_connections=max(settings.concurrency, 1) + 2,
+            max_keepalive_connections=max(settings.concurrency, 1) + 2,
+        )
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {settings.master_key}", "User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
+            limits=limits,
+            transport=transport,
+        )
+        self._version: str | None = None
+        self._version_known = False
+        self._bulk_disabled: set[str] = set()
+        #: number of requests sent, by "METHOD path" (for the benchmark and --debug summaries)
+        self.request_counts: dict[str, int] = {}
+
+    async def __aenter__(self) -> ProxyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def remember_secret(self, secret: str | None) -> None:
+        """Mask this value too in anything logged or raised (e.g. a freshly created user's key)."""
+        if secret and secret not in self._secrets:
+            self._secrets.append(secret)
+
+    def mask(self, text: str) -> str:
+        return mask_text(text, self._secrets)
+
+    # ---------------------------------------------------------------------------------------------
+    # The transport layer
+
+    async def _send_once(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> Any:
+        key = f"{method} {path}"
+        self.request_counts[key] = self.request_counts.get(key, 0) + 1
+        if self._on_request:
+            self._on_request(method, path)
+        if log.isEnabledFor(logging.DEBUG):
+            shown = f" params={dict(params)}" if params else ""
+            shown += f" body={self.mask(json.dumps(body))[:2000]}" if body is not None else ""
+            log.debug("→ %s %s%s", method, path, shown)
+        try:
+            response = await self._http.request(method, path, params=params, json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise UnavailableError(
+                f"cannot connect to {self.settings.base_url}: {self.mask(str(exc)) or type(exc).__name__}",
+                maybe_sent=False,
+                method=method,
+                path=path,
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise UnavailableError(
+                f"timed out after {self.settings.timeout_s:g} s waiting for the proxy",
+                maybe_sent=True,
+                method=method,
+                path=path,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise UnavailableError(
+                f"connection failed: {self.mask(str(exc)) or type(exc).__name__}",
+                maybe_sent=True,
+                method=method,
+                path=path,
+            ) from exc
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("← %s %s %s %s", response.status_code, method, path, self.mask(response.text[:2000]))
+        if response.status_code >= 400:
+            raise error_for_response(response, method, path, self._secrets)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ServerError(
+                f"expected JSON, got {response.headers.get('content-type', '?')}: {self.mask(response.text[:120])}",
+                method=method,
+                path=path,
+                status=response.status_code,
+            ) from exc
+
+    def _retrying(self, predicate: Callable[[BaseException], bool]) -> AsyncRetrying:
+        policy: RetryPolicy = self.settings.retry
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, RateLimitedError) and exc.retry_after_s is not None:
+                return float(exc.retry_after_s)
+            backoff: float = min(policy.max_wait_s, policy.initial_s * (2 ** (state.attempt_number - 1)))
+            return backoff + random.uniform(0, policy.jitter_s)
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.info("retrying after %s (attempt %d of %d)", exc, state.attempt_number, policy.attempts)
+
+        return AsyncRetrying(
+            retry=retry_if_exception(predicate),
+            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.total_s),
+            wait=wait,
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        retry: Callable[[BaseException], bool] = is_retryable,
+    ) -> Any:
+        """Send one request with retries; return the decoded JSON or raise a :class:`ProxyError`."""
+        async for attempt in self._retrying(retry):
+            with attempt:
+                return await self._send_once(method, path, params, body)
+        raise RuntimeError("unreachable")  # pragma: no cover
+
+    # ---------------------------------------------------------------------------------------------
+    # Version and identity
+
+    async def proxy_version(self) -> str | None:
+        """The proxy's LiteLLM version, detected once per client (None when it does not say)."""
+        if not self._version_known:
+            version: str | None = None
+            for path in ("/health/readiness/details", "/health/readiness"):
+                try:
+                    data = await self.request("GET", path)
+                except (NotFoundError, RejectedError):
+                    continue
+                except AuthError:
+                    if path == "/health/readiness/details":
+                        raise
+                    continue
+                if isinstance(data, dict) and data.get("litellm_version"):
+                    version = str(data["litellm_version"])
+                    break
+            self._version, self._version_known = version, True
+            log.debug("proxy version: %s", version or "unknown")
+        return self._version
+
+    async def check_auth(self) -> str:
+        """Check the credentials and return the caller's user id (``default_user_id`` for the master key)."""
+        await self.request("GET", "/user/list", params={"page": 1, "page_size": 1})
+        try:
+            info = await self.request("GET", "/key/info")
+        except NotFoundError:
+            return DEFAULT_USER_ID  # the master key is not a stored key
+        except ProxyError:
+            return DEFAULT_USER_ID
+        data = info.get("info", {}) if isinstance(info, dict) else {}
+        return str(data.get("user_id") or DEFAULT_USER_ID)
+
+    async def supports_bulk(self, kind: str = "") -> bool:
+        """True when the proxy has the batch endpoints (LiteLLM >= 1.100) and bulk mode is allowed."""
+        if self.settings.bulk == "never" or kind in self._bulk_disabled:
+            return False
+        v = parse_version(await self.proxy_version())
+        return v is not None and v >= BULK_MIN_VERSION
+
+    def _bulk_route_missing(self, kind: str, exc: ProxyError) -> bool:
+        if _is_route_missing(exc):
+            log.info("bulk endpoint for %s missing on this proxy; falling back to per-user calls", kind)
+            self._bulk_disabled.add(kind)
+            return True
+        return False
+
+    # ---------------------------------------------------------------------------------------------
+    # Reading
+
+    async def list_users_page(
+        self, page: int, *, user_ids: Sequence[str] | None = None, page_size: int | None = None
+    ) -> Page:
+        params: dict[str, Any] = {
+            "page": page,
+            "page_size": page_size or self.settings.page_size,
+            "sort_by": "user_id",
+            "sort_order": "asc",
+        }
+        if user_ids:
+            params["user_ids"] = ",".join(user_ids)
+        data = await self.request("GET", "/user/list", params=params)
+        return Page(list(data.get("users") or []), int(data.get("total") or 0), int(data.get("total_pages") or 0))
+
+    async def list_teams_page(self, page: int) -> Page:
+        params = {"page": page, "page_size": self.settings.page_size, "sort_by": "team_id", "sort_order": "asc"}
+        data = await self.request("GET", "/v2/team/list", params=params)
+        return Page(list(data.get("teams") or []), int(data.get("total") or 0), int(data.get("total_pages") or 0))
+
+    async def _read_all(
+        self,
+        what: str,
+        fetch: Callable[[int], Awaitable[Page]],
+        id_field: str,
+        on_page: Callable[[int, int], None] | None,
+    ) -> list[dict[str, Any]]:
+        first = await fetch(1)
+        pages = max(first.total_pages, math.ceil(first.total / self.settings.page_size) if first.total else 1)
+        if on_page:
+            on_page(1, pages)
+        results: dict[int, Page] = {1: first}
+        sem = asyncio.Semaphore(max(self.settings.concurrency, 1))
+
+        async def one(n: int) -> None:
+            async with sem:
+                results[n] = await fetch(n)
+            if on_page:
+                on_page(len(results), pages)
+
+        await asyncio.gather(*(one(n) for n in range(2, pages + 1)))
+        items: list[dict[str, Any]] = []
+        for n in range(1, pages + 1):
+            page = results[n]
+            if page.total != first.total:
+                raise RefusedError(
+                    f"the proxy's {what} changed while they were read (total {first.total} → {page.total}); "
+                    "nothing was changed: run again"
+                )
+            items.extend(page.items)
+        ids = [str(i.get(id_field)) for i in items]
+        if len(items) != first.total or len(set(ids)) != len(ids):
+            raise RefusedError(
+                f"incomplete read of {what}: the proxy reported {first.total} but {len(set(ids))} distinct were "
+                "returned; refusing to plan on a partial state (nothing was changed): run again"
+            )
+        return items
+
+    async def read_all_users(self, on_page: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+        """Every user, all pages (stable sort by user_id), checked against the reported total."""
+        return await self._read_all("users", self.list_users_page, "user_id", on_page)
+
+    async def read_all_teams(self, on_page: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+        """Every team with its roster (``members_with_roles``), all pages, checked against the total."""
+        return await self._read_all("teams", self.list_teams_page, "team_id", on_page)
+
+    async def read_users_by_ids(self, user_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Read back the given users (exact ids) in as few requests as the proxy allows."""
+        wanted = sorted(set(user_ids))
+        found: dict[str, dict[str, Any]] = {}
+        chunk = self.settings.page_size
+        sem = asyncio.Semaphore(max(self.settings.concurrency, 1))
+
+        async def one(ids: list[str]) -> None:
+            # a single id is a substring match on 1.110: the exact filter below handles it
+            async with sem:
+                page = await self.list_users_page(1, user_ids=ids, page_size=self.settings.page_size)
+            for u in page.items:
+                if u.get("user_id") in ids:
+                    found[str(u["user_id"])] = u
+
+        await asyncio.gather(*(one(wanted[i : i + chunk]) for i in range(0, len(wanted), chunk)))
+        return found
+
+    async def find_users_by_email(self, email: str) -> list[dict[str, Any]]:
+        """Users whose email equals ``email`` (trimmed, case-insensitive; the proxy's filter is a substring)."""
+        key = normalize_email(email)
+        data = await self.request(
+            "GET", "/user/list", params={"user_email": email.strip(), "page_size": self.settings.page_size, "page": 1}
+        )
+        return [u for u in data.get("users") or [] if normalize_email(str(u.get("user_email") or "")) == key]
+
+    # ---------------------------------------------------------------------------------------------
+    # Users
+
+    async def _read_back_user(self, user_id: str, email: str | None) -> dict[str, Any] | None:
+        got = await self.read_users_by_ids([user_id])
+        if user_id in got:
+            return got[user_id]
+        if email:
+            matches = await self.find_users_by_email(email)
+            if matches:
+                return matches[0]
+        return None
+
+    async def create_user(self, body: dict[str, Any]) -> CreatedUser:
+        """``POST /user/new``, never blindly repeated.
+
+        Retried only when the request certainly did not reach the proxy. After an uncertain outcome (a
+        timeout, a reset, a 5xx) the user is read back by id and email; if it exists the create is treated
+        as done (``recovered``, key unknown), otherwise it is sent again, within the retry policy.
+        """
+        user_id = body.get("user_id")
+        email = body.get("user_email")
+        policy = self.settings.retry
+        last: ProxyError | None = None
+        for attempt in range(1, policy.attempts + 1):
+            try:
+                data = await self.request("POST", "/user/new", body=body, retry=is_retryable_before_sending)
+            except ConflictError:
+                if last is not None and is_uncertain(last):
+                    existing = await self._read_back_user(str(user_id), email)
+                    if existing is not None:
+                        return self._created_from_row(existing, recovered=True)
+                raise
+            except ProxyError as exc:
+                if not is_uncertain(exc):
+                    raise
+                last = exc
+                log.info("create of %s uncertain (%s): reading back before any retry", self.mask(str(email)), exc)
+                existing = await self._read_back_user(str(user_id), email)
+                if existing is not None:
+                    return self._created_from_row(existing, recovered=True)
+                if attempt < policy.attempts:
+                    await self._sleep(min(policy.max_wait_s, policy.initial_s * 2 ** (attempt - 1)))
+                continue
+            key = data.get("key") or None
+            self.remember_secret(key)
+            return CreatedUser(
+                user_id=str(data.get("user_id")),
+                email=data.get("user_email"),
+                api_key=key,
+                teams=tuple(data.get("teams") or ()),
+            )
+        assert last is not None
+        raise last
+
+    @staticmethod
+    def _created_from_row(row: Mapping[str, Any], *, recovered: bool) -> CreatedUser:
+        return CreatedUser(
+            user_id=str(row.get("user_id")),
+            email=row.get("user_email"),
+            api_key=None,
+            teams=tuple(row.get("teams") or ()),
+            recovered=recovered,
+        )
+
+    async def bulk_create_users(self, bodies: Sequence[dict[str, Any]]) -> list[RowResult] | None:
+        """``POST /management/v1/users/bulk`` in chunks of 500. None when the proxy has no such route.
+
+        An uncertain chunk is read back: rows whose user exists are reported created (key unknown), the
+        others are sent again once as a smaller batch.
+        """
+        results: list[RowResult] = []
+        for i in range(0, len(bodies), BULK_CHUNK):
+            chunk = list(bodies[i : i + BULK_CHUNK])
+            try:
+                data = await self.request(
+                    "POST", "/management/v1/users/bulk", body={"users": chunk}, retry=is_retryable_before_sending
+                )
+            except ProxyError as exc:
+                if self._bulk_route_missing("create", exc):
+                    return None
+                if not is_uncertain(exc):
+                    raise
+                results.extend(await self._recover_bulk_create(chunk, exc))
+                continue
+            results.extend(self._bulk_create_rows(data))
+        return results
+
+    def _bulk_create_rows(self, data: Any) -> list[RowResult]:
+        rows: list[RowResult] = []
+        for row in data.get("data") or []:
+            key = row.get("key") or None
+            self.remember_secret(key)
+            rows.append(
+                RowResult(
+                    user_id=row.get("user_id"),
+                    email=row.get("user_email"),
+                    success=bool(row.get("success")),
+                    error=self.mask(str(row["error"])) if row.get("error") else None,
+                    api_key=key,
+                    teams=tuple(row.get("teams") or ()),
+                )
+            )
+        return rows
+
+    async def _recover_bulk_create(self, chunk: list[dict[str, Any]], cause: ProxyError) -> list[RowResult]:
+        ids = [str(b["user_id"]) for b in chunk]
+        existing = await self.read_users_by_ids(ids)
+        done = [
+            RowResult(
+                str(b["user_id"]),
+                b.get("user_email"),
+                True,
+                None,
+                None,
+                tuple(existing[str(b["user_id"])].get("teams") or ()),
+            )
+            for b in chunk
+            if str(b["user_id"]) in existing
+        ]
+        rest = [b for b in chunk if str(b["user_id"]) not in existing]
+        if not rest:
+            return done
+        try:
+            data = await self.request(
+                "POST", "/management/v1/users/bulk", body={"users": rest}, retry=is_retryable_before_sending
+            )
+        except ProxyError as exc:
+            return done + [RowResult(str(b["user_id"]), b.get("user_email"), False, str(exc)) for b in rest]
+        return done + self._bulk_create_rows(data)
+
+    async def update_user(self, user_id: str, **fields: Any) -> dict[str, Any]:
+        """``POST /user/update`` by user_id (never by email: that path rewrites ids on older proxies)."""
+        data = await self.request("POST", "/user/update", body={"user_id": user_id, **fields})
+        return data if isinstance(data, dict) else {}
+
+    async def bulk_update_users(self, updates: Sequence[dict[str, Any]]) -> list[RowResult] | None:
+        """``POST /user/bulk_update`` in chunks of 500; None when the route is missing."""
+        rows: list[RowResult] = []
+        for i in range(0, len(updates), BULK_CHUNK):
+            try:
+                data = await self.request(
+                    "POST", "/user/bulk_update", body={"users": list(updates[i : i + BULK_CHUNK])}
+                )
+            except ProxyError as exc:
+                if self._bulk_route_missing("update", exc):
+                    return None
+                raise
+            for r in data.get("results") or []:
+                rows.append(
+                    RowResult(
+                        r.get("user_id"),
+                        r.get("user_email"),
+                        bool(r.get("success")),
+                        self.mask(str(r["error"])) if r.get("error") else None,
+                    )
+                )
+        return rows
+
+    async def delete_users(self, user_ids: Sequence[str]) -> set[str]:
+        """``POST /user/delete``. Returns the ids that are gone (deleted now, or already absent).
+
+        One unknown id fails the whole request with 404, so such ids are dropped and the rest retried.
+        """
+        remaining = list(dict.fromkeys(user_ids))
+        gone: set[str] = set()
+        while remaining:
+            try:
+                await self.request("POST", "/user/delete", body={"user_ids": remaining})
+            except NotFoundError as exc:
+                m = re.search(r"passed user_id=([^'\"}]+)", exc.message)
+                missing = m.group(1).strip() if m else None
+                if missing is None or missing not in remaining:
+                    raise
+                remaining.remove(missing)
+                gone.add(missing)  # already absent: the desired end state
+                continue
+            gone.update(remaining)
+            break
+        return gone
+
+    async def bulk_delete_users(self, user_ids: Sequence[str]) -> list[RowResult] | None:
+        """``POST /management/v1/users/bulk_delete`` in chunks of 500; None when the route is missing."""
+        rows: list[RowResult] = []
+        for i in range(0, len(user_ids), BULK_CHUNK):
+            chunk = list(user_ids[i : i + BULK_CHUNK])
+            try:
+                data = await self.request("POST", "/management/v1/users/bulk_delete", body={"user_ids": chunk})
+            except ProxyError as exc:
+                if self._bulk_route_missing("delete", exc):
+                    return None
+                raise
+            for r in data.get("data") or []:
+                err = r.get("error")
+                ok = bool(r.get("success")) or bool(err and "not found" in str(err).lower())
+                rows.append(RowResult(r.get("user_id"), r.get("user_email"), ok, None if ok else str(err)))
+        return rows
+
+    # ---------------------------------------------------------------------------------------------
+    # Teams and memberships
+
+    async def create_team(self, alias: str, *, team_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"team_alias": alias, **fields}
+        if team_id:
+            body["team_id"] = team_id
+        data = await self.request("POST", "/team/new", body=body, retry=is_retryable_before_sending)
+        return data if isinstance(data, dict) else {}
+
+    async def add_team_members(self, team_id: str, members: Sequence[tuple[str, str | None]]) -> set[str]:
+        """``POST /team/member_add`` with a list of ``(user_id, email)`` as role ``user``.
+
+        Returns the user ids that are members afterwards. "Already in team" counts as done.
+        """
+        body = {
+            "team_id": team_id,
+            "member": [{"user_id": uid, "role": "user"} for uid, _email in members],
+        }
+        try:
+            data = await self.request("POST", "/team/member_add", body=body)
+        except RejectedError as exc:
+            if exc.error_type == "team_member_already_in_team" or "already in team" in exc.message.lower():
+                return {uid for uid, _ in members}
+            raise
+        roster = {m.get("user_id") for m in (data.get("members_with_roles") or []) if isinstance(m, dict)}
+        return {uid for uid, _ in members if uid in roster} if roster else {uid for uid, _ in members}
+
+    async def remove_team_member(self, team_id: str, user_id: str) -> None:
+        """``POST /team/member_delete``. "User not found in team" counts as done."""
+        try:
+            await self.request("POST", "/team/member_delete", body={"team_id": team_id, "user_id": user_id})
+        except RejectedError as exc:
+            if "not found in team" in exc.message.lower() or "doesn't exist in team" in exc.message.lower():
+                return
+            raise
+
+    async def bulk_remove_team_members(self, team_id: str, user_ids: Sequence[str]) -> list[RowResult] | None:
+        """``POST /management/v1/teams/{id}/members/bulk_delete`` in chunks; None when the route is missing."""
+        rows: list[RowResult] = []
+        path = f"/management/v1/teams/{quote(team_id, safe='')}/members/bulk_delete"
+        for i in range(0, len(user_ids), BULK_CHUNK):
+            chunk = list(user_ids[i : i + BULK_CHUNK])
+            try:
+                data = await self.request("POST", path, body={"members": [{"user_id": u} for u in chunk]})
+            except ProxyError as exc:
+                if self._bulk_route_missing("leave", exc):
+                    return None
+                raise
+            for r in data.get("data") or []:
+                err = r.get("error")
+                ok = bool(r.get("success")) or bool(err and "not found in team" in str(err).lower())
+                rows.append(RowResult(r.get("user_id"), r.get("user_email"), ok, None if ok else str(err)))
+        return rows
+
+    # ---------------------------------------------------------------------------------------------
+    # Keys and invitations
+
+    async def generate_key(self, user_id: str, *, key_alias: str | None = None, team_id: str | None = None) -> str:
+        body: dict[str, Any] = {"user_id": user_id}
+        if key_alias:
+            body["key_alias"] = key_alias
+        if team_id:
+            body["team_id"] = team_id
+        data = await self.request("POST", "/key/generate", body=body, retry=is_retryable_before_sending)
+        key = str(data.get("key") or "")
+        self.remember_secret(key)
+        return key
+
+    async def create_invitation(self, user_id: str) -> str:
+        """``POST /invitation/new``; returns the invitation id."""
+        data = await self.request(
+            "POST", "/invitation/new", body={"user_id": user_id}, retry=is_retryable_before_sending
+        )
+        return str(data.get("id"))
+
+    def invitation_url(self, invitation_id: str) -> str:
+        return f"{self.settings.base_url.rstrip('/')}/ui/?invitation_id={invitation_id}&action=reset_password"

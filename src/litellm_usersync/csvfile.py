@@ -1,0 +1,204 @@
+"""Reading and writing the CSV files: desired state in, reports out.
+
+Parsing is pure (text in, models out). Every problem is collected with its file, line and column, and
+raised together as one :class:`CsvError`, so an operator can fix the whole file in one go.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+
+from .errors import CsvError, CsvProblem
+from .identity import PROXY_ROLES, normalize_email, split_team_cell
+from .models import DesiredState, DesiredUser
+
+#: Header names accepted for each field (compared case-insensitively, trimmed).
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "email": ("email", "user_email", "e-mail", "mail"),
+    "role": ("role", "user_role"),
+    "team_name": ("team_name", "team", "teams", "team_names"),
+    "key_name": ("key_name", "key_alias"),
+}
+
+MAX_PROBLEMS = 200
+
+
+def read_users_csv(path: str | Path, *, with_key_name: bool = False) -> DesiredState:
+    """Read a user CSV file from disk. Raises :class:`CsvError` on any problem."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise CsvError([CsvProblem(str(p), 0, None, "file not found")]) from None
+    except OSError as exc:
+        raise CsvError([CsvProblem(str(p), 0, None, f"cannot read file: {exc.strerror}")]) from exc
+    return parse_users_csv(decode_csv_bytes(data, str(p)), str(p), with_key_name=with_key_name)
+
+
+def decode_csv_bytes(data: bytes, path: str) -> str:
+    """UTF-8 with or without BOM. Invalid bytes are reported with their line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CsvError(
+            [CsvProblem(path, line, None, f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8")]
+        ) from None
+
+
+def _header_map(header: Sequence[str]) -> dict[str, int]:
+    cleaned = [h.strip().lstrip("\ufeff").strip().lower() for h in header]
+    found: dict[str, int] = {}
+    for field_name, aliases in COLUMN_ALIASES.items():
+        for i, h in enumerate(cleaned):
+            if h in aliases and field_name not in found:
+                found[field_name] = i
+    return found
+
+
+def _check_email(raw: str) -> str | None:
+    """None when the address is acceptable, else what is wrong with it."""
+    try:
+        validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        return str(exc)
+    return None
+
+
+def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = False) -> DesiredState:
+    """Parse CSV text into a :class:`DesiredState`.
+
+    Columns: ``email`` (required), ``role`` and ``team_name`` (optional; several teams separated by ``;``),
+    and ``key_name`` when ``with_key_name``. Blank lines are skipped. Raises :class:`CsvError` listing every
+    problem: a missing email column, an invalid email, an unknown role, the same email twice.
+    """
+    text = text.lstrip("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    problems: list[CsvProblem] = []
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CsvError(
+            [CsvProblem(path, 1, None, "the file is empty: expected a header line with an 'email' column")]
+        ) from None
+    except csv.Error as exc:
+        raise CsvError([CsvProblem(path, 1, None, f"unreadable header: {exc}")]) from None
+    cols = _header_map(header)
+    if "email" not in cols:
+        got = ", ".join(repr(h) for h in header) or "nothing"
+        raise CsvError([CsvProblem(path, 1, None, f"missing the 'email' column in the header (found {got})")])
+
+    def col(field_name: str) -> str:
+        return f"{cols[field_name] + 1} ({field_name})"
+
+    users: list[DesiredUser] = []
+    first_line: dict[str, int] = {}
+    prev_end = reader.line_num
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(CsvProblem(path, reader.line_num, None, f"malformed CSV: {exc}"))
+            break
+        line = prev_end + 1
+        prev_end = reader.line_num
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) > len(header):
+            extra = [c for c in row[len(header) :] if c.strip()]
+            if extra:
+                problems.append(
+                    CsvProblem(
+                        path,
+                        line,
+                        None,
+                        f"{len(row)} fields but the header has {len(header)}; quote cells that contain commas",
+                    )
+                )
+                continue
+
+        def cell(field_name: str, row: list[str] = row) -> str:
+            i = cols.get(field_name)
+            return row[i].strip() if i is not None and i < len(row) else ""
+
+        email = cell("email").lstrip("\ufeff").strip()
+        if not email:
+            problems.append(
+                CsvProblem(path, line, col("email"), "email is empty; expected an address like user@example.com")
+            )
+            continue
+        bad = _check_email(email)
+        if bad:
+            problems.append(CsvProblem(path, line, col("email"), f"invalid email {email!r}: {bad}"))
+            continue
+        key = normalize_email(email)
+        if key in first_line:
+            problems.append(
+                CsvProblem(
+                    path, line, col("email"), f"duplicate email {email!r} (first seen on line {first_line[key]})"
+                )
+            )
+            continue
+        first_line[key] = line
+
+        role: str | None = cell("role") or None
+        if role is not None:
+            role = role.lower()
+            if role not in PROXY_ROLES:
+                problems.append(
+                    CsvProblem(
+                        path,
+                        line,
+                        col("role"),
+                        f"unknown role {cell('role')!r}; expected one of {', '.join(PROXY_ROLES)}",
+                    )
+                )
+                continue
+        team_names: tuple[str, ...] | None = None
+        if "team_name" in cols:
+            teams = split_team_cell(cell("team_name"))
+            team_names = teams or None
+        key_name = (cell("key_name") or None) if with_key_name else None
+        users.append(DesiredUser(email=email.strip(), role=role, team_names=team_names, key_name=key_name, line=line))
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    if problems:
+        raise CsvError(problems)
+    return DesiredState(users=tuple(users), source=path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_csv_file(
+    path: str | Path, header: Sequence[str], rows: Iterable[Sequence[object]], *, secret: bool = False
+) -> Path:
+    """Write a CSV file atomically. ``secret`` files (they hold API keys) are created mode 0600."""
+    import os
+    import tempfile
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent))
+    try:
+        os.fchmod(fd, 0o600 if secret else 0o644)
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(header)
+            for r in rows:
+                w.writerow(["" if v is None else v for v in r])
+        os.replace(tmp, target)
+        if secret:
+            os.chmod(target, 0o600)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

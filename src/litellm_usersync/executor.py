@@ -1,0 +1,536 @@
+"""The executor: applies a :class:`Plan` through the client and records one :class:`Outcome` per action.
+
+Order (the seed's): add, delete, update. Updates go role changes, then joins, then leaves (a leave runs
+only when the user's joins succeeded: the seed's "gradual update"), then a verification read of the moved
+users, then the fallback recreation of users whose state is still wrong.
+
+Each kind of action has one applier. An applier uses the proxy's batch endpoint when the client says the
+proxy has it, and otherwise per-user calls with bounded concurrency. Roster writes to one team never run
+in parallel (older proxies lose members that way); different teams proceed concurrently.
+
+The executor never raises for a failed action: it returns outcomes. Only run-ending errors propagate
+(bad credentials). It never prints; progress goes to a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .client import ProxyClient
+from .errors import AuthError, ConflictError, ProxyError
+from .models import (
+    Action,
+    AddMembership,
+    ChangeRole,
+    CreateUser,
+    DeleteUser,
+    ItemResult,
+    Outcome,
+    OutcomeStatus,
+    Plan,
+    PlanItem,
+    RecreateUser,
+    RemoveMembership,
+    RunReport,
+)
+from .settings import DEFAULT_CONCURRENCY
+
+log = logging.getLogger("litellm_usersync.executor")
+
+MANAGED_METADATA = {"managed_by": "litellm-usersync"}
+DELETE_CHUNK = 100
+
+ProgressCallback = Callable[[str, int, int], None]
+T = TypeVar("T")
+
+
+@dataclass
+class _Progress:
+    callback: ProgressCallback | None
+    phase: str = ""
+    done: int = 0
+    total: int = 0
+
+    def start(self, phase: str, total: int) -> None:
+        self.phase, self.done, self.total = phase, 0, total
+        if self.callback:
+            self.callback(phase, 0, total)
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.callback:
+            self.callback(self.phase, self.done, self.total)
+
+
+def _done(action: Action, **kw: Any) -> Outcome:
+    return Outcome(action, OutcomeStatus.DONE, **kw)
+
+
+def _failed(action: Action, error: BaseException | str) -> Outcome:
+    return Outcome(action, OutcomeStatus.FAILED, error=str(error))
+
+
+def _skipped(action: Action, reason: str) -> Outcome:
+    return Outcome(action, OutcomeStatus.SKIPPED, error=reason)
+
+
+def create_body(action: CreateUser | RecreateUser, *, with_teams: bool, create_key: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "user_id": action.user_id,
+        "user_email": action.email,
+        "user_role": action.role,
+        "auto_create_key": create_key,
+        "metadata": dict(MANAGED_METADATA),
+    }
+    if with_teams and action.team_ids:
+        body["teams"] = list(action.team_ids)
+    if isinstance(action, CreateUser) and action.key_alias and create_key:
+        body["key_alias"] = action.key_alias
+    return body
+
+
+class Executor:
+    """Applies plans through one :class:`ProxyClient`."""
+
+    def __init__(
+        self,
+        client: ProxyClient,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        on_progress: ProgressCallback | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        self.client = client
+        self.concurrency = max(1, concurrency)
+        self._sem = asyncio.Semaphore(self.concurrency)
+        self._progress = _Progress(on_progress)
+        self._stop = stop or asyncio.Event()
+        self._fatal: AuthError | None = None
+
+    # ---------------------------------------------------------------------------------------------
+    # helpers
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set() or self._fatal is not None
+
+    async def _bounded(self, fn: Callable[[], Awaitable[T]]) -> T:
+        async with self._sem:
+            return await fn()
+
+    async def _each(self, items: Sequence[T], fn: Callable[[T], Awaitable[list[Outcome]]]) -> list[Outcome]:
+        """Run ``fn`` for every item with bounded concurrency; stop starting new ones when asked to."""
+        out: list[Outcome] = []
+
+        async def one(item: T) -> None:
+            async with self._sem:
+                if self.stopping:
+                    return
+                try:
+                    res = await fn(item)
+                except AuthError as exc:  # bad credentials end the run
+                    self._fatal = self._fatal or exc
+                    return
+            out.extend(res)
+            self._progress.advance(len(res))
+
+        await asyncio.gather(*(one(i) for i in items))
+        return out
+
+    # ---------------------------------------------------------------------------------------------
+    # appliers, one per kind
+
+    async def apply_creates(self, actions: Sequence[CreateUser]) -> list[Outcome]:
+        if not actions:
+            return []
+        self._progress.start("adding users", len(actions))
+        if await self.client.supports_bulk("create") and not self.stopping:
+            try:
+                outcomes = await self._bulk_creates(actions)
+            except AuthError:
+                raise
+            except ProxyError as exc:
+                log.info("bulk create failed as a whole (%s); falling back to per-user calls", exc)
+                outcomes = None
+            if outcomes is not None:
+                return outcomes
+        created = await self._each(actions, self._create_one)
+        # join teams batched per team: one roster write per team instead of one per user
+        joins = [
+            AddMembership(o.action.user_id, o.action.email, t)
+            for o in created
+            if o.ok and isinstance(o.action, CreateUser)
+            for t in o.action.team_ids
+        ]
+        join_outcomes = {
+            (o.action.user_id, o.action.team_id): o
+            for o in await self._joins(joins, progress=False)
+            if isinstance(o.action, AddMembership)
+        }
+        result = []
+        for o in created:
+            a = o.action
+            if o.ok and isinstance(a, CreateUser):
+                errors = [
+                    f"created, but joining team {t} failed: {join_outcomes[(a.user_id, t)].error}"
+                    for t in a.team_ids
+                    if (a.user_id, t) in join_outcomes and not join_outcomes[(a.user_id, t)].ok
+                ]
+                if errors:
+                    o = Outcome(a, OutcomeStatus.FAILED, error="; ".join(errors), api_key=o.api_key, note=o.note)
+            result.append(o)
+        return result
+
+    async def _create_one(self, a: CreateUser) -> list[Outcome]:
+        try:
+            created = await self.client.create_user(create_body(a, with_teams=False, create_key=a.create_key))
+        except AuthError:
+            raise
+        except ConflictError as exc:
+            return [_failed(a, f"User already exists: {exc.message}")]
+        except ProxyError as exc:
+            return [_failed(a, exc)]
+        note = "created; the proxy's answer was lost, so its API key is unknown" if created.recovered else None
+        return [_done(a, api_key=created.api_key, note=note)]
+
+    async def _bulk_creates(self, actions: Sequence[CreateUser]) -> list[Outcome] | None:
+        bodies = [create_body(a, with_teams=True, create_key=a.create_key) for a in actions]
+        rows = await self.client.bulk_create_users(bodies)
+        if rows is None:
+            return None
+        by_id = {r.user_id: r for r in rows if r.user_id}
+        outcomes: list[Outcome] = []
+        for a in actions:
+            r = by_id.get(a.user_id)
+            if r is None:
+                outcomes.append(_failed(a, "the proxy did not answer for this user"))
+            elif not r.success:
+                err = r.error or "rejected"
+                if "already exists" in err.lower() or "duplicate" in err.lower():
+                    err = f"User already exists: {err}"
+                outcomes.append(_failed(a, err))
+            else:
+                missing = [t for t in a.team_ids if t not in r.teams]
+                note = None if r.api_key or not a.create_key else "created; its API key is unknown (answer lost)"
+                if missing:
+                    outcomes.append(
+                        Outcome(
+                            a,
+                            OutcomeStatus.FAILED,
+                            api_key=r.api_key,
+                            error=f"created, but not added to team(s) {', '.join(missing)}: {r.error or 'no reason given'}",
+                        )
+                    )
+                else:
+                    outcomes.append(_done(a, api_key=r.api_key, note=note))
+            self._progress.advance()
+        return outcomes
+
+    async def apply_deletes(self, actions: Sequence[DeleteUser]) -> list[Outcome]:
+        if not actions:
+            return []
+        self._progress.start("deleting users", len(actions))
+        bulk = await self.client.supports_bulk("delete")
+        if bulk and not self.stopping:
+            rows = await self._guard(lambda: self.client.bulk_delete_users([a.user_id for a in actions]))
+            if isinstance(rows, list):
+                by_id = {r.user_id: r for r in rows}
+                out = []
+                for a in actions:
+                    r = by_id.get(a.user_id)
+                    out.append(_done(a) if r and r.success else _failed(a, (r.error if r else None) or "not deleted"))
+                self._progress.advance(len(out))
+                return out
+        # older proxies leave rosters behind on /user/delete: leave the teams first
+        if not bulk:
+            leaves = [RemoveMembership(a.user_id, a.email, t) for a in actions for t in a.team_ids]
+            await self._leaves(leaves, progress=False)
+        chunks = [list(actions[i : i + DELETE_CHUNK]) for i in range(0, len(actions), DELETE_CHUNK)]
+        return await self._each(chunks, self._delete_chunk)
+
+    async def _delete_chunk(self, chunk: list[DeleteUser]) -> list[Outcome]:
+        try:
+            gone = await self.client.delete_users([a.user_id for a in chunk])
+        except AuthError:
+            raise
+        except ProxyError as exc:
+            if len(chunk) == 1:
+                return [_failed(chunk[0], exc)]
+            # isolate the failing user(s): one by one
+            out: list[Outcome] = []
+            for a in chunk:
+                out.extend(await self._delete_chunk([a]))
+            return out
+        return [_done(a) if a.user_id in gone else _failed(a, "not deleted") for a in chunk]
+
+    async def apply_role_changes(self, actions: Sequence[ChangeRole]) -> list[Outcome]:
+        if not actions:
+            return []
+        self._progress.start("changing roles", len(actions))
+        if await self.client.supports_bulk("update") and not self.stopping:
+            rows = await self._guard(
+                lambda: self.client.bulk_update_users(
+                    [{"user_id": a.user_id, "user_role": a.new_role} for a in actions]
+                )
+            )
+            if isinstance(rows, list):
+                by_id = {r.user_id: r for r in rows}
+                out = [
+                    _done(a)
+                    if (r := by_id.get(a.user_id)) and r.success
+                    else _failed(a, (r.error if r else None) or "not updated")
+                    for a in actions
+                ]
+                self._progress.advance(len(out))
+                return out
+
+        async def one(a: ChangeRole) -> list[Outcome]:
+            try:
+                await self.client.update_user(a.user_id, user_role=a.new_role)
+            except AuthError:
+                raise
+            except ProxyError as exc:
+                return [_failed(a, exc)]
+            return [_done(a)]
+
+        return await self._each(actions, one)
+
+    async def _guard(self, fn: Callable[[], Awaitable[T]]) -> T | ProxyError:
+        try:
+            return await fn()
+        except AuthError:
+            raise
+        except ProxyError as exc:
+            log.info("batch call failed as a whole (%s); falling back to per-user calls", exc)
+            return exc
+
+    async def _joins(self, actions: Sequence[AddMembership], *, progress: bool = True) -> list[Outcome]:
+        """Joins, one ``member_add`` with a member list per team; teams in parallel, one team at a time."""
+        if not actions:
+            return []
+        if progress:
+            self._progress.start("adding team memberships", len(actions))
+        by_team: dict[str, list[AddMembership]] = defaultdict(list)
+        for a in actions:
+            by_team[a.team_id].append(a)
+
+        async def team(batch: list[AddMembership]) -> list[Outcome]:
+            tid = batch[0].team_id
+            try:
+                ok = await self.client.add_team_members(tid, [(a.user_id, a.email) for a in batch])
+            except AuthError:
+                raise
+            except ProxyError as exc:
+                if len(batch) == 1:
+                    return [_failed(batch[0], exc)]
+                out: list[Outcome] = []  # isolate the member that makes the batch fail
+                for a in batch:
+                    out.extend(await team([a]))
+                return out
+            return [_done(a) if a.user_id in ok else _failed(a, f"not on team {tid} after member_add") for a in batch]
+
+        return await self._each(list(by_team.values()), team)
+
+    async def _leaves(self, actions: Sequence[RemoveMembership], *, progress: bool = True) -> list[Outcome]:
+        if not actions:
+            return []
+        if progress:
+            self._progress.start("removing team memberships", len(actions))
+        by_team: dict[str, list[RemoveMembership]] = defaultdict(list)
+        for a in actions:
+            by_team[a.team_id].append(a)
+        bulk = await self.client.supports_bulk("leave")
+
+        async def team(batch: list[RemoveMembership]) -> list[Outcome]:
+            tid = batch[0].team_id
+            if bulk and len(batch) > 1:
+                try:
+                    rows = await self.client.bulk_remove_team_members(tid, [a.user_id for a in batch])
+                except AuthError:
+                    raise
+                except ProxyError as exc:
+                    rows = None
+                    log.info("bulk leave for team %s failed (%s); one by one", tid, exc)
+                if rows is not None:
+                    by_id = {r.user_id: r for r in rows}
+                    return [
+                        _done(a)
+                        if (r := by_id.get(a.user_id)) and r.success
+                        else _failed(a, (r.error if r else None) or "not removed")
+                        for a in batch
+                    ]
+            out: list[Outcome] = []
+            for a in batch:  # sequential within one team
+                if self._stop.is_set():
+                    break
+                try:
+                    await self.client.remove_team_member(tid, a.user_id)
+                    out.append(_done(a))
+                except AuthError:
+                    raise
+                except ProxyError as exc:
+                    out.append(_failed(a, exc))
+            return out
+
+        return await self._each(list(by_team.values()), team)
+
+    async def apply_joins(self, actions: Sequence[AddMembership]) -> list[Outcome]:
+        return await self._joins(actions)
+
+    async def apply_leaves(self, actions: Sequence[RemoveMembership], finished: dict[str, Outcome]) -> list[Outcome]:
+        ready: list[RemoveMembership] = []
+        out: list[Outcome] = []
+        for a in actions:
+            failed = [k for k in a.requires if k not in finished or not finished[k].ok]
+            if failed:
+                out.append(_skipped(a, "not removed from the old team because joining the new team failed"))
+            else:
+                ready.append(a)
+        return out + await self._leaves(ready)
+
+    # ---------------------------------------------------------------------------------------------
+    # verification and fallback
+
+    async def verify(self, items: Sequence[PlanItem]) -> dict[str, str]:
+        """Read back the users whose teams changed; return ``user_id -> what is still wrong``."""
+        if not items:
+            return {}
+        self._progress.start("verifying", len(items))
+        try:
+            rows = await self.client.read_users_by_ids([i.user_id for i in items])
+        except AuthError:
+            raise
+        except ProxyError as exc:
+            return {i.user_id: f"could not verify: {exc}" for i in items}
+        wrong: dict[str, str] = {}
+        for i in items:
+            row = rows.get(i.user_id)
+            if row is None:
+                wrong[i.user_id] = "user not found when verifying"
+                continue
+            teams = set(row.get("teams") or ())
+            missing = [t for t in i.team_ids if t not in teams]
+            extra = [t for t in i.old_team_ids if t in teams and t not in i.team_ids]
+            role_wrong = i.role is not None and row.get("user_role") != i.role
+            parts = []
+            if missing:
+                parts.append(f"not in team(s) {', '.join(missing)}")
+            if extra:
+                parts.append(f"still in team(s) {', '.join(extra)}")
+            if role_wrong:
+                parts.append(f"role is {row.get('user_role')}, expected {i.role}")
+            if parts:
+                wrong[i.user_id] = "; ".join(parts)
+        self._progress.advance(len(items))
+        return wrong
+
+    async def recreate(self, a: RecreateUser, *, create_key: bool = True) -> Outcome:
+        """The seed's fallback: delete the user, create it again with the right role and teams."""
+        try:
+            await self.client.delete_users([a.user_id])
+            created = await self.client.create_user(create_body(a, with_teams=False, create_key=create_key))
+            if a.team_ids:
+                for tid in a.team_ids:
+                    await self.client.add_team_members(tid, [(a.user_id, a.email)])
+        except AuthError:
+            raise
+        except ProxyError as exc:
+            return _failed(a, f"User recreation failed: {exc}")
+        return _done(
+            a, api_key=created.api_key, note="recreated by the fallback; the user's previous API keys were deleted"
+        )
+
+    # ---------------------------------------------------------------------------------------------
+
+    async def apply_plan(self, plan: Plan) -> RunReport:
+        """Apply every unblocked action of ``plan``; never raises for a failed action."""
+        finished: dict[str, Outcome] = {}
+
+        def record(outcomes: Iterable[Outcome]) -> None:
+            for o in outcomes:
+                finished[o.action.key] = o
+
+        actions = plan.actions
+        phases: list[tuple[type, Callable[[list[Any]], Awaitable[list[Outcome]]]]] = [
+            (CreateUser, self.apply_creates),
+            (DeleteUser, self.apply_deletes),
+            (ChangeRole, self.apply_role_changes),
+            (AddMembership, self.apply_joins),
+            (RemoveMembership, lambda acts: self.apply_leaves(acts, finished)),
+        ]
+        for kind, applier in phases:
+            if self.stopping:
+                break
+            todo = [a for a in actions if isinstance(a, kind)]
+            if todo:
+                record(await applier(todo))
+        if self._fatal is not None:
+            raise self._fatal
+
+        recreated: dict[str, Outcome] = {}
+        wrong: dict[str, str] = {}
+        moved = [
+            i
+            for i in plan.items
+            if i.kind.name == "UPDATE"
+            and not i.blocked
+            and any(isinstance(a, (AddMembership, RemoveMembership)) for a in i.actions)
+            and all(a.key in finished for a in i.actions)
+        ]
+        if moved and not self.stopping:
+            wrong = await self.verify(moved)
+            for i in moved:
+                if i.user_id in wrong and i.may_recreate and plan.options.allow_recreate and not self.stopping:
+                    log.info("verification failed for %s (%s): recreating", i.email, wrong[i.user_id])
+                    action = RecreateUser(i.user_id, i.email, i.role or plan.options.default_role, i.team_ids)
+                    recreated[i.user_id] = await self.recreate(action, create_key=plan.options.create_keys)
+        if self._fatal is not None:
+            raise self._fatal
+
+        interrupted = self._stop.is_set()
+        results = [self._item_result(i, finished, wrong, recreated) for i in plan.items]
+        outcomes = list(finished.values()) + list(recreated.values())
+        return RunReport(results=tuple(results), outcomes=tuple(outcomes), interrupted=interrupted)
+
+    @staticmethod
+    def _item_result(
+        item: PlanItem, finished: dict[str, Outcome], wrong: dict[str, str], recreated: dict[str, Outcome]
+    ) -> ItemResult:
+        if item.blocked:
+            return ItemResult(item, success=False, error=item.blocked)
+        if not item.actions:
+            return ItemResult(item, success=True)
+        outs = [finished.get(a.key) for a in item.actions]
+        api_key = next((o.api_key for o in outs if o and o.api_key), None)
+        notes = [o.note for o in outs if o and o.note]
+        if item.user_id in recreated:
+            r = recreated[item.user_id]
+            return ItemResult(item, success=r.ok, error=r.error, api_key=r.api_key, note=r.note, recreated=True)
+        errors = []
+        for a, o in zip(item.actions, outs, strict=True):
+            if o is None:
+                errors.append(f"{a.key.split(':')[0]}: not attempted (run interrupted)")
+            elif not o.ok:
+                errors.append(o.error or "failed")
+        if not errors and item.user_id in wrong:
+            errors.append(f"verification failed: {wrong[item.user_id]}")
+        return ItemResult(
+            item, success=not errors, error="; ".join(errors) or None, api_key=api_key, note="; ".join(notes) or None
+        )
+
+
+async def apply_plan(
+    client: ProxyClient,
+    plan: Plan,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_progress: ProgressCallback | None = None,
+    stop: asyncio.Event | None = None,
+) -> RunReport:
+    """Apply ``plan`` through ``client``. See :class:`Executor`."""
+    return await Executor(client, concurrency=concurrency, on_progress=on_progress, stop=stop).apply_plan(plan)

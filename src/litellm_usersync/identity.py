@@ -1,0 +1,65 @@
+"""Identity rules: how emails and team names are compared, and which accounts are out of reach.
+
+Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+#: The user id of the master key and of the UI's admin login (LiteLLM ``LITELLM_PROXY_ADMIN_NAME``).
+DEFAULT_USER_ID = "default_user_id"
+
+#: The four proxy roles ``/user/new`` and ``/user/update`` accept.
+PROXY_ROLES: tuple[str, ...] = ("proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer")
+
+#: Separator of several teams inside one ``team_name`` cell.
+TEAM_SEPARATOR = ";"
+
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\u00a0"
+
+
+def normalize_email(raw: str) -> str:
+    """The identity key of an email: BOM/zero-width characters and whitespace stripped, lower-cased."""
+    return raw.strip().strip(_INVISIBLE).strip().lower()
+
+
+def normalize_team_name(raw: str) -> str:
+    """Team names are compared trimmed and case-insensitively."""
+    return " ".join(raw.strip().strip(_INVISIBLE).split()).casefold()
+
+
+def split_team_cell(cell: str) -> tuple[str, ...]:
+    """``"a; b;;c"`` -> ``("a", "b", "c")`` (trimmed, empty parts dropped, order and case kept, deduplicated)."""
+    seen: dict[str, str] = {}
+    for part in cell.split(TEAM_SEPARATOR):
+        name = " ".join(part.strip().strip(_INVISIBLE).split())
+        if name and normalize_team_name(name) not in seen:
+            seen[normalize_team_name(name)] = name
+    return tuple(seen.values())
+
+
+def join_team_names(names: Iterable[str]) -> str:
+    return TEAM_SEPARATOR.join(names)
+
+
+def mask_secret(value: str | None, keep: int = 5) -> str:
+    """``sk-abcdef123`` -> ``sk-ab…``. Empty stays empty."""
+    if not value:
+        return ""
+    if len(value) <= keep:
+        return "…"
+    return value[:keep] + "…"
+
+
+def resolve_team(name: str, teams_by_name: Mapping[str, Sequence[str]]) -> tuple[str | None, str | None]:
+    """Find one team id for ``name`` in an index ``normalize_team_name(alias) -> [team_id, ...]``.
+
+    Returns ``(team_id, None)`` or ``(None, error)`` with the seed's wording for a missing team.
+    """
+    ids = teams_by_name.get(normalize_team_name(name), ())
+    if not ids:
+        return None, f"Team not found: {name}"
+    if len(ids) > 1:
+        return None, f"Team name is ambiguous: {name} matches {len(ids)} teams ({', '.join(sorted(ids))})"
+    return ids[0], None

@@ -1,0 +1,392 @@
+"""Value objects: desired state, live snapshot, plan actions, outcomes. No I/O here."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from .identity import DEFAULT_USER_ID, PROXY_ROLES, normalize_email, normalize_team_name
+
+# --------------------------------------------------------------------------------------------------
+# Desired state (from the CSV)
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredUser:
+    """One CSV row.
+
+    ``role`` None means "not given": new users get the default role, existing users keep theirs.
+    ``team_names`` None means "not given": existing users keep their teams.
+    """
+
+    email: str
+    role: str | None = None
+    team_names: tuple[str, ...] | None = None
+    key_name: str | None = None
+    line: int = 0
+
+    @property
+    def email_key(self) -> str:
+        return normalize_email(self.email)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    users: tuple[DesiredUser, ...]
+    source: str = "<csv>"
+
+    @cached_property
+    def by_email_key(self) -> dict[str, DesiredUser]:
+        return {u.email_key: u for u in self.users}
+
+
+# --------------------------------------------------------------------------------------------------
+# Live state (from the proxy)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveUser:
+    user_id: str
+    email: str | None
+    role: str | None
+    team_ids: tuple[str, ...] = ()
+    key_count: int = 0
+    spend: float = 0.0
+    user_alias: str | None = None
+    max_budget: float | None = None
+    models: tuple[str, ...] = ()
+    created_at: str | None = None
+    updated_at: str | None = None
+    managed_marker: bool = False
+
+    @property
+    def email_key(self) -> str:
+        return normalize_email(self.email) if self.email else ""
+
+    @property
+    def is_manageable(self) -> bool:
+        """Users the sync may touch at all: with an email, and never ``default_user_id``."""
+        return bool(self.email_key) and self.user_id != DEFAULT_USER_ID
+
+    @property
+    def is_managed(self) -> bool:
+        """Users the sync may delete: manageable and holding one of the four proxy roles."""
+        return self.is_manageable and self.role in PROXY_ROLES
+
+
+@dataclass(frozen=True, slots=True)
+class TeamMember:
+    user_id: str | None
+    email: str | None
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    team_id: str
+    alias: str | None
+    members: tuple[TeamMember, ...] = ()
+
+    @property
+    def display_name(self) -> str:
+        return self.alias or self.team_id
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The whole live state, read once, with the indexes the planner needs."""
+
+    users: tuple[LiveUser, ...]
+    teams: tuple[Team, ...]
+    proxy_version: str | None = None
+    caller_user_id: str = DEFAULT_USER_ID
+
+    @cached_property
+    def users_by_id(self) -> dict[str, LiveUser]:
+        return {u.user_id: u for u in self.users}
+
+    @cached_property
+    def users_by_email_key(self) -> dict[str, list[LiveUser]]:
+        index: dict[str, list[LiveUser]] = {}
+        for u in self.users:
+            if u.is_manageable:
+                index.setdefault(u.email_key, []).append(u)
+        return index
+
+    @cached_property
+    def teams_by_id(self) -> dict[str, Team]:
+        return {t.team_id: t for t in self.teams}
+
+    @cached_property
+    def team_ids_by_name(self) -> dict[str, list[str]]:
+        """``normalize_team_name(alias) -> [team_id, ...]``. Teams without an alias are named by their id."""
+        index: dict[str, list[str]] = {}
+        for t in self.teams:
+            index.setdefault(normalize_team_name(t.display_name), []).append(t.team_id)
+        return index
+
+    @cached_property
+    def memberships(self) -> dict[str, frozenset[str]]:
+        """``user_id -> team ids`` from the rosters, united with each user's own ``teams`` list.
+
+        Only teams that exist are counted: a stale id in ``user.teams`` of a deleted team is ignored.
+        """
+        result: dict[str, set[str]] = {}
+        for t in self.teams:
+            for m in t.members:
+                if m.user_id:
+                    result.setdefault(m.user_id, set()).add(t.team_id)
+        known = self.teams_by_id
+        for u in self.users:
+            for tid in u.team_ids:
+                if tid in known:
+                    result.setdefault(u.user_id, set()).add(tid)
+        return {uid: frozenset(tids) for uid, tids in result.items()}
+
+    def team_ids_of(self, user_id: str) -> frozenset[str]:
+        return self.memberships.get(user_id, frozenset())
+
+    def team_names_of(self, user_id: str) -> tuple[str, ...]:
+        return self.team_names(self.team_ids_of(user_id))
+
+    def team_names(self, team_ids: Iterable[str]) -> tuple[str, ...]:
+        teams = self.teams_by_id
+        return tuple(sorted((teams[t].display_name if t in teams else t) for t in team_ids))
+
+    def fingerprint_of(self, user_ids: Iterable[str]) -> str:
+        """A digest of what the planner saw of these users (role, email, teams): detects stale plans."""
+        h = hashlib.sha256()
+        for uid in sorted(set(user_ids)):
+            u = self.users_by_id.get(uid)
+            if u is None:
+                h.update(f"{uid}|<absent>\n".encode())
+            else:
+                teams = ",".join(sorted(self.team_ids_of(uid)))
+                h.update(f"{uid}|{u.email_key}|{u.role}|{teams}\n".encode())
+        return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# Plan
+
+
+class ItemKind(enum.StrEnum):
+    """What a plan item does to one user; values are the report's ``action`` column."""
+
+    ADD = "ADDED"
+    DELETE = "DELETED"
+    UPDATE = "UPDATED"
+    UNCHANGED = "UNCHANGED"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateUser:
+    user_id: str
+    email: str
+    role: str
+    team_ids: tuple[str, ...] = ()
+    key_alias: str | None = None
+    create_key: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"create:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteUser:
+    user_id: str
+    email: str
+    #: the user's teams; older proxies leave rosters behind on delete, so the executor leaves them first
+    team_ids: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"delete:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRole:
+    user_id: str
+    email: str
+    old_role: str | None
+    new_role: str
+
+    @property
+    def key(self) -> str:
+        return f"role:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class AddMembership:
+    user_id: str
+    email: str
+    team_id: str
+
+    @property
+    def key(self) -> str:
+        return f"join:{self.user_id}:{self.team_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMembership:
+    user_id: str
+    email: str
+    team_id: str
+    #: keys of actions that must have succeeded first (add-before-remove)
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"leave:{self.user_id}:{self.team_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecreateUser:
+    """Fallback: delete and create again with the same id, email, role and teams. Keys are lost."""
+
+    user_id: str
+    email: str
+    role: str
+    team_ids: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"recreate:{self.user_id}"
+
+
+Action = CreateUser | DeleteUser | ChangeRole | AddMembership | RemoveMembership | RecreateUser
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    """Everything the plan does (or refuses to do) to one user: one report row."""
+
+    kind: ItemKind
+    email: str
+    user_id: str
+    role: str | None
+    team_names: tuple[str, ...]
+    actions: tuple[Action, ...] = ()
+    old_role: str | None = None
+    old_team_names: tuple[str, ...] = ()
+    #: set when the item cannot be applied (team not found, conflict); the row fails, nothing is sent
+    blocked: str | None = None
+    #: destructive facts shown in the plan (keys and spend lost on deletion)
+    key_count: int = 0
+    spend: float = 0.0
+    #: True when a failed verification would recreate this user (team changes with recreate allowed)
+    may_recreate: bool = False
+    line: int = 0
+    #: team ids the user should end up in, and those it was in (for verification after team moves)
+    team_ids: tuple[str, ...] = ()
+    old_team_ids: tuple[str, ...] = ()
+
+    @property
+    def email_key(self) -> str:
+        return normalize_email(self.email)
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A live user the plan deliberately leaves alone, and why (protected, --no-delete, ...)."""
+
+    email: str
+    user_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    allow_add: bool = True
+    allow_delete: bool = True
+    allow_update: bool = True
+    allow_recreate: bool = True
+    default_role: str = "proxy_admin"
+    create_keys: bool = True
+    #: None: the larger of MIN_DELETE_BRAKE and DELETE_BRAKE_RATIO of the managed users
+    max_delete: int | None = None
+    protected_emails: frozenset[str] = frozenset()
+    protected_roles: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Plan:
+    items: tuple[PlanItem, ...]
+    skipped: tuple[Skipped, ...] = ()
+    #: reasons the whole plan must not be applied (safety brakes); empty when it may run
+    refusals: tuple[str, ...] = ()
+    fingerprint: str = ""
+    options: PlanOptions = field(default_factory=PlanOptions)
+
+    def of_kind(self, kind: ItemKind) -> tuple[PlanItem, ...]:
+        return tuple(i for i in self.items if i.kind is kind)
+
+    @property
+    def counts(self) -> Mapping[ItemKind, int]:
+        return {k: sum(1 for i in self.items if i.kind is k) for k in ItemKind}
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        return tuple(a for i in self.items if not i.blocked for a in i.actions)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(i.actions and not i.blocked for i in self.items)
+
+    @property
+    def has_blocked(self) -> bool:
+        return any(i.blocked for i in self.items)
+
+
+# --------------------------------------------------------------------------------------------------
+# Outcomes
+
+
+class OutcomeStatus(enum.StrEnum):
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    action: Action
+    status: OutcomeStatus
+    error: str | None = None
+    #: the plaintext key of a created user (never logged; written to the 0600 report only)
+    api_key: str | None = None
+    #: free-text note (e.g. "already in team", "created, key unknown after a lost response")
+    note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is OutcomeStatus.DONE
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    item: PlanItem
+    success: bool
+    error: str | None = None
+    api_key: str | None = None
+    note: str | None = None
+    recreated: bool = False
+
+
+@dataclass(frozen=True)
+class RunReport:
+    results: tuple[ItemResult, ...]
+    outcomes: tuple[Outcome, ...] = ()
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> tuple[ItemResult, ...]:
+        return tuple(r for r in self.results if not r.success)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.interrupted

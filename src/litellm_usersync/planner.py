@@ -1,0 +1,236 @@
+"""The planner: desired state + live snapshot -> plan. Pure and deterministic (sorted by identity key).
+
+No I/O, no clock, no randomness. Safety brakes are checked here and reported as ``Plan.refusals``.
+"""
+
+from __future__ import annotations
+
+from .identity import DEFAULT_USER_ID, normalize_email, resolve_team
+from .models import (
+    Action,
+    AddMembership,
+    ChangeRole,
+    CreateUser,
+    DeleteUser,
+    DesiredState,
+    DesiredUser,
+    ItemKind,
+    LiveUser,
+    Plan,
+    PlanItem,
+    PlanOptions,
+    RemoveMembership,
+    Skipped,
+    Snapshot,
+)
+from .settings import default_max_delete
+
+_KIND_ORDER = {ItemKind.ADD: 0, ItemKind.DELETE: 1, ItemKind.UPDATE: 2, ItemKind.UNCHANGED: 3}
+
+
+def user_id_for(email: str) -> str:
+    """The user id we give a new user: its normalised email, so a retried create is detected (409)."""
+    return normalize_email(email)
+
+
+def _is_protected(user: LiveUser, snapshot: Snapshot, options: PlanOptions) -> str | None:
+    if user.user_id in (DEFAULT_USER_ID, snapshot.caller_user_id):
+        return "protected: the identity of the credentials in use"
+    if user.email_key in options.protected_emails:
+        return "protected (--protect)"
+    if user.role in options.protected_roles:
+        return f"protected (--protect-role {user.role})"
+    return None
+
+
+def _resolve_teams(names: tuple[str, ...], snapshot: Snapshot) -> tuple[tuple[str, ...], list[str]]:
+    ids: list[str] = []
+    errors: list[str] = []
+    for name in names:
+        tid, err = resolve_team(name, snapshot.team_ids_by_name)
+        if err:
+            errors.append(err)
+        elif tid is not None and tid not in ids:
+            ids.append(tid)
+    return tuple(ids), errors
+
+
+def _plan_new_user(want: DesiredUser, snapshot: Snapshot, options: PlanOptions) -> PlanItem:
+    role = want.role or options.default_role
+    team_ids, errors = _resolve_teams(want.team_names or (), snapshot)
+    user_id = user_id_for(want.email)
+    blocked = "; ".join(errors) or None
+    if not blocked and user_id in snapshot.users_by_id:
+        blocked = f"a user with id {user_id} already exists without this email; fix it by hand"
+    create = CreateUser(
+        user_id=user_id,
+        email=want.email,
+        role=role,
+        team_ids=team_ids,
+        key_alias=want.key_name,
+        create_key=options.create_keys,
+    )
+    return PlanItem(
+        kind=ItemKind.ADD,
+        email=want.email,
+        user_id=user_id,
+        role=role,
+        team_names=snapshot.team_names(team_ids) if not errors else tuple(want.team_names or ()),
+        actions=(create,),
+        blocked=blocked,
+        line=want.line,
+        team_ids=team_ids,
+    )
+
+
+def _plan_existing_user(
+    want: DesiredUser, live: LiveUser, snapshot: Snapshot, options: PlanOptions, skipped: list[Skipped]
+) -> PlanItem | None:
+    current = snapshot.team_ids_of(live.user_id)
+    current_names = snapshot.team_names(current)
+    protected = _is_protected(live, snapshot, options)
+    errors: list[str] = []
+    target = current
+    if want.team_names is not None:
+        ids, errors = _resolve_teams(want.team_names, snapshot)
+        target = frozenset(ids)
+    new_role = want.role if want.role is not None else live.role
+    if protected and new_role != live.role:
+        skipped.append(Skipped(live.email or "", live.user_id, f"role change to {new_role} refused: {protected}"))
+        new_role = live.role
+    actions: list[Action] = []
+    if new_role is not None and new_role != live.role:
+        actions.append(ChangeRole(live.user_id, live.email or want.email, live.role, new_role))
+    joins = [AddMembership(live.user_id, live.email or want.email, t) for t in sorted(target - current)]
+    actions.extend(joins)
+    requires = tuple(j.key for j in joins)
+    actions.extend(
+        RemoveMembership(live.user_id, live.email or want.email, t, requires=requires) for t in sorted(current - target)
+    )
+    base = {
+        "email": live.email or want.email,
+        "user_id": live.user_id,
+        "role": new_role,
+        "team_names": snapshot.team_names(target),
+        "old_role": live.role,
+        "old_team_names": current_names,
+        "line": want.line,
+        "key_count": live.key_count,
+        "spend": live.spend,
+        "team_ids": tuple(sorted(target)),
+        "old_team_ids": tuple(sorted(current)),
+    }
+    if errors:
+        return PlanItem(kind=ItemKind.UPDATE, actions=tuple(actions), blocked="; ".join(errors), **base)  # type: ignore[arg-type]
+    if not actions:
+        return PlanItem(kind=ItemKind.UNCHANGED, **base)  # type: ignore[arg-type]
+    if not options.allow_update:
+        skipped.append(Skipped(live.email or "", live.user_id, "differs but not updated (--no-update)"))
+        return None
+    has_team_change = target != current
+    return PlanItem(
+        kind=ItemKind.UPDATE,
+        actions=tuple(actions),
+        may_recreate=has_team_change and options.allow_recreate and not protected,
+        **base,  # type: ignore[arg-type]
+    )
+
+
+def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions | None = None) -> Plan:
+    """Turn the desired state and the live snapshot into a :class:`Plan`. Pure and deterministic."""
+    options = options or PlanOptions()
+    options = PlanOptions(
+        **{**options.__dict__, "protected_emails": frozenset(normalize_email(e) for e in options.protected_emails)}
+    )
+    items: list[PlanItem] = []
+    skipped: list[Skipped] = []
+    by_email = snapshot.users_by_email_key
+
+    for want in sorted(desired.users, key=lambda u: u.email_key):
+        matches = by_email.get(want.email_key, [])
+        if len(matches) > 1:
+            ids = ", ".join(sorted(u.user_id for u in matches))
+            items.append(
+                PlanItem(
+                    kind=ItemKind.UPDATE,
+                    email=want.email,
+                    user_id=ids,
+                    role=want.role,
+                    team_names=tuple(want.team_names or ()),
+                    line=want.line,
+                    blocked=f"conflict: {len(matches)} live users share this email ({ids}); none was touched",
+                )
+            )
+            continue
+        if not matches:
+            if options.allow_add:
+                items.append(_plan_new_user(want, snapshot, options))
+            else:
+                skipped.append(Skipped(want.email, "", "not added (--no-add)"))
+            continue
+        item = _plan_existing_user(want, matches[0], snapshot, options, skipped)
+        if item is not None:
+            items.append(item)
+
+    deletions: list[PlanItem] = []
+    managed = [u for u in snapshot.users if u.is_managed]
+    for key in sorted({u.email_key for u in managed}):
+        if key in desired.by_email_key:
+            continue
+        group = by_email.get(key, [])
+        if len(group) > 1:
+            ids = ", ".join(sorted(u.user_id for u in group))
+            skipped.append(
+                Skipped(group[0].email or key, ids, f"conflict: {len(group)} live users share this email; not deleted")
+            )
+            continue
+        live = group[0]
+        if not live.is_managed:
+            continue
+        reason = _is_protected(live, snapshot, options)
+        if reason:
+            skipped.append(Skipped(live.email or key, live.user_id, f"not deleted: {reason}"))
+            continue
+        if not options.allow_delete:
+            skipped.append(Skipped(live.email or key, live.user_id, "not deleted (--no-delete)"))
+            continue
+        deletions.append(
+            PlanItem(
+                kind=ItemKind.DELETE,
+                email=live.email or key,
+                user_id=live.user_id,
+                role=live.role,
+                team_names=snapshot.team_names_of(live.user_id),
+                actions=(
+                    DeleteUser(live.user_id, live.email or key, tuple(sorted(snapshot.team_ids_of(live.user_id)))),
+                ),
+                old_team_ids=tuple(sorted(snapshot.team_ids_of(live.user_id))),
+                key_count=live.key_count,
+                spend=live.spend,
+            )
+        )
+    items.extend(deletions)
+
+    refusals: list[str] = []
+    if deletions:
+        limit = options.max_delete if options.max_delete is not None else default_max_delete(len(managed))
+        if not desired.users:
+            refusals.append(
+                f"the CSV has no users: refusing to delete all {len(deletions)} managed users "
+                "(an empty source never means 'delete everyone')"
+            )
+        elif len(deletions) > limit:
+            refusals.append(
+                f"this run would delete {len(deletions)} users, more than the limit of {limit} "
+                f"({len(managed)} managed users); check the CSV, or raise the limit with --max-delete {len(deletions)}"
+            )
+
+    items.sort(key=lambda i: (_KIND_ORDER[i.kind], i.email_key, i.user_id))
+    touched = [i.user_id for i in items if i.actions and not i.blocked]
+    return Plan(
+        items=tuple(items),
+        skipped=tuple(sorted(skipped, key=lambda s: (normalize_email(s.email), s.user_id))),
+        refusals=tuple(refusals),
+        fingerprint=snapshot.fingerprint_of(touched),
+        options=options,
+    )

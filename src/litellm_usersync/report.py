@@ -1,0 +1,207 @@
+"""Renderers: plans and run reports as text, CSV rows and JSON-ready dicts. Pure; nothing is written here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from .identity import join_team_names, mask_secret
+from .models import ItemKind, ItemResult, Plan, PlanItem, RunReport
+
+SYNC_REPORT_COLUMNS = ("action", "email", "user_id", "role", "team_name", "api_keys", "status", "error_reason")
+PLAN_SCHEMA_VERSION = 1
+RESULT_SCHEMA_VERSION = 1
+
+
+def _teams(names: Sequence[str]) -> str:
+    return ", ".join(names) if names else "-"
+
+
+def _money(x: float) -> str:
+    return f"${x:,.2f}"
+
+
+def describe_item(item: PlanItem) -> str:
+    """One line of the dry-run listing, in the seed's format."""
+    if item.kind is ItemKind.ADD:
+        text = f"+ {item.email} (Role: {item.role}, Team: {_teams(item.team_names)})"
+    elif item.kind is ItemKind.DELETE:
+        text = f"- {item.email} (Role: {item.role}, Team: {_teams(item.team_names)})"
+        text += f" — destroys {item.key_count} API key(s), spend {_money(item.spend)}"
+    elif item.kind is ItemKind.UPDATE:
+        parts = []
+        if item.role != item.old_role:
+            parts.append(f"Role: {item.old_role} → {item.role}")
+        if tuple(item.team_names) != tuple(item.old_team_names):
+            parts.append(f"Teams: {_teams(item.old_team_names)} → {_teams(item.team_names)}")
+        text = f"~ {item.email} ({', '.join(parts) or 'no change'})"
+        if item.may_recreate:
+            text += " [recreated if verification fails: its API keys would be lost]"
+    else:
+        text = f"= {item.email} (Role: {item.role}, Team: {_teams(item.team_names)})"
+    if item.blocked:
+        text += f"  ✗ will FAIL: {item.blocked}"
+    return text
+
+
+def render_plan_summary(plan: Plan) -> str:
+    c = plan.counts
+    lines = [
+        "Synchronization Plan:",
+        f"  Users to add: {c[ItemKind.ADD]}",
+        f"  Users to delete: {c[ItemKind.DELETE]}",
+        f"  Users to update: {c[ItemKind.UPDATE]}",
+        f"  Users unchanged: {c[ItemKind.UNCHANGED]}",
+    ]
+    if plan.skipped:
+        lines.append(f"  Users left alone: {len(plan.skipped)}")
+    blocked = sum(1 for i in plan.items if i.blocked)
+    if blocked:
+        lines.append(f"  Rows that cannot be applied: {blocked}")
+    return "\n".join(lines)
+
+
+def render_plan_changes(plan: Plan, *, header: str = "DRY RUN - Changes that would be made:") -> str:
+    lines = [header]
+    for kind, title in ((ItemKind.ADD, "ADD"), (ItemKind.DELETE, "DELETE"), (ItemKind.UPDATE, "UPDATE")):
+        items = plan.of_kind(kind)
+        if items:
+            lines.append("")
+            lines.append(f"  Users to {title}:")
+            lines.extend(f"    {describe_item(i)}" for i in items)
+    if plan.skipped:
+        lines.append("")
+        lines.append("  Users left alone:")
+        lines.extend(f"    ! {s.email or s.user_id} ({s.reason})" for s in plan.skipped)
+    if len(lines) == 1:
+        lines.append("")
+        lines.append("  Nothing to change.")
+    return "\n".join(lines)
+
+
+def render_refusals(plan: Plan) -> str:
+    return "\n".join(f"Refused: {r}" for r in plan.refusals)
+
+
+def render_plan(plan: Plan, *, dry_run: bool = True) -> str:
+    header = "DRY RUN - Changes that would be made:" if dry_run else "Changes to be made:"
+    text = render_plan_summary(plan) + "\n\n" + render_plan_changes(plan, header=header)
+    if plan.refusals:
+        text += "\n\n" + render_refusals(plan)
+    return text
+
+
+# --------------------------------------------------------------------------------------------------
+# Results
+
+
+def result_rows(report: RunReport, *, show_keys: bool) -> Iterator[tuple[str, ...]]:
+    """Rows of ``user_sync_result.csv``. ``show_keys`` False masks API keys (for the screen)."""
+    for r in report.results:
+        item = r.item
+        key = r.api_key or ""
+        if key and not show_keys:
+            key = mask_secret(key)
+        reason = r.error or ""
+        if r.success and r.note:
+            reason = r.note
+        elif r.note:
+            reason = f"{reason}; {r.note}"
+        yield (
+            item.kind.value,
+            item.email,
+            item.user_id,
+            item.role or "",
+            join_team_names(item.team_names),
+            key,
+            "SUCCESS" if r.success else "FAILED",
+            reason,
+        )
+
+
+def render_summary(report: RunReport) -> str:
+    counts: dict[tuple[str, bool], int] = {}
+    for r in report.results:
+        k = (r.item.kind.value, r.success)
+        counts[k] = counts.get(k, 0) + 1
+    lines = ["Synchronization Result:"]
+    for kind in ItemKind:
+        ok = counts.get((kind.value, True), 0)
+        bad = counts.get((kind.value, False), 0)
+        lines.append(f"  {kind.value:<9} {ok} succeeded" + (f", {bad} FAILED" if bad else ""))
+    recreated = [r for r in report.results if r.recreated]
+    if recreated:
+        lines.append(f"  Recreated by the fallback: {len(recreated)} (their previous API keys were deleted)")
+    if report.interrupted:
+        lines.append("  Interrupted: the remaining actions were not started; run again to finish.")
+    if report.failed:
+        lines.append("")
+        lines.append("Failed:")
+        lines.extend(f"  {r.item.kind.value} {r.item.email}: {r.error}" for r in report.failed)
+    return "\n".join(lines)
+
+
+def _item_dict(item: PlanItem) -> dict[str, Any]:
+    return {
+        "action": item.kind.value,
+        "email": item.email,
+        "user_id": item.user_id,
+        "role": item.role,
+        "old_role": item.old_role,
+        "teams": list(item.team_names),
+        "old_teams": list(item.old_team_names),
+        "team_ids": list(item.team_ids),
+        "old_team_ids": list(item.old_team_ids),
+        "operations": [a.key for a in item.actions],
+        "blocked": item.blocked,
+        "key_count": item.key_count,
+        "spend": item.spend,
+        "may_recreate": item.may_recreate,
+        "line": item.line or None,
+    }
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    c = plan.counts
+    return {
+        "schema": "litellm-usersync/plan",
+        "version": PLAN_SCHEMA_VERSION,
+        "summary": {
+            "add": c[ItemKind.ADD],
+            "delete": c[ItemKind.DELETE],
+            "update": c[ItemKind.UPDATE],
+            "unchanged": c[ItemKind.UNCHANGED],
+            "skipped": len(plan.skipped),
+            "blocked": sum(1 for i in plan.items if i.blocked),
+        },
+        "refusals": list(plan.refusals),
+        "fingerprint": plan.fingerprint,
+        "items": [_item_dict(i) for i in plan.items],
+        "skipped": [{"email": s.email, "user_id": s.user_id, "reason": s.reason} for s in plan.skipped],
+    }
+
+
+def _result_dict(r: ItemResult) -> dict[str, Any]:
+    d = _item_dict(r.item)
+    d.update(
+        status="SUCCESS" if r.success else "FAILED",
+        error=r.error,
+        note=r.note,
+        recreated=r.recreated,
+        api_key=mask_secret(r.api_key) if r.api_key else None,
+    )
+    return d
+
+
+def report_to_dict(report: RunReport) -> dict[str, Any]:
+    return {
+        "schema": "litellm-usersync/result",
+        "version": RESULT_SCHEMA_VERSION,
+        "ok": report.ok,
+        "interrupted": report.interrupted,
+        "summary": {
+            "succeeded": sum(1 for r in report.results if r.success),
+            "failed": len(report.failed),
+        },
+        "results": [_result_dict(r) for r in report.results],
+    }

@@ -1,0 +1,70 @@
+"""Reading the whole live state once: every user page, every team page, the rosters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .client import ProxyClient
+from .models import LiveUser, Snapshot, Team, TeamMember
+
+MANAGED_MARKER_KEY = "managed_by"
+MANAGED_MARKER_VALUE = "litellm-usersync"
+
+
+def parse_live_user(row: Mapping[str, Any]) -> LiveUser:
+    metadata = row.get("metadata") or {}
+    models = row.get("models") or ()
+    return LiveUser(
+        user_id=str(row.get("user_id")),
+        email=(str(row["user_email"]) if row.get("user_email") else None),
+        role=row.get("user_role"),
+        team_ids=tuple(str(t) for t in (row.get("teams") or ())),
+        key_count=int(row.get("key_count") or 0),
+        spend=float(row.get("spend") or 0.0),
+        user_alias=row.get("user_alias"),
+        max_budget=row.get("max_budget"),
+        models=tuple(str(m) for m in models) if isinstance(models, list) else (),
+        created_at=row.get("created_at"),
+        updated_at=row.get("updated_at"),
+        managed_marker=isinstance(metadata, dict) and metadata.get(MANAGED_MARKER_KEY) == MANAGED_MARKER_VALUE,
+    )
+
+
+def parse_team(row: Mapping[str, Any]) -> Team:
+    members = []
+    for m in row.get("members_with_roles") or ():
+        if isinstance(m, dict):
+            members.append(
+                TeamMember(
+                    user_id=(str(m["user_id"]) if m.get("user_id") else None),
+                    email=m.get("user_email"),
+                    role=str(m.get("role") or "user"),
+                )
+            )
+    return Team(team_id=str(row.get("team_id")), alias=row.get("team_alias") or None, members=tuple(members))
+
+
+async def read_snapshot(
+    client: ProxyClient,
+    *,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> Snapshot:
+    """Read every user and team once (pages in parallel, totals checked) into an indexed :class:`Snapshot`."""
+
+    def progress(what: str) -> Callable[[int, int], None] | None:
+        if on_progress is None:
+            return None
+        cb = on_progress
+        return lambda done, total: cb(what, done, total)
+
+    version, caller = await asyncio.gather(client.proxy_version(), client.check_auth())
+    users_raw, teams_raw = await asyncio.gather(
+        client.read_all_users(on_page=progress("users")),
+        client.read_all_teams(on_page=progress("teams")),
+    )
+    users = tuple(parse_live_user(u) for u in users_raw)
+    teams = tuple(parse_team(t) for t in teams_raw)
+    del users_raw, teams_raw
+    return Snapshot(users=users, teams=teams, proxy_version=version, caller_user_id=caller)
