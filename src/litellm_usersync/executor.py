@@ -223,7 +223,7 @@ class Executor:
                             a,
                             OutcomeStatus.FAILED,
                             api_key=r.api_key,
-                            error=f"created, but not added to team(s) {', '.join(missing)}: {r.error or 'no reason given'}",
+                            error=f"created, but not added to team(s) {', '.join(missing)}: {r.error or '?'}",
                         )
                     )
                 else:
