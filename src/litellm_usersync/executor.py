@@ -104,8 +104,10 @@ class Executor:
         concurrency: int = DEFAULT_CONCURRENCY,
         on_progress: ProgressCallback | None = None,
         stop: asyncio.Event | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
     ) -> None:
         self.client = client
+        self._on_outcome = on_outcome
         self.concurrency = max(1, concurrency)
         self._sem = asyncio.Semaphore(self.concurrency)
         self._progress = _Progress(on_progress)
@@ -454,6 +456,8 @@ class Executor:
         def record(outcomes: Iterable[Outcome]) -> None:
             for o in outcomes:
                 finished[o.action.key] = o
+                if self._on_outcome:
+                    self._on_outcome(o)
 
         actions = plan.actions
         phases: list[tuple[type, Callable[[list[Any]], Awaitable[list[Outcome]]]]] = [
@@ -489,12 +493,13 @@ class Executor:
                     log.info("verification failed for %s (%s): recreating", i.email, wrong[i.user_id])
                     action = RecreateUser(i.user_id, i.email, i.role or plan.options.default_role, i.team_ids)
                     recreated[i.user_id] = await self.recreate(action, create_key=plan.options.create_keys)
+                    record([recreated[i.user_id]])
         if self._fatal is not None:
             raise self._fatal
 
         interrupted = self._stop.is_set()
         results = [self._item_result(i, finished, wrong, recreated) for i in plan.items]
-        outcomes = list(finished.values()) + list(recreated.values())
+        outcomes = list(finished.values())
         return RunReport(results=tuple(results), outcomes=tuple(outcomes), interrupted=interrupted)
 
     @staticmethod
@@ -531,6 +536,8 @@ async def apply_plan(
     concurrency: int = DEFAULT_CONCURRENCY,
     on_progress: ProgressCallback | None = None,
     stop: asyncio.Event | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> RunReport:
-    """Apply ``plan`` through ``client``. See :class:`Executor`."""
-    return await Executor(client, concurrency=concurrency, on_progress=on_progress, stop=stop).apply_plan(plan)
+    """Apply ``plan`` through ``client``. See :class:`Executor`. ``on_outcome`` sees every outcome as it lands."""
+    executor = Executor(client, concurrency=concurrency, on_progress=on_progress, stop=stop, on_outcome=on_outcome)
+    return await executor.apply_plan(plan)
