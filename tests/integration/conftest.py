@@ -64,7 +64,7 @@ def proxy() -> Proxy:
             pytest.fail("CI=true but no proxy: LITELLM_BASE_URL / LITELLM_MASTER_KEY are not set (.ci/run starts it)")
         pytest.skip(
             "no LiteLLM Proxy configured: set LITELLM_BASE_URL and LITELLM_MASTER_KEY "
-            "(e.g. eval \"$(../shared/litellm-proxy/start)\") to run the integration tests"
+            '(e.g. eval "$(../shared/litellm-proxy/start)") to run the integration tests'
         )
     if not url.startswith(("http://127.", "http://localhost", "http://[::1]")):
         pytest.fail(f"integration tests only run against a loopback proxy, not {url}")
@@ -105,11 +105,19 @@ def cli_run(proxy: Proxy, workdir: pathlib.Path) -> Callable[..., Result]:
 def script_run(proxy: Proxy, workdir: pathlib.Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run a seed script (``python sync_user.py ...``) as a real process."""
 
-    def run(script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run(
+        script: str, *args: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = (), timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, **proxy.env(), **(env or {})}
+        for name in unset:
+            full_env.pop(name, None)
         return subprocess.run(
-            [sys.executable, str(REPO / script), *args], cwd=workdir, env=full_env, text=True,
-            capture_output=True, timeout=timeout,
+            [sys.executable, str(REPO / script), *args],
+            cwd=workdir,
+            env=full_env,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
         )
 
     return run
@@ -167,8 +175,13 @@ def seed_users(clean_proxy: Proxy) -> Callable[..., None]:
         async def go(c: ProxyClient) -> None:
             for email, role, teams in rows:
                 await c.create_user(
-                    {"user_id": email.strip().lower(), "user_email": email, "user_role": role,
-                     "teams": teams, "auto_create_key": False}
+                    {
+                        "user_id": email.strip().lower(),
+                        "user_email": email,
+                        "user_role": role,
+                        "teams": teams,
+                        "auto_create_key": False,
+                    }
                 )
 
         clean_proxy.run(go)
