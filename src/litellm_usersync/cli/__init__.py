@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from .. import __version__
@@ -34,9 +32,6 @@ def main(argv: list[str] | None = None) -> None:
 def run_legacy(command: click.Command, prog_name: str, argv: list[str] | None = None) -> None:
     """Entry point of the seed's script names (``python sync_user.py ...``)."""
     load_dotenv_once()
-    if "--version" in (argv if argv is not None else sys.argv[1:]):
-        click.echo(f"{prog_name} (litellm-usersync) {__version__}")
-        raise SystemExit(0)
     command.main(args=argv, prog_name=prog_name, obj=Context())
 
 

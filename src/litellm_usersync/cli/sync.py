@@ -8,15 +8,17 @@ from typing import Any
 
 import click
 
+from .. import __version__
 from ..csvfile import read_users_csv, write_csv_file
 from ..executor import apply_plan
 from ..identity import PROXY_ROLES, normalize_email
-from ..models import ItemKind, Plan, PlanOptions, RunReport, Snapshot
+from ..models import Plan, PlanOptions, RunReport
 from ..planner import build_plan
 from ..report import (
     SYNC_REPORT_COLUMNS,
     plan_to_dict,
     render_plan,
+    render_plan_summary,
     render_summary,
     report_to_dict,
     result_rows,
@@ -110,6 +112,7 @@ def sync_options(f: Any) -> Any:
 
 
 @click.command("sync")
+@click.version_option(__version__, prog_name="litellm-usersync")
 @sync_options
 @common_options
 def sync_command(
@@ -164,26 +167,24 @@ def sync_command(
             protected_roles=frozenset(protect_role),
         )
 
-        async def run(stop: asyncio.Event) -> tuple[Plan, Snapshot, RunReport | None]:
+        async def run(stop: asyncio.Event) -> tuple[Plan, RunReport | None]:
             async with make_client(settings) as client:
                 with progress_bar(not debug) as progress:
                     snapshot = await read_snapshot(client, on_progress=progress)
                 plan = build_plan(desired, snapshot, options)
-                if dry_run or plan.refusals or not plan.has_changes:
-                    return plan, snapshot, None
+                if dry_run or plan.refusals:
+                    return plan, None
                 if output == "text":
-                    out(render_plan(plan, dry_run=False))
+                    out(render_plan(plan, dry_run=False) if plan.has_changes else render_plan_summary(plan))
                     out()
-                with progress_bar(not debug) as progress:
+                with progress_bar(not debug and plan.has_changes) as progress:
                     report = await apply_plan(client, plan, concurrency=concurrency, on_progress=progress, stop=stop)
-                return plan, snapshot, report
+                return plan, report
 
-        plan, _snapshot, report = run_async(run)
+        plan, report = run_async(run)
 
     if report is None:
-        _finish_without_changes(
-            plan, dry_run=dry_run, output=output, detailed_exitcode=detailed_exitcode, report_path=report_path
-        )
+        _show_plan_only(plan, output=output, detailed_exitcode=detailed_exitcode)
         return
     written = write_csv_file(report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), secret=True)
     if output == "json":
@@ -191,6 +192,8 @@ def sync_command(
         data["report_file"] = str(written)
         out(json.dumps(data, indent=2))
     else:
+        if not plan.has_changes and not plan.has_blocked:
+            out("Nothing to change.")
         out(render_summary(report))
         keys = sum(1 for r in report.results if r.api_key)
         note = f" (mode 0600; holds {keys} new API key(s))" if keys else " (mode 0600)"
@@ -200,37 +203,16 @@ def sync_command(
     raise CliExit(ExitCode.OK if report.ok else ExitCode.FAILED)
 
 
-def _finish_without_changes(
-    plan: Plan, *, dry_run: bool, output: str, detailed_exitcode: bool, report_path: str
-) -> None:
+def _show_plan_only(plan: Plan, *, output: str, detailed_exitcode: bool) -> None:
+    """A dry run, or a plan refused by a brake: show it and pick the exit code."""
     if output == "json":
         out(json.dumps(plan_to_dict(plan), indent=2))
+        for r in plan.refusals:
+            err(f"Refused: {r}")
     else:
-        out(
-            render_plan(plan, dry_run=True)
-            if dry_run or plan.refusals
-            else render_plan(plan, dry_run=True).split("\n\n")[0]
-        )
+        out(render_plan(plan, dry_run=True))
     if plan.refusals:
-        if output == "json":
-            for r in plan.refusals:
-                err(f"Refused: {r}")
         raise CliExit(ExitCode.REFUSED)
-    if dry_run:
-        if detailed_exitcode and (plan.has_changes or plan.has_blocked):
-            raise CliExit(2)
-        raise CliExit(ExitCode.OK)
-    # a real run with nothing to apply: still report (unchanged rows, rows that cannot be applied)
-    from ..models import ItemResult
-    from ..models import RunReport as _RR
-
-    report = _RR(results=tuple(ItemResult(i, success=not i.blocked, error=i.blocked) for i in plan.items))
-    write_csv_file(report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), secret=True)
-    if output != "json":
-        out("\nNothing to change." if not plan.has_blocked else "")
-        out(render_summary(report))
-        out(f"\nReport written to {report_path} (mode 0600)")
-    raise CliExit(ExitCode.FAILED if plan.has_blocked else ExitCode.OK)
-
-
-_ = ItemKind  # re-exported for tests that build expectations from the enum
+    if detailed_exitcode and (plan.has_changes or plan.has_blocked):
+        raise CliExit(2)
+    raise CliExit(ExitCode.OK)
