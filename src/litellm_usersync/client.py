@@ -360,13 +360,16 @@ class ProxyClient:
         return self._version
 
     async def check_auth(self) -> str:
-        """Check the credentials and return the caller's user id (``default_user_id`` for the master key)."""
-        await self.request("GET", "/user/list", params={"page": 1, "page_size": 1})
+        """Check the credentials and return the caller's user id (``default_user_id`` for the master key).
+
+        ``/key/info`` without a key describes the caller's own key: 401 for bad credentials, 404 for the
+        master key (it is not a stored key), the key's owner for a virtual key.
+        """
         try:
             info = await self.request("GET", "/key/info")
         except NotFoundError:
             return DEFAULT_USER_ID  # the master key is not a stored key
-        except ProxyError:
+        except (RejectedError, ServerError):
             return DEFAULT_USER_ID
         data = info.get("info", {}) if isinstance(info, dict) else {}
         return str(data.get("user_id") or DEFAULT_USER_ID)

@@ -163,15 +163,23 @@ def out(text: str = "") -> None:
 
 
 @contextlib.contextmanager
-def handle_errors(debug: bool) -> Iterator[None]:
-    """Turn our exceptions into one ``Error: ...`` line and the right exit code."""
+def handle_errors(debug: bool, *, unusable: int = ExitCode.UNUSABLE) -> Iterator[None]:
+    """Turn our exceptions into one ``Error: ...`` line and the right exit code.
+
+    ``unusable`` replaces exit code 2 (``--detailed-exitcode`` reserves 2 for "changes pending", so errors
+    are 1 there, as in terraform).
+    """
     try:
         yield
+    except CliExit as exc:
+        if exc.exit_code == ExitCode.UNUSABLE and unusable != ExitCode.UNUSABLE:
+            raise CliExit(unusable) from None
+        raise
     except CsvError as exc:
         err(f"Error: {len(exc.problems)} problem(s) in the CSV; nothing was sent to the proxy:")
         for p in exc.problems:
             err(f"  {p}")
-        raise CliExit(ExitCode.UNUSABLE) from None
+        raise CliExit(unusable) from None
     except RefusedError as exc:
         err(f"Refused: {exc}")
         raise CliExit(ExitCode.REFUSED) from None
@@ -179,25 +187,25 @@ def handle_errors(debug: bool) -> Iterator[None]:
         if debug:
             raise
         err(f"Error: Unauthorized: {exc}. Check --master-key / LITELLM_MASTER_KEY.")
-        raise CliExit(ExitCode.UNUSABLE) from None
+        raise CliExit(unusable) from None
     except UnavailableError as exc:
         if debug:
             raise
         err(f"Error: Connection failed: {exc}. Check --base-url and that the proxy is running.")
-        raise CliExit(ExitCode.UNUSABLE) from None
+        raise CliExit(unusable) from None
     except (InputError, ConfigError) as exc:
         err(f"Error: {exc}")
-        raise CliExit(ExitCode.UNUSABLE) from None
+        raise CliExit(unusable) from None
     except ProxyError as exc:
         if debug:
             raise
         err(f"Error: the proxy answered: {exc}")
-        raise CliExit(ExitCode.UNUSABLE) from None
+        raise CliExit(unusable) from None
     except UsersyncError as exc:
         if debug:
             raise
         err(f"Error: {exc}")
-        raise CliExit(ExitCode.UNUSABLE) from None
+        raise CliExit(unusable) from None
 
 
 def run_async(coro_fn: Callable[[asyncio.Event], Awaitable[T]]) -> T:

@@ -153,7 +153,7 @@ def sync_command(
     (bad CSV, bad credentials, proxy unreachable), 3 refused by a safety brake, 130 interrupted.
     """
     setup_logging(debug)
-    with handle_errors(debug):
+    with handle_errors(debug, unusable=ExitCode.FAILED if detailed_exitcode else ExitCode.UNUSABLE):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
         desired = read_users_csv(csv_file)
         options = PlanOptions(

@@ -1,0 +1,192 @@
+"""The CLI over a scripted proxy (httpx.MockTransport injected through the click context): no network."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from litellm_usersync.cli import cli
+from litellm_usersync.cli._common import Context
+
+KEY = "sk-master-secret-0123456789"
+
+
+def fake_proxy(
+    users: list[dict[str, Any]], teams: list[dict[str, Any]], calls: list[str]
+) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(f"{request.method} {request.url.path}")
+        if request.headers.get("authorization") != f"Bearer {KEY}":
+            return httpx.Response(401, json={"error": {"message": "Authentication Error", "type": "auth_error"}})
+        path = request.url.path
+        if path == "/health/readiness/details":
+            return httpx.Response(200, json={"status": "healthy", "litellm_version": "1.110.2"})
+        if path == "/key/info":
+            return httpx.Response(404, json={"error": {"message": "Key not found in database"}})
+        if path == "/user/list":
+            return httpx.Response(200, json={"users": users, "total": len(users), "page": 1, "total_pages": 1})
+        if path == "/v2/team/list":
+            return httpx.Response(200, json={"teams": teams, "total": len(teams), "page": 1, "total_pages": 1})
+        return httpx.Response(500, json={"detail": f"unexpected {path}"})
+
+    return handler
+
+
+def user(email: str, role: str = "internal_user", teams: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "user_id": email,
+        "user_email": email,
+        "user_role": role,
+        "teams": list(teams),
+        "key_count": 2,
+        "spend": 1.5,
+    }
+
+
+TEAMS = [
+    {"team_id": "t-dev", "team_alias": "development", "members_with_roles": []},
+    {"team_id": "t-sup", "team_alias": "support", "members_with_roles": []},
+]
+
+
+@pytest.fixture
+def run(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[Result, list[str]]]:
+    monkeypatch.chdir(tmp_path)
+
+    def go(
+        *args: str, users: list[dict[str, Any]] | None = None, env: dict[str, str] | None = None
+    ) -> tuple[Result, list[str]]:
+        calls: list[str] = []
+        transport = httpx.MockTransport(fake_proxy(users or [], TEAMS, calls))
+        result = CliRunner().invoke(
+            cli,
+            list(args),
+            obj=Context(transport=transport),
+            env={"LITELLM_MASTER_KEY": KEY, "LITELLM_BASE_URL": "http://proxy.test", **(env or {})},
+        )
+        return result, calls
+
+    return go
+
+
+def csv(tmp: pathlib.Path, text: str) -> str:
+    (tmp / "user_list.csv").write_text(text, encoding="utf-8")
+    return "user_list.csv"
+
+
+def test_dry_run_prints_the_seed_format(run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path) -> None:
+    csv(tmp_path, "email,role,team_name\nnew@x.com,internal_user,development\nstay@x.com,proxy_admin,support\n")
+    users = [user("stay@x.com", "internal_user", ("t-dev",)), user("old@x.com", "internal_user", ("t-sup",))]
+    result, calls = run("sync", "--csv-file", "user_list.csv", "--dry-run", users=users)
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "Synchronization Plan:\n"
+        "  Users to add: 1\n"
+        "  Users to delete: 1\n"
+        "  Users to update: 1\n"
+        "  Users unchanged: 0\n"
+        "\n"
+        "DRY RUN - Changes that would be made:\n"
+        "\n"
+        "  Users to ADD:\n"
+        "    + new@x.com (Role: internal_user, Team: development)\n"
+        "\n"
+        "  Users to DELETE:\n"
+        "    - old@x.com (Role: internal_user, Team: support) — destroys 2 API key(s), spend $1.50\n"
+        "\n"
+        "  Users to UPDATE:\n"
+        "    ~ stay@x.com (Role: internal_user → proxy_admin, Teams: development → support)"
+        " [recreated if verification fails: its API keys would be lost]\n"
+    )
+    assert all(c.startswith("GET ") for c in calls), "a dry run only reads"
+    assert not (tmp_path / "user_sync_result.csv").exists()
+
+
+def test_dry_run_json_output(run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path) -> None:
+    csv(tmp_path, "email,role,team_name\nnew@x.com,internal_user,development\n")
+    result, _ = run("sync", "--csv-file", "user_list.csv", "--dry-run", "--output", "json")
+    doc = json.loads(result.output)
+    assert doc["schema"] == "litellm-usersync/plan" and doc["summary"]["add"] == 1
+    assert doc["items"][0]["operations"] == ["create:new@x.com"]
+
+
+def test_missing_master_key_exits_2(run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path) -> None:
+    csv(tmp_path, "email\na@x.com\n")
+    result, calls = run("sync", "--csv-file", "user_list.csv", env={"LITELLM_MASTER_KEY": ""})
+    assert result.exit_code == 2
+    assert "no master key" in result.stderr
+    assert calls == []
+
+
+def test_bad_csv_sends_nothing(run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path) -> None:
+    csv(tmp_path, "mail_address,role\na@x.com,internal_user\n")
+    result, calls = run("sync", "--csv-file", "user_list.csv")
+    assert result.exit_code == 2
+    assert "user_list.csv:1: missing the 'email' column" in result.stderr
+    assert calls == []
+
+
+def test_missing_csv_file(run: Callable[..., tuple[Result, list[str]]]) -> None:
+    result, calls = run("sync", "--csv-file", "nope.csv")
+    assert result.exit_code == 2 and "nope.csv:0: file not found" in result.stderr and calls == []
+
+
+def test_bad_key_is_unauthorized_and_masked(
+    run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path
+) -> None:
+    csv(tmp_path, "email\na@x.com\n")
+    result, _ = run("sync", "--csv-file", "user_list.csv", env={"LITELLM_MASTER_KEY": "sk-wrong-0123456789"})
+    assert result.exit_code == 2
+    assert "Unauthorized" in result.stderr
+    assert "sk-wrong-0123456789" not in result.output + result.stderr
+
+
+def test_mass_deletion_brake_exits_3(run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path) -> None:
+    users = [user(f"u{i}@x.com") for i in range(30)]
+    csv(tmp_path, "email,role\nu0@x.com,internal_user\n")
+    result, calls = run("sync", "--csv-file", "user_list.csv", users=users)
+    assert result.exit_code == 3, result.output
+    assert "Refused: this run would delete 29 users, more than the limit of 10" in result.output
+    assert all(c.startswith("GET ") for c in calls)
+
+
+def test_empty_csv_never_means_delete_everyone(
+    run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path
+) -> None:
+    csv(tmp_path, "email,role,team_name\n")
+    result, calls = run("sync", "--csv-file", "user_list.csv", "--max-delete", "100", users=[user("a@x.com")])
+    assert result.exit_code == 3
+    assert "the CSV has no users" in result.output
+    assert all(c.startswith("GET ") for c in calls)
+
+
+@pytest.mark.parametrize(
+    ("users", "expected"),
+    [([user("a@x.com", "internal_user")], 0), ([], 2)],
+    ids=["nothing-to-do", "changes-pending"],
+)
+def test_detailed_exitcode(
+    run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path, users: list[dict[str, Any]], expected: int
+) -> None:
+    csv(tmp_path, "email,role\na@x.com,internal_user\n")
+    result, _ = run("sync", "--csv-file", "user_list.csv", "--dry-run", "--detailed-exitcode", users=users)
+    assert result.exit_code == expected, result.output
+
+
+def test_detailed_exitcode_error_is_1(run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path) -> None:
+    csv(tmp_path, "email\nnot-an-email\n")
+    result, _ = run("sync", "--csv-file", "user_list.csv", "--dry-run", "--detailed-exitcode")
+    assert result.exit_code == 1
+
+
+def test_version(run: Callable[..., tuple[Result, list[str]]]) -> None:
+    result, _ = run("--version")
+    assert result.exit_code == 0 and "litellm-usersync, version" in result.output
+    result, _ = run("sync", "--version")
+    assert result.exit_code == 0 and "version" in result.output
