@@ -6,6 +6,9 @@ import click
 
 from .. import __version__
 from ._common import Context, load_dotenv_once
+from .add import add_command
+from .delete import delete_command
+from .listing import list_command
 from .sync import sync_command
 
 
@@ -22,6 +25,9 @@ def cli(ctx: click.Context) -> None:
 
 
 cli.add_command(sync_command)
+cli.add_command(add_command)
+cli.add_command(delete_command)
+cli.add_command(list_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,13 @@
+#!/usr/bin/env python3
+"""The seed's `python add_user.py --csv-file user_addlist.csv ...`: the same command as `litellm-usersync add`."""
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "src"))
+
+from litellm_usersync.cli import run_legacy  # noqa: E402
+from litellm_usersync.cli.add import add_command  # noqa: E402
+
+if __name__ == "__main__":
+    run_legacy(add_command, "add_user.py")

@@ -1,0 +1,195 @@
+"""``litellm-usersync add`` (and ``python add_user.py``): register the users of a CSV file in bulk."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from ..csvfile import read_users_csv, write_csv_file
+from ..executor import apply_plan
+from ..identity import PROXY_ROLES
+from ..invitations import apply_registrations
+from ..registration import (
+    ERROR_COLUMNS,
+    EXISTING_COLUMNS,
+    RESULT_COLUMNS,
+    AddOutcome,
+    AddPlan,
+    build_add_plan,
+    error_rows,
+    existing_rows,
+    render_add_plan,
+    render_add_summary,
+    result_rows,
+)
+from ..snapshot import read_snapshot
+from ._common import (
+    CliExit,
+    ExitCode,
+    build_settings,
+    common_options,
+    handle_errors,
+    make_client,
+    out,
+    run_async,
+    setup_logging,
+)
+from ._progress import progress_bar
+
+DEFAULT_CSV = "user_addlist.csv"
+DEFAULT_RESULT = "user_reg_result.csv"
+DEFAULT_ERRORS = "user_reg_error.csv"
+DEFAULT_UPDATE_LIST = "user_update_list.csv"
+
+
+@click.command("add")
+@click.option(
+    "--csv-file",
+    default=DEFAULT_CSV,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Input CSV: email,role,team_name,key_name (all but email optional; teams separated by ';').",
+)
+@click.option(
+    "--user-role",
+    type=click.Choice(PROXY_ROLES),
+    default="proxy_admin",
+    show_default=True,
+    help="Role for users whose CSV row has no role.",
+)
+@click.option("--dry-run", is_flag=True, help="Show who would be created; change nothing.")
+@click.option(
+    "--update-existing",
+    "update_existing",
+    is_flag=False,
+    flag_value=DEFAULT_UPDATE_LIST,
+    default=None,
+    metavar="[PATH]",
+    help=f"Also write the rows whose users already exist, with their current role and teams, to PATH "
+    f"(default {DEFAULT_UPDATE_LIST}) in sync's input format: edit it, then run sync --no-delete with it.",
+)
+@click.option(
+    "--no-invite",
+    is_flag=True,
+    help="Do not create invitation links (users then set no password through the UI link).",
+)
+@click.option(
+    "--result-file",
+    default=DEFAULT_RESULT,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Created users, their API keys and invitation links (mode 0600).",
+)
+@click.option(
+    "--error-file",
+    default=DEFAULT_ERRORS,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Rows that were not created (or got no invitation link), with the reason.",
+)
+@common_options
+def add_command(
+    csv_file: str,
+    user_role: str,
+    dry_run: bool,
+    update_existing: str | None,
+    no_invite: bool,
+    result_file: str,
+    error_file: str,
+    base_url: str,
+    master_key: str | None,
+    debug: bool,
+    concurrency: int,
+    timeout_s: float,
+    bulk: bool,
+) -> None:
+    """Register the users of a CSV file: create each in its team(s), with an API key and an invitation link.
+
+    Users that already exist (same email, compared trimmed and case-insensitively) are skipped and
+    reported as errors ("User already exists"); change them with sync. A row whose team does not exist
+    fails ("Team not found: NAME"); the others are still created. key_name becomes the alias of the
+    user's API key. The invitation link (BASE/ui/?invitation_id=ID&action=reset_password) lets the user
+    set a password; when the proxy cannot make invitations the users are kept and the reason is reported.
+
+    \b
+    Output files (written on every real run):
+      user_reg_result.csv  email,role,user_id,team_name,models,api_keys,invitation_url  (mode 0600)
+      user_reg_error.csv   email,role,error_reason
+
+    \b
+    Examples:
+      litellm-usersync add --csv-file user_addlist.csv --dry-run
+      litellm-usersync add --csv-file user_addlist.csv
+      litellm-usersync add --update-existing
+
+    Exit codes: 0 every row created, 1 some rows failed or already existed, 2 nothing could be done
+    (bad CSV, bad credentials, proxy unreachable), 130 interrupted.
+    """
+    setup_logging(debug)
+    with handle_errors(debug):
+        settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
+        desired = read_users_csv(csv_file, with_key_name=True)
+
+        async def run(stop: asyncio.Event) -> tuple[AddPlan, AddOutcome | None]:
+            async with make_client(settings) as client:
+                with progress_bar(not debug) as progress:
+                    snapshot = await read_snapshot(client, on_progress=progress)
+                add = build_add_plan(desired, snapshot, default_role=user_role)
+                out(render_add_plan(add, dry_run=dry_run))
+                if dry_run:
+                    return add, None
+                out()
+                with progress_bar(not debug) as progress:
+                    report = await apply_plan(
+                        client, add.plan, concurrency=concurrency, on_progress=progress, stop=stop
+                    )
+                    created = [r.item.user_id for r in AddOutcome(report).created]
+                    registrations = await apply_registrations(
+                        client,
+                        created,
+                        invite=not no_invite,
+                        concurrency=concurrency,
+                        on_progress=progress,
+                        stop=stop,
+                    )
+                return add, AddOutcome(report, registrations)
+
+        add, outcome = run_async(run)
+
+    if outcome is None:
+        _write_existing(add, update_existing)
+        raise CliExit(ExitCode.OK)
+
+    for row in result_rows(add, outcome, show_keys=False):
+        email, role, user_id, _teams, _models, key, url = row
+        extra = f", key {key}" if key else ""
+        extra += ", invitation link created" if url else ""
+        out(f"✓ Created user: {email} (role: {role}, user_id: {user_id}{extra})")
+    errors = error_rows(add, outcome)
+    for email, role, reason in errors:
+        out(f"✗ {email} ({role}): {reason}")
+    out()
+    out(render_add_summary(add, outcome))
+
+    results = result_rows(add, outcome, show_keys=True)
+    written = write_csv_file(result_file, RESULT_COLUMNS, results, secret=True)
+    keys = sum(1 for r in results if r[5])
+    out(f"\nSuccess list written to {written} (mode 0600; {len(results)} user(s), {keys} API key(s))")
+    err_path = write_csv_file(error_file, ERROR_COLUMNS, errors)
+    out(f"Error list written to {err_path} ({len(errors)} row(s))")
+    _write_existing(add, update_existing)
+    if outcome.report.interrupted:
+        raise CliExit(ExitCode.INTERRUPTED)
+    raise CliExit(ExitCode.FAILED if errors else ExitCode.OK)
+
+
+def _write_existing(add: AddPlan, path: str | None) -> None:
+    if not path:
+        return
+    rows = existing_rows(add)
+    written = write_csv_file(path, EXISTING_COLUMNS, rows)
+    out(
+        f"Existing users written to {written} ({len(rows)} row(s), current role and teams): "
+        f"edit it, then run sync --csv-file {written} --no-delete"
+    )

@@ -1,0 +1,144 @@
+"""``litellm-usersync delete`` (and ``python del_user.py``): delete the users listed in a CSV file."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from ..csvfile import read_users_csv, write_csv_file
+from ..executor import apply_plan
+from ..models import RunReport
+from ..removal import (
+    ERROR_COLUMNS,
+    RESULT_COLUMNS,
+    DeletePlan,
+    build_delete_plan,
+    error_rows,
+    render_delete_plan,
+    render_delete_summary,
+    result_rows,
+)
+from ..snapshot import read_snapshot
+from ._common import (
+    CliExit,
+    ExitCode,
+    build_settings,
+    common_options,
+    handle_errors,
+    make_client,
+    out,
+    run_async,
+    setup_logging,
+)
+from ._progress import progress_bar
+
+DEFAULT_CSV = "user_dellist.csv"
+DEFAULT_RESULT = "user_del_result.csv"
+DEFAULT_ERRORS = "user_del_error.csv"
+
+
+@click.command("delete")
+@click.option(
+    "--csv-file",
+    default=DEFAULT_CSV,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Input CSV with an 'email' column (other columns are ignored).",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted (with key counts and spend); change nothing.")
+@click.option(
+    "--max-delete",
+    type=click.IntRange(0),
+    default=None,
+    help="Refuse to run if more users would be deleted [default: the larger of 10 and 20% of managed users].",
+)
+@click.option(
+    "--result-file",
+    default=DEFAULT_RESULT,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Deleted users: email,user_id,status.",
+)
+@click.option(
+    "--error-file",
+    default=DEFAULT_ERRORS,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Rows not deleted: email,user_id,error_reason.",
+)
+@common_options
+def delete_command(
+    csv_file: str,
+    dry_run: bool,
+    max_delete: int | None,
+    result_file: str,
+    error_file: str,
+    base_url: str,
+    master_key: str | None,
+    debug: bool,
+    concurrency: int,
+    timeout_s: float,
+    bulk: bool,
+) -> None:
+    """Delete the users whose emails a CSV file lists, with their API keys and team memberships.
+
+    Emails are matched trimmed and case-insensitively against one full read of the proxy. Unknown
+    emails go to the error file ("User not found in the system"); so do emails shared by several users
+    and the identity of the master key (default_user_id), which is never deleted. The plan shows what
+    each deletion destroys (API keys, spend). Like sync, the run is refused (exit 3, nothing deleted)
+    when it would delete more users than --max-delete.
+
+    \b
+    Output files (written on every real run):
+      user_del_result.csv  email,user_id,status
+      user_del_error.csv   email,user_id,error_reason
+
+    \b
+    Examples:
+      litellm-usersync delete --csv-file user_dellist.csv --dry-run
+      litellm-usersync delete --csv-file user_dellist.csv
+      litellm-usersync delete --csv-file offboarding.csv --max-delete 50
+
+    Exit codes: 0 every listed user deleted, 1 some rows failed or were not found, 2 nothing could be
+    done (bad CSV, bad credentials, proxy unreachable), 3 refused by the brake, 130 interrupted.
+    """
+    setup_logging(debug)
+    with handle_errors(debug):
+        settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
+        desired = read_users_csv(csv_file)
+
+        async def run(stop: asyncio.Event) -> tuple[DeletePlan, RunReport | None]:
+            async with make_client(settings) as client:
+                with progress_bar(not debug) as progress:
+                    snapshot = await read_snapshot(client, on_progress=progress)
+                dp = build_delete_plan(desired, snapshot, max_delete=max_delete)
+                out(render_delete_plan(dp, dry_run=dry_run))
+                if dry_run or dp.plan.refusals:
+                    return dp, None
+                out()
+                with progress_bar(not debug) as progress:
+                    report = await apply_plan(client, dp.plan, concurrency=concurrency, on_progress=progress, stop=stop)
+                return dp, report
+
+        dp, report = run_async(run)
+
+    if dp.plan.refusals:
+        raise CliExit(ExitCode.REFUSED)
+    if report is None:
+        raise CliExit(ExitCode.OK)
+    for email, user_id, _status in result_rows(report):
+        out(f"✓ Deleted user: {email} ({user_id})")
+    errors = error_rows(dp, report)
+    for email, user_id, reason in errors:
+        out(f"✗ {email}{f' ({user_id})' if user_id else ''}: {reason}")
+    out()
+    out(render_delete_summary(dp, report))
+    done = result_rows(report)
+    written = write_csv_file(result_file, RESULT_COLUMNS, done)
+    out(f"\nDeleted users written to {written} ({len(done)} row(s))")
+    err_path = write_csv_file(error_file, ERROR_COLUMNS, errors)
+    out(f"Error list written to {err_path} ({len(errors)} row(s))")
+    if report.interrupted:
+        raise CliExit(ExitCode.INTERRUPTED)
+    raise CliExit(ExitCode.FAILED if errors else ExitCode.OK)

@@ -1,0 +1,150 @@
+"""``litellm-usersync list`` (and ``python list_user.py``): the proxy's users as TSV, CSV, JSON or a table."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from ..listing import (
+    DEFAULT_COLUMNS,
+    FORMATS,
+    LIST_COLUMNS,
+    SYNC_INPUT_COLUMNS,
+    ListFilter,
+    build_rows,
+    build_sync_rows,
+    parse_columns,
+    render_cell,
+    render_csv,
+    render_json,
+    render_tsv,
+    select_users,
+)
+from ..models import Snapshot
+from ..snapshot import read_snapshot
+from ._common import build_settings, common_options, err, handle_errors, make_client, run_async, setup_logging
+from ._progress import progress_bar
+
+
+def _columns(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    try:
+        return parse_columns(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("list")
+@click.option("--role", default=None, help="Only users with exactly this role (e.g. internal_user).")
+@click.option("--email-like", default=None, metavar="TEXT", help="Only users whose email contains TEXT (any case).")
+@click.option(
+    "--columns",
+    default=None,
+    callback=_columns,
+    metavar="A,B,...",
+    help=f"Columns to show, comma-separated [default: {','.join(DEFAULT_COLUMNS)}; "
+    f"csv format: {','.join(SYNC_INPUT_COLUMNS)}]. Available: {', '.join(LIST_COLUMNS)}.",
+)
+@click.option(
+    "--show-all",
+    is_flag=True,
+    help="Also list users without an email (default_user_id, ...) and users with other roles.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="tsv",
+    show_default=True,
+    help="tsv: tab-separated, header first (the seed's); csv: sync's input format; json: an array of "
+    "objects; table: a table for the terminal.",
+)
+@common_options
+def list_command(
+    role: str | None,
+    email_like: str | None,
+    columns: tuple[str, ...] | None,
+    show_all: bool,
+    fmt: str,
+    base_url: str,
+    master_key: str | None,
+    debug: bool,
+    concurrency: int,
+    timeout_s: float,
+    bulk: bool,
+) -> None:
+    """List the proxy's users (never their passwords, salts or tokens).
+
+    By default only users with an email and one of the four proxy roles are listed (the users sync
+    manages); --show-all lists everyone. List values (teams, team_names, models) are JSON arrays;
+    team_names are the aliases of the teams in the teams column, in the same order.
+
+    With --format csv and no --columns the output is sync's input (email,role,team_name; several
+    teams joined with ';'), so `list --format csv > users.csv`, an edit, and
+    `sync --csv-file users.csv --dry-run` plans exactly that edit.
+
+    \b
+    Examples:
+      litellm-usersync list > backup.txt
+      litellm-usersync list --role proxy_admin --email-like @company.com
+      litellm-usersync list --columns user_email,user_role,key_count,spend --format table
+      litellm-usersync list --format csv > user_list.csv
+
+    Exit codes: 0 listed (also when no user matches), 2 nothing could be done (bad option, bad
+    credentials, proxy unreachable).
+    """
+    setup_logging(debug)
+    with handle_errors(debug):
+        settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
+
+        async def run(_stop: asyncio.Event) -> Snapshot:
+            async with make_client(settings) as client:
+                with progress_bar(not debug) as progress:
+                    return await read_snapshot(client, on_progress=progress)
+
+        snapshot = run_async(run)
+
+    users = select_users(snapshot, ListFilter(role=role, email_like=email_like, show_all=show_all))
+    if not users:
+        err("No users found.")
+    if fmt == "csv" and columns is None:
+        sync_rows, left_out = build_sync_rows(users, snapshot)
+        click.echo(render_csv(SYNC_INPUT_COLUMNS, sync_rows), nl=False)
+        if left_out:
+            err(f"{left_out} user(s) without an email left out: sync's input needs an email.")
+        return
+    cols = columns or DEFAULT_COLUMNS
+    rows = build_rows(users, snapshot, cols)
+    if fmt == "tsv":
+        click.echo(render_tsv(rows, cols), nl=False)
+    elif fmt == "csv":
+        click.echo(render_csv(cols, ([r[c] for c in cols] for r in rows)), nl=False)
+    elif fmt == "json":
+        click.echo(render_json(rows), nl=False)
+    else:
+        _print_table(rows, cols)
+
+
+def _print_table(rows: list[dict[str, object]], cols: tuple[str, ...]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_lines=False, header_style="bold")
+    for c in cols:
+        table.add_column(c, overflow="fold", justify="right" if c in ("spend", "max_budget", "key_count") else "left")
+    for r in rows:
+        table.add_row(*(Text(_table_cell(r[c])) for c in cols))  # Text: no markup
+    # on a terminal: its width; piped: as wide as the content (a folded table is useless in a file)
+    width = None if sys.stdout.isatty() else 100_000
+    Console(file=sys.stdout, width=width, soft_wrap=False).print(table)
+    click.echo(f"{len(rows)} user(s)")
+
+
+def _table_cell(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return "\n".join(str(v) for v in value)
+    return render_cell(value)

@@ -1,0 +1,228 @@
+"""Registering users in bulk (the ``add`` command, the seed's ``add_user.py``): plan, report rows, text.
+
+Pure. The plan for new users is the planner's own (``build_plan`` with deletions and updates off), so
+``add`` creates users exactly as ``sync`` does; rows whose user already exists are set aside first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .identity import join_team_names, mask_secret
+from .models import DesiredState, DesiredUser, ItemKind, ItemResult, Plan, PlanItem, PlanOptions, RunReport, Snapshot
+from .planner import build_plan
+
+RESULT_COLUMNS = ("email", "role", "user_id", "team_name", "models", "api_keys", "invitation_url")
+ERROR_COLUMNS = ("email", "role", "error_reason")
+EXISTING_COLUMNS = ("email", "role", "team_name")
+ALREADY_EXISTS = "User already exists"
+
+
+@dataclass(frozen=True)
+class ExistingUser:
+    """A CSV row whose email already belongs to a live user (or to several: ``user_ids`` > 1)."""
+
+    want: DesiredUser
+    user_ids: tuple[str, ...]
+    #: the live user's role and team aliases (of the first match)
+    role: str | None
+    team_names: tuple[str, ...]
+
+    @property
+    def reason(self) -> str:
+        if len(self.user_ids) > 1:
+            return f"{ALREADY_EXISTS} ({len(self.user_ids)} live users share this email: {', '.join(self.user_ids)})"
+        return ALREADY_EXISTS
+
+
+@dataclass(frozen=True)
+class AddPlan:
+    """New users to create (``plan``: ADD items only, some blocked) and the rows set aside as existing."""
+
+    plan: Plan
+    existing: tuple[ExistingUser, ...]
+    default_role: str
+
+    @property
+    def creatable(self) -> tuple[PlanItem, ...]:
+        return tuple(i for i in self.plan.items if not i.blocked)
+
+    @property
+    def blocked(self) -> tuple[PlanItem, ...]:
+        return tuple(i for i in self.plan.items if i.blocked)
+
+    def requested_role(self, want: DesiredUser) -> str:
+        return want.role or self.default_role
+
+
+def build_add_plan(
+    desired: DesiredState, snapshot: Snapshot, *, default_role: str = "proxy_admin", create_keys: bool = True
+) -> AddPlan:
+    """Split the CSV into existing users (matched by email, trimmed and case-insensitive) and a plan of creates.
+
+    A new user whose team does not exist is a blocked item (``Team not found: NAME``): it fails, the
+    others are still created.
+    """
+    by_email = snapshot.users_by_email_key
+    existing: list[ExistingUser] = []
+    new: list[DesiredUser] = []
+    for want in desired.users:
+        matches = by_email.get(want.email_key, [])
+        if not matches:
+            new.append(want)
+            continue
+        ids = tuple(sorted(u.user_id for u in matches))
+        first = sorted(matches, key=lambda u: u.user_id)[0]
+        existing.append(ExistingUser(want, ids, first.role, snapshot.team_names_of(first.user_id)))
+    options = PlanOptions(
+        allow_add=True, allow_delete=False, allow_update=False, default_role=default_role, create_keys=create_keys
+    )
+    full = build_plan(DesiredState(users=tuple(new), source=desired.source), snapshot, options)
+    # only the creates: with deletions off, every other live user would be listed as "left alone"
+    plan = Plan(
+        items=tuple(i for i in full.items if i.kind is ItemKind.ADD),
+        refusals=full.refusals,
+        fingerprint=full.fingerprint,
+        options=full.options,
+    )
+    existing.sort(key=lambda e: e.want.email_key)
+    return AddPlan(plan=plan, existing=tuple(existing), default_role=default_role)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _key_text(item: PlanItem) -> str:
+    create = item.actions[0] if item.actions else None
+    alias = getattr(create, "key_alias", None)
+    return f", Key Name: {alias}" if alias else ""
+
+
+def render_add_plan(add: AddPlan, *, dry_run: bool) -> str:
+    """The plan as text: counts, then one line per row (``+`` create, ``!`` exists, ``✗`` cannot be applied)."""
+    lines = [
+        "Registration Plan:",
+        f"  Users to add: {len(add.creatable)}",
+        f"  Users that already exist: {len(add.existing)}",
+    ]
+    if add.blocked:
+        lines.append(f"  Rows that cannot be applied: {len(add.blocked)}")
+    lines.append("")
+    lines.append("DRY RUN - Users that would be created:" if dry_run else "Users to be created:")
+    for i in add.creatable:
+        teams = ", ".join(i.team_names) or "-"
+        lines.append(f"  + {i.email} (Role: {i.role}, Team: {teams}{_key_text(i)})")
+    if not add.creatable:
+        lines.append("  (none)")
+    if add.existing:
+        lines.append("")
+        lines.append("  Skipped (already exist; use sync to change them):")
+        lines.extend(f"  ! {e.want.email}: {e.reason}" for e in add.existing)
+    if add.blocked:
+        lines.append("")
+        lines.append("  Cannot be applied:")
+        lines.extend(f"  ✗ {i.email}: {i.blocked}" for i in add.blocked)
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What happened to one created user beyond the create: its invitation link and its models."""
+
+    invitation_url: str | None = None
+    invitation_error: str | None = None
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AddOutcome:
+    """Everything the ``add`` run produced, ready for the two report files."""
+
+    report: RunReport
+    registrations: Mapping[str, Registration] = field(default_factory=dict)
+
+    @property
+    def created(self) -> tuple[ItemResult, ...]:
+        """Items whose user now exists (a create that failed only at joining a team still created the user)."""
+        return tuple(r for r in self.report.results if r.success or _created_anyway(r))
+
+
+def _created_anyway(r: ItemResult) -> bool:
+    return not r.success and bool(r.error) and str(r.error).startswith("created, but")
+
+
+def _models_text(models: Iterable[str]) -> str:
+    models = list(models)
+    return ";".join(models) if models else "All proxy models"
+
+
+def result_rows(add: AddPlan, outcome: AddOutcome, *, show_keys: bool) -> list[tuple[str, ...]]:
+    """Rows of ``user_reg_result.csv``: one per user created. ``show_keys`` False masks the API keys."""
+    rows: list[tuple[str, ...]] = []
+    for r in outcome.created:
+        reg = outcome.registrations.get(r.item.user_id, Registration())
+        key = r.api_key or ""
+        rows.append(
+            (
+                r.item.email,
+                r.item.role or add.default_role,
+                r.item.user_id,
+                join_team_names(r.item.team_names),
+                _models_text(reg.models),
+                key if show_keys else mask_secret(key),
+                reg.invitation_url or "",
+            )
+        )
+    return rows
+
+
+def error_rows(add: AddPlan, outcome: AddOutcome | None) -> list[tuple[str, str, str]]:
+    """Rows of ``user_reg_error.csv``: existing users, rows that cannot be applied, failed creates, and
+    created users without an invitation link (the reason says the user was created)."""
+    rows: list[tuple[str, str, str]] = []
+    rows.extend((e.want.email, add.requested_role(e.want), e.reason) for e in add.existing)
+    if outcome is None:
+        rows.extend((i.email, i.role or add.default_role, i.blocked or "") for i in add.blocked)
+        return rows
+    for r in outcome.report.results:
+        if not r.success:
+            rows.append((r.item.email, r.item.role or add.default_role, r.error or "failed"))
+    for r in outcome.created:
+        reg = outcome.registrations.get(r.item.user_id)
+        if reg is not None and reg.invitation_error:
+            rows.append(
+                (
+                    r.item.email,
+                    r.item.role or add.default_role,
+                    f"user created, but no invitation link: {reg.invitation_error}",
+                )
+            )
+    return rows
+
+
+def existing_rows(add: AddPlan) -> list[tuple[str, str, str]]:
+    """Rows for ``--update-existing``: the existing users in sync's input format, with their current role and
+    teams, ready to be edited and fed to ``sync --no-delete``. Emails shared by several users are left out."""
+    return [(e.want.email, e.role or "", join_team_names(e.team_names)) for e in add.existing if len(e.user_ids) == 1]
+
+
+def render_add_summary(add: AddPlan, outcome: AddOutcome) -> str:
+    created = outcome.created
+    failed = [r for r in outcome.report.results if not r.success and not _created_anyway(r)]
+    partial = [r for r in outcome.report.results if _created_anyway(r)]
+    no_link = [r for r in created if (reg := outcome.registrations.get(r.item.user_id)) and reg.invitation_error]
+    lines = [
+        "Summary:",
+        f"  Successfully created: {len(created)} users",
+        f"  Already existed (skipped): {len(add.existing)} users",
+        f"  Failed: {len(failed)} users",
+    ]
+    if partial:
+        lines.append(f"  Created but not in every team: {len(partial)} users")
+    if no_link:
+        lines.append(f"  Created without an invitation link: {len(no_link)} users")
+    if outcome.report.interrupted:
+        lines.append("  Interrupted: the remaining users were not created; run again to finish.")
+    return "\n".join(lines)
