@@ -43,6 +43,8 @@ _MAX_MESSAGE = 300
 _SECRET_RE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{2})[A-Za-z0-9_\-]+")
 #: versions from which the /management/v1 bulk routes, /user/bulk_update and /team/bulk_member_add exist
 BULK_MIN_VERSION = (1, 100)
+#: a user id that cannot exist (the proxy strips ids and rejects NUL; spaces inside are kept but we never use them)
+_NO_SUCH_USER_ID = "litellm-usersync no such user"
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -464,9 +466,11 @@ class ProxyClient:
         sem = asyncio.Semaphore(max(self.settings.concurrency, 1))
 
         async def one(ids: list[str]) -> None:
-            # a single id is a substring match on 1.110: the exact filter below handles it
+            # one id alone is a case-insensitive *substring* match on 1.110 (it could fill the page with other
+            # users); two or more are an exact `in`, so a single id travels with a placeholder that matches nothing
+            query = ids if len(ids) > 1 else [*ids, _NO_SUCH_USER_ID]
             async with sem:
-                page = await self.list_users_page(1, user_ids=ids, page_size=self.settings.page_size)
+                page = await self.list_users_page(1, user_ids=query, page_size=self.settings.page_size)
             for u in page.items:
                 if u.get("user_id") in ids:
                     found[str(u["user_id"])] = u
