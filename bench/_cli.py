@@ -1,0 +1,48 @@
+"""Run the real ``litellm-usersync`` CLI and, at exit, write the client's request counts to a file.
+
+``bench/run.py`` starts this as a subprocess instead of the console script, so the counts come from
+``ProxyClient.request_counts`` (maintained on every request whatever the log level) without ``--debug``
+and without changing the package: the only addition is a wrapper around ``ProxyClient.__init__`` that
+remembers the instances. Everything else (argument parsing, reading, planning, applying, the report, the
+exit code) is the installed CLI's own code, in a process of its own, so the peak RSS is the tool's.
+
+Usage: ``BENCH_COUNTS_FILE=/tmp/counts.json python bench/_cli.py sync --csv-file ...``
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+from typing import Any
+
+from litellm_usersync import client as _client
+from litellm_usersync.cli import main
+
+_instances: list[Any] = []
+_original_init = _client.ProxyClient.__init__
+
+
+def _remembering_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    _original_init(self, *args, **kwargs)
+    _instances.append(self)
+
+
+def _dump_counts() -> None:
+    path = os.environ.get("BENCH_COUNTS_FILE")
+    if not path:
+        return
+    counts: dict[str, int] = {}
+    for c in _instances:
+        for key, n in c.request_counts.items():
+            counts[key] = counts.get(key, 0) + n
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump({"clients": len(_instances), "counts": counts}, fh)
+
+
+_client.ProxyClient.__init__ = _remembering_init  # type: ignore[method-assign]
+atexit.register(_dump_counts)
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
