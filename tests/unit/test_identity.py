@@ -1,0 +1,134 @@
+"""Identity rules: emails and team names compared normalised, team resolution, masking."""
+
+from __future__ import annotations
+
+import pytest
+
+from litellm_usersync.identity import (
+    DEFAULT_USER_ID,
+    PROXY_ROLES,
+    join_team_names,
+    mask_secret,
+    normalize_email,
+    normalize_team_name,
+    resolve_team,
+    split_team_cell,
+)
+
+
+def test_constants() -> None:
+    assert DEFAULT_USER_ID == "default_user_id"
+    assert PROXY_ROLES == ("proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("a@x.com", "a@x.com"),
+        ("A@X.COM", "a@x.com"),
+        ("  Alice@Example.com \t", "alice@example.com"),
+        ("\ufeffa@x.com", "a@x.com"),
+        ("\u200ba@x.com\u200b", "a@x.com"),
+        ("\u00a0a@x.com\u00a0", "a@x.com"),
+        (" \ufeff B@x.com \n", "b@x.com"),
+        ("", ""),
+    ],
+)
+def test_normalize_email(raw: str, expected: str) -> None:
+    assert normalize_email(raw) == expected
+
+
+def test_normalize_email_keeps_inner_characters() -> None:
+    assert normalize_email("first.last+tag@sub.example.com") == "first.last+tag@sub.example.com"
+
+
+def test_normalize_email_is_idempotent() -> None:
+    for raw in (" A@B.c ", "\ufeffX@y.Z", "q@w.e"):
+        assert normalize_email(normalize_email(raw)) == normalize_email(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Dev", "dev"),
+        ("  Dev Team  ", "dev team"),
+        ("Dev    Team", "dev team"),
+        ("\ufeffOps", "ops"),
+        ("STRASSE", "strasse"),
+        ("Straße", "strasse"),
+    ],
+)
+def test_normalize_team_name(raw: str, expected: str) -> None:
+    assert normalize_team_name(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("", ()),
+        ("   ", ()),
+        (";;", ()),
+        ("dev", ("dev",)),
+        ("a; b;;a", ("a", "b")),
+        ("Dev;dev;DEV", ("Dev",)),
+        (" R&D  Europe ; Ops ", ("R&D Europe", "Ops")),
+        ("b;a", ("b", "a")),
+        ("\ufeffa;b", ("a", "b")),
+    ],
+)
+def test_split_team_cell(cell: str, expected: tuple[str, ...]) -> None:
+    assert split_team_cell(cell) == expected
+
+
+def test_join_then_split_roundtrips() -> None:
+    names = ("alpha", "beta gamma", "delta")
+    assert split_team_cell(join_team_names(names)) == names
+    assert join_team_names(()) == ""
+
+
+INDEX = {"dev": ["t-dev"], "ops": ["t-ops-2", "t-ops-1"], "r&d europe": ["t-rd"]}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("dev", "t-dev"), ("DEV", "t-dev"), ("  Dev ", "t-dev"), ("R&D   Europe", "t-rd")],
+)
+def test_resolve_team_found(name: str, expected: str) -> None:
+    assert resolve_team(name, INDEX) == (expected, None)
+
+
+def test_resolve_team_not_found_uses_the_seed_wording_with_the_name_as_given() -> None:
+    assert resolve_team("Marketing", INDEX) == (None, "Team not found: Marketing")
+
+
+def test_resolve_team_ambiguous_alias_lists_the_ids_sorted() -> None:
+    tid, err = resolve_team("Ops", INDEX)
+    assert tid is None
+    assert err == "Team name is ambiguous: Ops matches 2 teams (t-ops-1, t-ops-2)"
+
+
+def test_resolve_team_empty_index() -> None:
+    assert resolve_team("dev", {}) == (None, "Team not found: dev")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, ""),
+        ("", ""),
+        ("sk-1", "…"),
+        ("sk-ab", "…"),
+        ("sk-abc", "sk-ab…"),
+        ("sk-abcdef1234567890", "sk-ab…"),
+    ],
+)
+def test_mask_secret(value: str | None, expected: str) -> None:
+    assert mask_secret(value) == expected
+
+
+def test_mask_secret_never_contains_the_tail() -> None:
+    secret = "sk-0123456789abcdefSECRETTAIL"
+    masked = mask_secret(secret)
+    assert "SECRETTAIL" not in masked
+    assert masked == "sk-01…"
+    assert mask_secret(secret, keep=8) == "sk-01234…"
