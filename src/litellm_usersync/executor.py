@@ -108,6 +108,7 @@ class Executor:
     ) -> None:
         self.client = client
         self._on_outcome = on_outcome
+        self._label: Callable[[str], str] = str
         self.concurrency = max(1, concurrency)
         self._sem = asyncio.Semaphore(self.concurrency)
         self._progress = _Progress(on_progress)
@@ -179,7 +180,7 @@ class Executor:
             a = o.action
             if o.ok and isinstance(a, CreateUser):
                 errors = [
-                    f"created, but joining team {t} failed: {join_outcomes[(a.user_id, t)].error}"
+                    f"created, but joining team {self._label(t)} failed: {join_outcomes[(a.user_id, t)].error}"
                     for t in a.team_ids
                     if (a.user_id, t) in join_outcomes and not join_outcomes[(a.user_id, t)].ok
                 ]
@@ -217,7 +218,7 @@ class Executor:
                     err = f"User already exists: {err}"
                 outcomes.append(_failed(a, err))
             else:
-                missing = [t for t in a.team_ids if t not in r.teams]
+                missing = ", ".join(self._label(t) for t in a.team_ids if t not in r.teams)
                 note = None if r.api_key or not a.create_key else "created; its API key is unknown (answer lost)"
                 if missing:
                     outcomes.append(
@@ -225,7 +226,7 @@ class Executor:
                             a,
                             OutcomeStatus.FAILED,
                             api_key=r.api_key,
-                            error=f"created, but not added to team(s) {', '.join(missing)}: {r.error or '?'}",
+                            error=f"created, but not added to team(s) {missing}: {r.error or '?'}",
                         )
                     )
                 else:
@@ -334,7 +335,10 @@ class Executor:
                 for a in batch:
                     out.extend(await team([a]))
                 return out
-            return [_done(a) if a.user_id in ok else _failed(a, f"not on team {tid} after member_add") for a in batch]
+            return [
+                _done(a) if a.user_id in ok else _failed(a, f"not on team {self._label(tid)} after member_add")
+                for a in batch
+            ]
 
         return await self._each(list(by_team.values()), team)
 
@@ -398,7 +402,7 @@ class Executor:
     # ---------------------------------------------------------------------------------------------
     # verification and fallback
 
-    async def verify(self, items: Sequence[PlanItem]) -> dict[str, str]:
+    async def verify(self, items: Sequence[PlanItem], label: Callable[[str], str] = str) -> dict[str, str]:
         """Read back the users whose teams changed; return ``user_id -> what is still wrong``."""
         if not items:
             return {}
@@ -421,9 +425,9 @@ class Executor:
             role_wrong = i.role is not None and row.get("user_role") != i.role
             parts = []
             if missing:
-                parts.append(f"not in team(s) {', '.join(missing)}")
+                parts.append(f"not in team(s) {', '.join(map(label, missing))}")
             if extra:
-                parts.append(f"still in team(s) {', '.join(extra)}")
+                parts.append(f"still in team(s) {', '.join(map(label, extra))}")
             if role_wrong:
                 parts.append(f"role is {row.get('user_role')}, expected {i.role}")
             if parts:
@@ -452,6 +456,7 @@ class Executor:
     async def apply_plan(self, plan: Plan) -> RunReport:
         """Apply every unblocked action of ``plan``; never raises for a failed action."""
         finished: dict[str, Outcome] = {}
+        self._label = plan.team_label
 
         def record(outcomes: Iterable[Outcome]) -> None:
             for o in outcomes:
@@ -487,7 +492,7 @@ class Executor:
             and all(a.key in finished for a in i.actions)
         ]
         if moved and not self.stopping:
-            wrong = await self.verify(moved)
+            wrong = await self.verify(moved, self._label)
             for i in moved:
                 if i.user_id in wrong and i.may_recreate and plan.options.allow_recreate and not self.stopping:
                     log.info("verification failed for %s (%s): recreating", i.email, wrong[i.user_id])

@@ -321,6 +321,11 @@ class Plan:
     refusals: tuple[str, ...] = ()
     fingerprint: str = ""
     options: PlanOptions = field(default_factory=PlanOptions)
+    #: team id -> display name (alias) of every team the plan refers to, for messages
+    team_labels: Mapping[str, str] = field(default_factory=dict)
+
+    def team_label(self, team_id: str) -> str:
+        return self.team_labels.get(team_id, team_id)
 
     def of_kind(self, kind: ItemKind) -> tuple[PlanItem, ...]:
         return tuple(i for i in self.items if i.kind is kind)

@@ -233,4 +233,5 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
         refusals=tuple(refusals),
         fingerprint=snapshot.fingerprint_of(touched),
         options=options,
+        team_labels={t.team_id: t.display_name for t in snapshot.teams},
     )
