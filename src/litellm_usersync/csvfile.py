@@ -66,6 +66,8 @@ def _check_email(raw: str) -> str | None:
     try:
         validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
+        if "special-use or reserved" in str(exc):
+            return None  # corp.local, lab.test, ...: internal directories use them, and so may the proxy
         return str(exc)
     return None
 
