@@ -175,6 +175,9 @@ def handle_errors(debug: bool, *, unusable: int = ExitCode.UNUSABLE) -> Iterator
         if exc.exit_code == ExitCode.UNUSABLE and unusable != ExitCode.UNUSABLE:
             raise CliExit(unusable) from None
         raise
+    except KeyboardInterrupt:
+        err("Aborted: requests in flight may or may not have been applied; run again (a dry run shows what is left).")
+        raise CliExit(ExitCode.INTERRUPTED) from None
     except CsvError as exc:
         err(f"Error: {len(exc.problems)} problem(s) in the CSV; nothing was sent to the proxy:")
         for p in exc.problems:
