@@ -1,0 +1,173 @@
+"""The audit trail: one JSON line per change the tool makes, appended to a file (mode 0600). Never a secret.
+
+Wire it into a run through the executor's ``on_outcome`` hook::
+
+    audit = AuditLog(audit_path(backup_dir), run_id=new_run_id(), command="sync")
+    report = await apply_plan(client, plan, on_outcome=audit.for_plan(plan))
+
+A line (``docs/plans-and-restore.md`` has the schema)::
+
+    {"time": "2026-11-27T03:07:38Z", "run_id": "...", "command": "sync", "action": "role:bob@x.com",
+     "kind": "change_role", "user_id": "bob@x.com", "email": "bob@x.com", "team_id": null,
+     "before": {"role": "internal_user"}, "after": {"role": "proxy_admin"}, "status": "done", "error": null,
+     "note": null}
+
+``before`` is what the plan saw, ``after`` what the action aims at (it holds when ``status`` is ``done``); ``null``
+means "no such user". API keys (``Outcome.api_key``) are never written, and anything looking like a key in an
+error or note text is masked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .backup import AUDIT_FILE_NAME, DEFAULT_BACKUP_DIR, ensure_private_dir, utc_timestamp
+from .identity import mask_secret
+from .models import (
+    AddMembership,
+    ChangeRole,
+    CreateUser,
+    DeleteUser,
+    Outcome,
+    Plan,
+    PlanItem,
+    RecreateUser,
+    RemoveMembership,
+)
+from .planfile import action_type
+
+AUDIT_SCHEMA = "litellm-usersync/audit"
+AUDIT_VERSION = 1
+#: the default audit log: beside the backups
+DEFAULT_AUDIT_LOG = DEFAULT_BACKUP_DIR / AUDIT_FILE_NAME
+
+_KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_\-]{4,}")
+
+
+def audit_path(backup_dir: str | Path) -> Path:
+    """The audit log that belongs beside the backups in ``backup_dir``: ``<backup_dir>/audit.jsonl``."""
+    return Path(backup_dir) / AUDIT_FILE_NAME
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A run id that sorts by time and is unique: ``20261127T030738Z-1a2b3c4d``."""
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def scrub(text: str | None, secrets: tuple[str, ...] = ()) -> str | None:
+    """Mask every ``sk-...`` token and every given secret in ``text``."""
+    if not text:
+        return text
+    for s in secrets:
+        if s:
+            text = text.replace(s, mask_secret(s))
+    return _KEY_LIKE.sub(lambda m: mask_secret(m.group(0)), text)
+
+
+def _before_after(outcome: Outcome, item: PlanItem | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    a = outcome.action
+    if isinstance(a, CreateUser):
+        return None, {"email": a.email, "role": a.role, "team_ids": list(a.team_ids)}
+    if isinstance(a, DeleteUser):
+        before: dict[str, Any] = {"email": a.email, "team_ids": list(a.team_ids)}
+        if item is not None:
+            before["role"] = item.role
+            before["key_count"] = item.key_count
+        return before, None
+    if isinstance(a, ChangeRole):
+        return {"role": a.old_role}, {"role": a.new_role}
+    if isinstance(a, AddMembership):
+        return {"member": False}, {"member": True}
+    if isinstance(a, RemoveMembership):
+        return {"member": True}, {"member": False}
+    if isinstance(a, RecreateUser):
+        was = {"role": item.old_role, "team_ids": list(item.old_team_ids)} if item is not None else None
+        return was, {"email": a.email, "role": a.role, "team_ids": list(a.team_ids), "keys": "deleted"}
+    raise TypeError(f"unknown action {a!r}")
+
+
+class AuditLog:
+    """Appends one JSON line per outcome to ``path`` (created mode 0600, its folder 0700 when missing).
+
+    ``secrets`` (e.g. the master key) are masked if they ever show up in an error text; ``clock`` returns the
+    line's time (tests pass a fixed one).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        run_id: str,
+        command: str,
+        secrets: tuple[str, ...] = (),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.run_id = run_id
+        self.command = command
+        self._secrets = tuple(s for s in secrets if s)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.lines_written = 0
+
+    def line_for(self, outcome: Outcome, item: PlanItem | None) -> dict[str, Any]:
+        """The JSON-ready audit line of one outcome (pure; :meth:`record` writes it)."""
+        a = outcome.action
+        before, after = _before_after(outcome, item)
+        return {
+            "schema": AUDIT_SCHEMA,
+            "version": AUDIT_VERSION,
+            "time": utc_timestamp(self._clock()),
+            "run_id": self.run_id,
+            "command": self.command,
+            "action": a.key,
+            "kind": action_type(a),
+            "user_id": a.user_id,
+            "email": a.email,
+            "team_id": a.team_id if isinstance(a, (AddMembership, RemoveMembership)) else None,
+            "before": before,
+            "after": after,
+            "status": outcome.status.value,
+            "error": scrub(outcome.error, self._secrets),
+            "note": scrub(outcome.note, self._secrets),
+        }
+
+    def record(self, outcome: Outcome, item: PlanItem | None = None) -> None:
+        """Append the line of ``outcome`` (``item``: the plan row it belongs to, for the "before" details)."""
+        line = json.dumps(self.line_for(outcome, item), ensure_ascii=False, separators=(",", ":")) + "\n"
+        ensure_private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, line.encode("utf-8"))  # one write per line: lines of concurrent runs never interleave
+        finally:
+            os.close(fd)
+        self.lines_written += 1
+
+    def for_plan(self, plan: Plan) -> Callable[[Outcome], None]:
+        """An ``on_outcome`` callback for :func:`~.executor.apply_plan` that finds each outcome's plan row by
+        its action key (the fallback's ``recreate:`` outcomes by user id) and records it.
+        """
+        by_key = {a.key: i for i in plan.items for a in i.actions}
+        by_user = {i.user_id: i for i in plan.items}
+
+        def on_outcome(outcome: Outcome) -> None:
+            a = outcome.action
+            self.record(outcome, by_key.get(a.key) or by_user.get(a.user_id))
+
+        return on_outcome
+
+
+def read_audit_log(path: str | Path) -> list[dict[str, Any]]:
+    """Every line of an audit log, parsed (for tests and tools)."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,0 +1,313 @@
+"""Snapshots on disk: the live users, roles and team memberships as a versioned JSON document (no secrets).
+
+``snapshot_to_document`` / ``snapshot_from_document`` are pure. ``write_backup``, ``write_json_file`` and
+``read_json_file`` do the file I/O: backup folders are created mode 0700, files are written atomically with
+mode 0600 (they hold emails: personal data, though never a key).
+
+The document (``docs/plans-and-restore.md`` has the full schema)::
+
+    {
+      "schema": "litellm-usersync/snapshot",
+      "version": 1,
+      "created_at": "2026-11-27T03:07:38Z",
+      "command": "sync",
+      "proxy_version": "1.74.0",
+      "caller_user_id": "default_user_id",
+      "users": [{"user_id": ..., "email": ..., "role": ..., "team_ids": [...], "key_count": 2, ...}],
+      "teams": [{"team_id": ..., "alias": ..., "members": [{"user_id": ..., "email": ..., "role": "user"}]}]
+    }
+
+No API key value and no master key is ever part of a snapshot: :class:`~.models.LiveUser` has none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .identity import DEFAULT_USER_ID
+from .models import LiveUser, Snapshot, Team, TeamMember
+from .planfile import check_document_header
+
+SNAPSHOT_SCHEMA = "litellm-usersync/snapshot"
+SNAPSHOT_VERSION = 1
+
+#: where ``sync``/``add``/``delete``/``restore`` put a snapshot before changing anything, and ``snapshot`` by default
+DEFAULT_BACKUP_DIR = Path("usersync-backups")
+#: the audit log's file name inside the backup folder (``audit.DEFAULT_AUDIT_NAME`` re-exports it)
+AUDIT_FILE_NAME = "audit.jsonl"
+
+
+# --------------------------------------------------------------------------------------------------
+# pure
+
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    """``2026-11-27T03:07:38Z`` (UTC, whole seconds)."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _user_to_dict(u: LiveUser) -> dict[str, Any]:
+    return {
+        "user_id": u.user_id,
+        "email": u.email,
+        "role": u.role,
+        "team_ids": list(u.team_ids),
+        "key_count": u.key_count,
+        "spend": u.spend,
+        "user_alias": u.user_alias,
+        "max_budget": u.max_budget,
+        "models": list(u.models),
+        "created_at": u.created_at,
+        "updated_at": u.updated_at,
+        "managed_marker": u.managed_marker,
+    }
+
+
+def _team_to_dict(t: Team) -> dict[str, Any]:
+    return {
+        "team_id": t.team_id,
+        "alias": t.alias,
+        "members": [{"user_id": m.user_id, "email": m.email, "role": m.role} for m in t.members],
+    }
+
+
+def snapshot_to_document(snapshot: Snapshot, *, command: str, created_at: str) -> dict[str, Any]:
+    """The snapshot as a versioned, JSON-ready document. ``command`` names what took it (``sync``,
+    ``snapshot``, ...), ``created_at`` when (``utc_timestamp()``). Users and teams keep the snapshot's order.
+    """
+    return {
+        "schema": SNAPSHOT_SCHEMA,
+        "version": SNAPSHOT_VERSION,
+        "created_at": created_at,
+        "command": command,
+        "proxy_version": snapshot.proxy_version,
+        "caller_user_id": snapshot.caller_user_id,
+        "counts": {"users": len(snapshot.users), "teams": len(snapshot.teams)},
+        "users": [_user_to_dict(u) for u in snapshot.users],
+        "teams": [_team_to_dict(t) for t in snapshot.teams],
+    }
+
+
+def _fail(where: str, message: str) -> InputError:
+    return InputError(f"snapshot file: {where}: {message}")
+
+
+def _opt_str(row: Mapping[str, Any], name: str, where: str) -> str | None:
+    v = row.get(name)
+    if v is not None and not isinstance(v, str):
+        raise _fail(f"{where}.{name}", "expected a string or null")
+    return v
+
+
+def _req_str(row: Mapping[str, Any], name: str, where: str) -> str:
+    v = row.get(name)
+    if not isinstance(v, str) or not v:
+        raise _fail(f"{where}.{name}", "expected a non-empty string")
+    return v
+
+
+def _strs(row: Mapping[str, Any], name: str, where: str) -> tuple[str, ...]:
+    v = row.get(name) or []
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise _fail(f"{where}.{name}", "expected a list of strings")
+    return tuple(v)
+
+
+def _number(row: Mapping[str, Any], name: str, where: str, default: float | None) -> float | None:
+    v = row.get(name, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _fail(f"{where}.{name}", "expected a number")
+    return float(v)
+
+
+def _obj(value: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(where, "expected an object")
+    return value
+
+
+def _user_from_dict(data: object, where: str) -> LiveUser:
+    row = _obj(data, where)
+    key_count = row.get("key_count", 0)
+    if isinstance(key_count, bool) or not isinstance(key_count, int):
+        raise _fail(f"{where}.key_count", "expected an integer")
+    managed = row.get("managed_marker", False)
+    if not isinstance(managed, bool):
+        raise _fail(f"{where}.managed_marker", "expected true or false")
+    return LiveUser(
+        user_id=_req_str(row, "user_id", where),
+        email=_opt_str(row, "email", where),
+        role=_opt_str(row, "role", where),
+        team_ids=_strs(row, "team_ids", where),
+        key_count=key_count,
+        spend=_number(row, "spend", where, 0.0) or 0.0,
+        user_alias=_opt_str(row, "user_alias", where),
+        max_budget=_number(row, "max_budget", where, None),
+        models=_strs(row, "models", where),
+        created_at=_opt_str(row, "created_at", where),
+        updated_at=_opt_str(row, "updated_at", where),
+        managed_marker=managed,
+    )
+
+
+def _team_from_dict(data: object, where: str) -> Team:
+    row = _obj(data, where)
+    members_raw = row.get("members") or []
+    if not isinstance(members_raw, list):
+        raise _fail(f"{where}.members", "expected a list")
+    members = []
+    for n, m in enumerate(members_raw):
+        mw = f"{where}.members[{n}]"
+        mrow = _obj(m, mw)
+        role = mrow.get("role") or "user"
+        if not isinstance(role, str):
+            raise _fail(f"{mw}.role", "expected a string")
+        members.append(TeamMember(_opt_str(mrow, "user_id", mw), _opt_str(mrow, "email", mw), role))
+    return Team(team_id=_req_str(row, "team_id", where), alias=_opt_str(row, "alias", where), members=tuple(members))
+
+
+def snapshot_from_document(doc: object) -> Snapshot:
+    """Rebuild the :class:`Snapshot` of :func:`snapshot_to_document`; raises :class:`InputError` on a wrong
+    schema, an unsupported version or a malformed document (the message names the field).
+    """
+    checked = check_document_header(doc, schema=SNAPSHOT_SCHEMA, version=SNAPSHOT_VERSION, what="snapshot file")
+    users_raw, teams_raw = checked.get("users"), checked.get("teams")
+    if not isinstance(users_raw, list):
+        raise _fail("users", "expected a list")
+    if not isinstance(teams_raw, list):
+        raise _fail("teams", "expected a list")
+    users = tuple(_user_from_dict(u, f"users[{n}]") for n, u in enumerate(users_raw))
+    teams = tuple(_team_from_dict(t, f"teams[{n}]") for n, t in enumerate(teams_raw))
+    seen: set[str] = set()
+    for u in users:
+        if u.user_id in seen:
+            raise _fail("users", f"user id {u.user_id!r} appears twice")
+        seen.add(u.user_id)
+    caller = checked.get("caller_user_id") or DEFAULT_USER_ID
+    version = checked.get("proxy_version")
+    if not isinstance(caller, str) or (version is not None and not isinstance(version, str)):
+        raise _fail("caller_user_id/proxy_version", "expected strings")
+    return Snapshot(users=users, teams=teams, proxy_version=version, caller_user_id=caller)
+
+
+def snapshot_created_at(doc: Mapping[str, Any]) -> str:
+    """The ``created_at`` of a snapshot document, or ``"an unknown time"``."""
+    v = doc.get("created_at")
+    return v if isinstance(v, str) and v else "an unknown time"
+
+
+# --------------------------------------------------------------------------------------------------
+# I/O
+
+
+def ensure_private_dir(path: str | Path) -> Path:
+    """Create ``path`` (and parents) if missing; a folder this creates gets mode 0700. Existing ones are kept."""
+    target = Path(path)
+    if not target.is_dir():
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(target, 0o700)  # mkdir's mode is filtered by the umask
+    return target
+
+
+def _write_tmp(directory: Path, name: str, text: str) -> str:
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=str(directory))
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def render_json(doc: Mapping[str, Any]) -> str:
+    """The text we write for a document: indented, UTF-8, a final newline."""
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_json_file(path: str | Path, doc: Mapping[str, Any]) -> Path:
+    """Write ``doc`` to ``path`` atomically (temp file + rename), mode 0600; replaces an existing file.
+
+    Use it for plan files too: ``write_json_file(path, plan_to_document(plan, source=...))``.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _write_tmp(target.parent, target.name, render_json(doc))
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_json_file(path: str | Path, *, what: str = "file") -> Any:
+    """Read a JSON file; a missing, unreadable or invalid file is an :class:`InputError` naming it."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{what} not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {what} {p}: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what} {p} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+def read_snapshot_file(path: str | Path) -> tuple[Snapshot, dict[str, Any]]:
+    """Read a snapshot file: the :class:`Snapshot` and the raw document (for ``created_at``/``command``)."""
+    doc = read_json_file(path, what="snapshot file")
+    snapshot = snapshot_from_document(doc)
+    return snapshot, dict(doc)
+
+
+def backup_file_name(created: datetime, command: str, attempt: int = 0) -> str:
+    """``snapshot-20261127T030738Z-sync.json`` (``-2``, ``-3``... when that second already has one)."""
+    stamp = created.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in command) or "run"
+    suffix = f"-{attempt + 1}" if attempt else ""
+    return f"snapshot-{stamp}-{safe}{suffix}.json"
+
+
+def write_backup(snapshot: Snapshot, backup_dir: str | Path, *, command: str, now: datetime | None = None) -> Path:
+    """Write ``snapshot`` into ``backup_dir`` as ``snapshot-<UTC time>-<command>.json``; returns the path.
+
+    The folder is created mode 0700 when missing; the file is written atomically, mode 0600, and never
+    replaces an existing snapshot (a second one in the same second gets ``-2``).
+    """
+    created = now or datetime.now(UTC)
+    directory = ensure_private_dir(backup_dir)
+    doc = snapshot_to_document(snapshot, command=command, created_at=utc_timestamp(created))
+    tmp = _write_tmp(directory, "snapshot", render_json(doc))
+    try:
+        for attempt in range(1000):
+            target = directory / backup_file_name(created, command, attempt)
+            try:
+                os.link(tmp, target)  # atomic, and fails rather than replacing an existing file
+            except FileExistsError:
+                continue
+            except OSError:  # a file system without hard links: check, then rename
+                if target.exists():
+                    continue
+                os.replace(tmp, target)
+            return target
+        raise InputError(f"cannot find a free snapshot file name in {directory}")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

@@ -1,0 +1,276 @@
+"""The way back: a plan that turns the current live state into the one of a snapshot. Pure and deterministic.
+
+``build_restore_plan(backup, current, options)`` compares the users of a snapshot (``backup``) with the live
+state (``current``) and plans, with the same actions, brakes and protections as ``sync``:
+
+* users deleted since are created again with the **same user_id**, email, role and teams (``ADDED`` rows);
+  their API keys are gone for good: a recreated user that had keys gets one new key (``options.create_keys``);
+* users whose role or teams changed get them back (``UPDATED`` rows: role change, joins, then leaves);
+* users added since are deleted (``DELETED`` rows), only manageable ones (with an email, never
+  ``default_user_id``, never the caller, never a protected email or role), behind the mass-deletion brake;
+* a snapshot user whose id is gone but whose email now belongs to one new account (re-added under another id)
+  is matched by email: that account gets the role and teams back and is kept (noted in ``Plan.skipped``).
+
+Limits, each shown in the plan: teams deleted since cannot be restored (the row is blocked); users without an
+email are not managed; a role outside the four proxy roles is not set; team-admin roles are not restored
+(memberships come back as plain members); emails changed since are not reverted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .identity import PROXY_ROLES, normalize_email
+from .models import (
+    Action,
+    AddMembership,
+    ChangeRole,
+    CreateUser,
+    DeleteUser,
+    ItemKind,
+    LiveUser,
+    Plan,
+    PlanItem,
+    PlanOptions,
+    RemoveMembership,
+    Skipped,
+    Snapshot,
+)
+from .planner import _KIND_ORDER, _is_protected
+from .settings import default_max_delete
+
+
+def _missing_teams(team_ids: frozenset[str], backup: Snapshot, current: Snapshot) -> str | None:
+    gone = sorted(t for t in team_ids if t not in current.teams_by_id)
+    if not gone:
+        return None
+    names = ", ".join(
+        f"{backup.teams_by_id[t].display_name} ({t})" if t in backup.teams_by_id and backup.teams_by_id[t].alias else t
+        for t in gone
+    )
+    return (
+        f"team(s) deleted since the snapshot cannot be restored: {names}; "
+        "create the team(s) again by hand, then sync the user into them"
+    )
+
+
+def _recreate_item(b: LiveUser, backup: Snapshot, current: Snapshot, options: PlanOptions) -> PlanItem:
+    target = backup.team_ids_of(b.user_id)
+    blocked = _missing_teams(target, backup, current)
+    role = b.role if b.role in PROXY_ROLES else None
+    if role is None and not blocked:
+        blocked = (
+            f"the snapshot's role {b.role!r} cannot be given by this tool; recreate the user by hand"
+            if b.role
+            else "the snapshot has no role for this user; recreate the user by hand"
+        )
+    team_ids = tuple(sorted(t for t in target if t in current.teams_by_id))
+    create = CreateUser(
+        user_id=b.user_id,
+        email=b.email or "",
+        role=role or options.default_role,
+        team_ids=team_ids,
+        key_alias=None,
+        create_key=options.create_keys and b.key_count > 0,
+    )
+    return PlanItem(
+        kind=ItemKind.ADD,
+        email=b.email or "",
+        user_id=b.user_id,
+        role=role or b.role,
+        team_names=backup.team_names(target),
+        actions=(create,),
+        blocked=blocked,
+        key_count=b.key_count,
+        spend=b.spend,
+        team_ids=tuple(sorted(target)),
+    )
+
+
+def _revert_item(
+    b: LiveUser,
+    live: LiveUser,
+    backup: Snapshot,
+    current: Snapshot,
+    options: PlanOptions,
+    skipped: list[Skipped],
+) -> PlanItem | None:
+    email = live.email or b.email or ""
+    target = backup.team_ids_of(b.user_id)
+    blocked = _missing_teams(target, backup, current)
+    target_live = frozenset(t for t in target if t in current.teams_by_id)
+    now = current.team_ids_of(live.user_id)
+    protected = _is_protected(live, current, options)
+
+    new_role = live.role
+    if b.role != live.role and b.role is not None:
+        if b.role not in PROXY_ROLES:
+            skipped.append(Skipped(email, live.user_id, f"role not reverted: {b.role!r} is not a role this tool sets"))
+        elif protected:
+            skipped.append(Skipped(email, live.user_id, f"role change to {b.role} refused: {protected}"))
+        else:
+            new_role = b.role
+    if b.email_key and live.email_key and b.email_key != live.email_key:
+        skipped.append(Skipped(email, live.user_id, f"email changed since the snapshot (was {b.email}); not reverted"))
+
+    actions: list[Action] = []
+    if new_role is not None and new_role != live.role:
+        actions.append(ChangeRole(live.user_id, email, live.role, new_role))
+    joins = [AddMembership(live.user_id, email, t) for t in sorted(target_live - now)]
+    actions.extend(joins)
+    requires = tuple(j.key for j in joins)
+    actions.extend(RemoveMembership(live.user_id, email, t, requires=requires) for t in sorted(now - target_live))
+
+    kind = ItemKind.UPDATE if actions or blocked else ItemKind.UNCHANGED
+    if kind is ItemKind.UPDATE and not blocked and not options.allow_update:
+        skipped.append(Skipped(email, live.user_id, "differs from the snapshot but not reverted (--no-update)"))
+        return None
+    return PlanItem(
+        kind=kind,
+        email=email,
+        user_id=live.user_id,
+        role=new_role,
+        team_names=backup.team_names(target),
+        actions=tuple(actions),
+        old_role=live.role,
+        old_team_names=current.team_names(now),
+        blocked=blocked,
+        key_count=live.key_count,
+        spend=live.spend,
+        may_recreate=bool(target_live != now) and options.allow_recreate and not protected,
+        team_ids=tuple(sorted(target_live)),
+        old_team_ids=tuple(sorted(now)),
+    )
+
+
+def _delete_item(live: LiveUser, current: Snapshot) -> PlanItem:
+    teams = tuple(sorted(current.team_ids_of(live.user_id)))
+    email = live.email or ""
+    return PlanItem(
+        kind=ItemKind.DELETE,
+        email=email,
+        user_id=live.user_id,
+        role=live.role,
+        team_names=current.team_names(teams),
+        actions=(DeleteUser(live.user_id, email, teams),),
+        old_role=live.role,
+        old_team_names=current.team_names(teams),
+        old_team_ids=teams,
+        key_count=live.key_count,
+        spend=live.spend,
+    )
+
+
+def build_restore_plan(backup: Snapshot, current: Snapshot, options: PlanOptions | None = None) -> Plan:
+    """Plan the way from ``current`` back to ``backup`` (see the module docstring). Pure and deterministic.
+
+    ``options`` work as for ``sync``: ``allow_add`` (recreate deleted users), ``allow_update`` (revert roles
+    and teams), ``allow_delete`` (remove users added since), ``max_delete`` (the brake; default: the larger of
+    10 and 20% of the manageable live users), ``protected_emails``/``protected_roles``, ``create_keys`` (a new
+    key for recreated users that had keys), ``allow_recreate`` (the executor's fallback after a failed team
+    move). Brakes end up in ``Plan.refusals``; ``Plan.fingerprint`` covers every touched user of ``current``.
+    """
+    options = options or PlanOptions()
+    options = PlanOptions(
+        **{**options.__dict__, "protected_emails": frozenset(normalize_email(e) for e in options.protected_emails)}
+    )
+    items: list[PlanItem] = []
+    skipped: list[Skipped] = []
+    claimed: set[str] = set()  # current user ids that answer for a snapshot user
+
+    for b in sorted(backup.users, key=lambda u: (u.email_key, u.user_id)):
+        live = current.users_by_id.get(b.user_id)
+        if not b.is_manageable:
+            if live is None and b.user_id != backup.caller_user_id:
+                why = "default_user_id is never managed" if b.email_key else "users without an email are not managed"
+                skipped.append(Skipped(b.email or "", b.user_id, f"not recreated: {why}"))
+            continue
+        if live is None:
+            candidates = [
+                u
+                for u in current.users_by_email_key.get(b.email_key, [])
+                if u.user_id not in backup.users_by_id and u.user_id not in claimed
+            ]
+            if len(candidates) > 1:
+                ids = ", ".join(sorted(u.user_id for u in candidates))
+                claimed.update(u.user_id for u in candidates)
+                items.append(
+                    PlanItem(
+                        kind=ItemKind.ADD,
+                        email=b.email or "",
+                        user_id=b.user_id,
+                        role=b.role,
+                        team_names=backup.team_names_of(b.user_id),
+                        blocked=f"conflict: {len(candidates)} live users now share this email ({ids}); none touched",
+                    )
+                )
+                continue
+            if candidates:
+                live = candidates[0]
+                claimed.add(live.user_id)
+                skipped.append(
+                    Skipped(
+                        live.email or "",
+                        live.user_id,
+                        f"user id changed since the snapshot (was {b.user_id}): "
+                        "its role and teams are restored on the current account, which is kept",
+                    )
+                )
+            elif not options.allow_add:
+                skipped.append(
+                    Skipped(b.email or "", b.user_id, "deleted since the snapshot; not recreated (--no-add)")
+                )
+                continue
+            else:
+                recreate = _recreate_item(b, backup, current, options)
+                others = sorted(u.user_id for u in current.users_by_email_key.get(b.email_key, []))
+                if others and not recreate.blocked:
+                    blocked = f"another live user has this email now ({', '.join(others)}); not recreated"
+                    recreate = replace(recreate, blocked=blocked)
+                items.append(recreate)
+                continue
+        claimed.add(live.user_id)
+        item = _revert_item(b, live, backup, current, options, skipped)
+        if item is not None:
+            items.append(item)
+
+    deletions: list[PlanItem] = []
+    manageable = [u for u in current.users if u.is_manageable]
+    for live in manageable:
+        if live.user_id in backup.users_by_id or live.user_id in claimed:
+            continue
+        reason = _is_protected(live, current, options)
+        if reason:
+            skipped.append(Skipped(live.email or "", live.user_id, f"added since the snapshot; not deleted: {reason}"))
+        elif not options.allow_delete:
+            skipped.append(
+                Skipped(live.email or "", live.user_id, "added since the snapshot; not deleted (--no-delete)")
+            )
+        else:
+            deletions.append(_delete_item(live, current))
+    items.extend(deletions)
+
+    refusals: list[str] = []
+    if deletions:
+        limit = options.max_delete if options.max_delete is not None else default_max_delete(len(manageable))
+        if not any(u.is_manageable for u in backup.users):
+            refusals.append(
+                f"the snapshot has no users: refusing to delete all {len(deletions)} users added since "
+                "(an empty snapshot never means 'delete everyone')"
+            )
+        elif len(deletions) > limit:
+            refusals.append(
+                f"this restore would delete {len(deletions)} users added since the snapshot, more than the limit of "
+                f"{limit} ({len(manageable)} manageable users); check the snapshot, or raise the limit with "
+                f"--max-delete {len(deletions)}"
+            )
+
+    items.sort(key=lambda i: (_KIND_ORDER[i.kind], i.email_key, i.user_id))
+    touched = [i.user_id for i in items if i.actions and not i.blocked]
+    return Plan(
+        items=tuple(items),
+        skipped=tuple(sorted(skipped, key=lambda s: (normalize_email(s.email), s.user_id, s.reason))),
+        refusals=tuple(refusals),
+        fingerprint=current.fingerprint_of(touched),
+        options=options,
+    )
