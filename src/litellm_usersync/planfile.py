@@ -13,7 +13,8 @@ The document (``docs/plans-and-restore.md`` has the full schema)::
       "options": {...},                     # every PlanOptions field
       "refusals": ["..."],
       "items": [{"kind": "ADDED", "email": ..., "actions": [{"type": "create_user", ...}], ...}],
-      "skipped": [{"email": ..., "user_id": ..., "reason": ...}]
+      "skipped": [{"email": ..., "user_id": ..., "reason": ...}],
+      "team_labels": {"<team id>": "<alias>"}
     }
 
 ``plan_from_document(plan_to_document(plan, source=s)) == plan`` for every plan.
@@ -138,6 +139,7 @@ def plan_to_document(plan: Plan, *, source: str) -> dict[str, Any]:
         "refusals": list(plan.refusals),
         "items": [_item_to_dict(i) for i in plan.items],
         "skipped": [{"email": s.email, "user_id": s.user_id, "reason": s.reason} for s in plan.skipped],
+        "team_labels": dict(sorted(plan.team_labels.items())),
     }
 
 
@@ -351,12 +353,16 @@ def plan_from_document(doc: object) -> Plan:
     if not all(isinstance(x, str) for x in refusals):
         raise InputError("plan file: refusals: expected a list of strings")
     options = _options_from_dict(r.get("options", {}))
+    labels = r.get("team_labels", {})
+    if not isinstance(labels, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise InputError("plan file: team_labels: expected an object of team id -> name")
     plan = Plan(
         items=items,
         skipped=tuple(skipped),
         refusals=tuple(str(x) for x in refusals),
         fingerprint=fingerprint,
         options=options,
+        team_labels=dict(labels),
     )
     _check_consistent(plan)
     return plan

@@ -273,4 +273,8 @@ def build_restore_plan(backup: Snapshot, current: Snapshot, options: PlanOptions
         refusals=tuple(refusals),
         fingerprint=current.fingerprint_of(touched),
         options=options,
+        team_labels={
+            **{t.team_id: t.display_name for t in backup.teams},
+            **{t.team_id: t.display_name for t in current.teams},
+        },
     )

@@ -1,0 +1,231 @@
+"""``litellm-usersync restore SNAPSHOT``: plan and apply the way back to a snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from ..audit import AuditLog, audit_path, new_run_id
+from ..backup import read_snapshot_file, snapshot_created_at, write_backup
+from ..csvfile import write_csv_file
+from ..executor import apply_plan
+from ..identity import PROXY_ROLES, normalize_email
+from ..models import ItemKind, Plan, PlanOptions, RunReport
+from ..report import SYNC_REPORT_COLUMNS, plan_to_dict, render_plan, render_summary, report_to_dict, result_rows
+from ..restore import build_restore_plan
+from ..snapshot import read_snapshot
+from ._common import (
+    CliExit,
+    ExitCode,
+    build_settings,
+    common_options,
+    err,
+    handle_errors,
+    make_client,
+    out,
+    run_async,
+    setup_logging,
+)
+from ._progress import progress_bar
+from .snapshot_cmd import backup_dir_option
+
+DEFAULT_RESTORE_REPORT = "user_restore_result.csv"
+
+
+def keys_notice(plan: Plan, report_path: str) -> str | None:
+    """The plain statement that deleted users' API keys are gone (None when nobody is recreated)."""
+    adds = [i for i in plan.of_kind(ItemKind.ADD) if not i.blocked]
+    if not adds:
+        return None
+    lost = sum(i.key_count for i in adds)
+    with_keys = sum(1 for i in adds if i.key_count)
+    text = (
+        f"API keys of deleted users cannot be restored: the {len(adds)} user(s) to recreate had {lost} API key(s), "
+        "destroyed when they were deleted."
+    )
+    if with_keys and plan.options.create_keys:
+        text += f" The {with_keys} that had keys get one new key each, written to {report_path} (mode 0600)."
+    return text
+
+
+@dataclass
+class _Run:
+    plan: Plan
+    report: RunReport | None = None
+    backup_file: Path | None = None
+    audit: AuditLog | None = None
+
+
+@click.command("restore")
+@click.argument("snapshot_file", metavar="SNAPSHOT", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Show the restore plan; change nothing.")
+@click.option("--no-delete", is_flag=True, help="Do not delete users added since the snapshot.")
+@click.option(
+    "--max-delete",
+    type=click.IntRange(0),
+    default=None,
+    help="Refuse to run if more users would be deleted [default: the larger of 10 and 20% of the users].",
+)
+@click.option("--protect", multiple=True, metavar="EMAIL", help="Never delete or demote this user (repeatable).")
+@click.option(
+    "--protect-role", multiple=True, type=click.Choice(PROXY_ROLES), help="Never delete users with this role."
+)
+@click.option(
+    "--report",
+    "report_path",
+    default=DEFAULT_RESTORE_REPORT,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the report (mode 0600: it holds recreated users' new API keys).",
+)
+@backup_dir_option
+@click.option(
+    "--audit-log",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Append one JSON line per change here [default: audit.jsonl in --backup-dir].",
+)
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: print the plan (dry run) or the result as JSON on stdout.",
+)
+@common_options
+def restore_command(
+    snapshot_file: str,
+    dry_run: bool,
+    no_delete: bool,
+    max_delete: int | None,
+    protect: tuple[str, ...],
+    protect_role: tuple[str, ...],
+    report_path: str,
+    backup_dir: str,
+    audit_log: str | None,
+    output: str,
+    base_url: str,
+    master_key: str | None,
+    debug: bool,
+    concurrency: int,
+    timeout_s: float,
+    bulk: bool,
+) -> None:
+    """Bring the proxy's users, roles and team memberships back to a SNAPSHOT file.
+
+    Users deleted since the snapshot are created again with the same user id, email, role and teams;
+    roles and team memberships changed since are reverted; users added since are deleted (behind the
+    same brakes as sync: --max-delete, --protect, --protect-role, never default_user_id or users
+    without an email). API keys of deleted users cannot be restored: a recreated user that had keys
+    gets one new key, written to the report. Teams deleted since cannot be restored either (those rows
+    fail). Before changing anything the current state is saved to --backup-dir, and every change is
+    appended to the audit log.
+
+    \b
+    Examples:
+      litellm-usersync restore usersync-backups/snapshot-20261127T030738Z-sync.json --dry-run
+      litellm-usersync restore before-migration.json --no-delete
+
+    Exit codes: 0 done (or nothing to do), 1 some rows failed, 2 nothing could be done (bad snapshot
+    file, bad credentials, proxy unreachable), 3 refused by a safety brake, 130 interrupted.
+    """
+    setup_logging(debug)
+    with handle_errors(debug):
+        settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
+        target, doc = read_snapshot_file(snapshot_file)
+        options = PlanOptions(
+            allow_delete=not no_delete,
+            allow_recreate=False,  # a restore never deletes a user it means to keep
+            max_delete=max_delete,
+            protected_emails=frozenset(normalize_email(e) for e in protect),
+            protected_roles=frozenset(protect_role),
+        )
+        if output == "text":
+            out(f"Restoring to {snapshot_file} (taken {snapshot_created_at(doc)} by '{doc.get('command', '?')}').")
+            out()
+
+        async def run(stop: asyncio.Event) -> _Run:
+            async with make_client(settings) as client:
+                with progress_bar(not debug) as progress:
+                    current = await read_snapshot(client, on_progress=progress)
+                plan = build_restore_plan(target, current, options)
+                if dry_run or plan.refusals:
+                    return _Run(plan)
+                result = _Run(plan)
+                if plan.has_changes:
+                    result.backup_file = write_backup(current, backup_dir, command="restore")
+                if output == "text":
+                    out(render_plan(plan, dry_run=False))
+                    notice = keys_notice(plan, report_path)
+                    if notice:
+                        out(f"\n{notice}")
+                    if result.backup_file:
+                        out(f"\nThe state before this restore is saved in {result.backup_file}.")
+                    out()
+                result.audit = AuditLog(
+                    audit_log or audit_path(backup_dir),
+                    run_id=new_run_id(),
+                    command="restore",
+                    secrets=(settings.master_key,),
+                )
+                with progress_bar(not debug and plan.has_changes) as progress:
+                    result.report = await apply_plan(
+                        client,
+                        plan,
+                        concurrency=concurrency,
+                        on_progress=progress,
+                        stop=stop,
+                        on_outcome=result.audit.for_plan(plan),
+                    )
+                return result
+
+        result = run_async(run)
+
+    plan, report = result.plan, result.report
+    if report is None:
+        _show_plan_only(plan, output=output, report_path=report_path)
+        return
+    written = write_csv_file(report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), secret=True)
+    audit_file = result.audit.path if result.audit and result.audit.lines_written else None
+    if output == "json":
+        data = report_to_dict(report)
+        data.update(
+            report_file=str(written),
+            backup_file=str(result.backup_file) if result.backup_file else None,
+            audit_log=str(audit_file) if audit_file else None,
+        )
+        out(json.dumps(data, indent=2))
+    else:
+        if not plan.has_changes and not plan.has_blocked:
+            out("Nothing to change: the proxy already matches the snapshot.")
+        out(render_summary(report))
+        keys = sum(1 for r in report.results if r.api_key)
+        note = f" (mode 0600; holds {keys} new API key(s))" if keys else " (mode 0600)"
+        out(f"\nReport written to {written}{note}")
+        if audit_file:
+            out(f"Audit log: {audit_file} ({result.audit.lines_written if result.audit else 0} line(s) appended)")
+    if report.interrupted:
+        raise CliExit(ExitCode.INTERRUPTED)
+    raise CliExit(ExitCode.OK if report.ok else ExitCode.FAILED)
+
+
+def _show_plan_only(plan: Plan, *, output: str, report_path: str) -> None:
+    """A dry run, or a plan refused by a brake: show it and pick the exit code."""
+    notice = keys_notice(plan, report_path)
+    if output == "json":
+        data = plan_to_dict(plan)
+        data["notice"] = notice
+        out(json.dumps(data, indent=2))
+        for r in plan.refusals:
+            err(f"Refused: {r}")
+    else:
+        out(render_plan(plan, dry_run=True))
+        if notice:
+            out(f"\n{notice}")
+    if plan.refusals:
+        raise CliExit(ExitCode.REFUSED)
+    raise CliExit(ExitCode.OK)
