@@ -9,6 +9,8 @@ from ._common import Context, load_dotenv_once
 from .add import add_command
 from .delete import delete_command
 from .listing import list_command
+from .restore import restore_command
+from .snapshot_cmd import snapshot_command
 from .sync import sync_command
 
 
@@ -28,6 +30,8 @@ cli.add_command(sync_command)
 cli.add_command(add_command)
 cli.add_command(delete_command)
 cli.add_command(list_command)
+cli.add_command(snapshot_command)
+cli.add_command(restore_command)
 
 
 def main(argv: list[str] | None = None) -> None:
