@@ -8,7 +8,7 @@ Wire it into a run through the executor's ``on_outcome`` hook::
 A line (``docs/plans-and-restore.md`` has the schema)::
 
     {"time": "2026-11-27T03:07:38Z", "run_id": "...", "command": "sync", "action": "role:bob@x.com",
-     "kind": "change_role", "user_id": "bob@x.com", "email": "bob@x.com", "team_id": null,
+     "kind": "change_role", "user_id": "bob@x.com", "email": "bob@x.com", "team_id": null, "team_name": null,
      "before": {"role": "internal_user"}, "after": {"role": "proxy_admin"}, "status": "done", "error": null,
      "note": null}
 
@@ -116,11 +116,14 @@ class AuditLog:
         self._secrets = tuple(s for s in secrets if s)
         self._clock = clock or (lambda: datetime.now(UTC))
         self.lines_written = 0
+        #: team id -> name, for the ``team_name`` of membership lines (:meth:`for_plan` fills it from the plan)
+        self.team_labels: dict[str, str] = {}
 
     def line_for(self, outcome: Outcome, item: PlanItem | None) -> dict[str, Any]:
         """The JSON-ready audit line of one outcome (pure; :meth:`record` writes it)."""
         a = outcome.action
         before, after = _before_after(outcome, item)
+        team_id = a.team_id if isinstance(a, (AddMembership, RemoveMembership)) else None
         return {
             "schema": AUDIT_SCHEMA,
             "version": AUDIT_VERSION,
@@ -131,7 +134,8 @@ class AuditLog:
             "kind": action_type(a),
             "user_id": a.user_id,
             "email": a.email,
-            "team_id": a.team_id if isinstance(a, (AddMembership, RemoveMembership)) else None,
+            "team_id": team_id,
+            "team_name": self.team_labels.get(team_id, team_id) if team_id else None,
             "before": before,
             "after": after,
             "status": outcome.status.value,
@@ -156,6 +160,7 @@ class AuditLog:
         its action key (the fallback's ``recreate:`` outcomes by user id) and records it.
         """
         by_key = {a.key: i for i in plan.items for a in i.actions}
+        self.team_labels.update(plan.team_labels)
         by_user = {i.user_id: i for i in plan.items}
 
         def on_outcome(outcome: Outcome) -> None:

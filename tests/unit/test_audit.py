@@ -51,7 +51,8 @@ PLAN = Plan(
             team_ids=("t-adm",),
             old_team_ids=("t-dev",),
         ),
-    )
+    ),
+    team_labels={"t-adm": "admin", "t-dev": "development"},
 )
 
 
@@ -79,6 +80,7 @@ def test_one_line_per_outcome_through_the_plan_callback(tmp_path: pathlib.Path) 
         "user_id": "new@x.com",
         "email": "New@x.com",
         "team_id": None,
+        "team_name": None,
         "before": None,
         "after": {"email": "New@x.com", "role": "internal_user", "team_ids": ["t-dev"]},
         "status": "done",
@@ -90,6 +92,7 @@ def test_one_line_per_outcome_through_the_plan_callback(tmp_path: pathlib.Path) 
     assert (lines[2]["before"], lines[2]["after"]) == ({"role": "internal_user"}, {"role": "proxy_admin"})
     assert (lines[3]["kind"], lines[3]["team_id"], lines[3]["status"]) == ("add_membership", "t-adm", "failed")
     assert lines[3]["error"] == "POST /team/member_add -> 500: boom"
+    assert (lines[3]["team_name"], lines[4]["team_name"]) == ("admin", "development")
     assert (lines[4]["before"], lines[4]["after"], lines[4]["status"]) == (
         {"member": True},
         {"member": False},

@@ -15,7 +15,15 @@ from ..csvfile import write_csv_file
 from ..executor import apply_plan
 from ..identity import PROXY_ROLES, normalize_email
 from ..models import ItemKind, Plan, PlanOptions, RunReport
-from ..report import SYNC_REPORT_COLUMNS, plan_to_dict, render_plan, render_summary, report_to_dict, result_rows
+from ..report import (
+    SYNC_REPORT_COLUMNS,
+    plan_to_dict,
+    render_plan,
+    render_plan_summary,
+    render_summary,
+    report_to_dict,
+    result_rows,
+)
 from ..restore import build_restore_plan
 from ..snapshot import read_snapshot
 from ._common import (
@@ -159,7 +167,7 @@ def restore_command(
                 if plan.has_changes:
                     result.backup_file = write_backup(current, backup_dir, command="restore")
                 if output == "text":
-                    out(render_plan(plan, dry_run=False))
+                    out(render_plan(plan, dry_run=False) if plan.has_changes else render_plan_summary(plan))
                     notice = keys_notice(plan, report_path)
                     if notice:
                         out(f"\n{notice}")
