@@ -85,6 +85,7 @@ def build_add_plan(
         refusals=full.refusals,
         fingerprint=full.fingerprint,
         options=full.options,
+        team_labels=full.team_labels,
     )
     existing.sort(key=lambda e: e.want.email_key)
     return AddPlan(plan=plan, existing=tuple(existing), default_role=default_role)

@@ -99,6 +99,7 @@ def build_delete_plan(desired: DesiredState, snapshot: Snapshot, *, max_delete: 
         refusals=refusals,
         fingerprint=snapshot.fingerprint_of(i.user_id for i in items),
         options=PlanOptions(allow_add=False, allow_update=False, max_delete=limit),
+        team_labels={t.team_id: t.display_name for t in snapshot.teams},
     )
     return DeletePlan(plan=plan, errors=tuple(errors), managed=managed, limit=limit)
 

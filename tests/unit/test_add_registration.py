@@ -127,3 +127,8 @@ def test_an_email_shared_by_two_live_users_is_reported_and_not_exported() -> Non
     assert add.existing[0].reason == "User already exists (2 live users share this email: a1, a2)"
     assert existing_rows(add) == []
     assert error_rows(add, None) == [("twin@example.com", "proxy_admin", add.existing[0].reason)]
+
+
+def test_the_plan_names_teams_for_messages() -> None:
+    add = build_add_plan(parse_users_csv(CSV, with_key_name=True), snap())
+    assert add.plan.team_label("t-sup") == "support"

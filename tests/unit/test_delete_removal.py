@@ -98,3 +98,8 @@ def test_report_rows() -> None:
         ("gone@example.com", "", NOT_FOUND),
         ("two@example.com", "u2", "boom"),
     ]
+
+
+def test_the_plan_names_teams_for_messages() -> None:
+    dp = build_delete_plan(parse_users_csv(emails("one@example.com")), snap())
+    assert dp.plan.team_label("t-dev") == "development"
