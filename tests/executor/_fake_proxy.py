@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from litellm_usersync.client import ProxyClient
+from litellm_usersync.identity import PROXY_ROLES
 from litellm_usersync.settings import ClientSettings, RetryPolicy
 
 MASTER = "sk-fake-master-key-000000"
@@ -194,6 +195,10 @@ class FakeProxy:
         if path == "/v2/team/list":
             return self._page(list(self.teams.values()), request.url.params, "teams", "team_id")
         if path == "/user/new":
+            if body.get("user_role") not in (None, *PROXY_ROLES):
+                return httpx.Response(
+                    422, json={"detail": [{"loc": ["body", "user_role"], "msg": "Input should be 'proxy_admin', ..."}]}
+                )
             if body["user_id"] in self.users:
                 return httpx.Response(409, json={"error": {"message": f"User {body['user_id']} already exists"}})
             if any(body.get("teams") or ()):
