@@ -33,8 +33,8 @@ from typing import Any
 
 from .errors import InputError
 from .identity import DEFAULT_USER_ID
-from .models import LiveUser, Snapshot, Team, TeamMember
-from .planfile import check_document_header
+from .models import LiveUser, Plan, Snapshot, Team, TeamMember
+from .planfile import check_document_header, plan_from_document, plan_to_document
 
 SNAPSHOT_SCHEMA = "litellm-usersync/snapshot"
 SNAPSHOT_VERSION = 1
@@ -275,6 +275,19 @@ def read_snapshot_file(path: str | Path) -> tuple[Snapshot, dict[str, Any]]:
     doc = read_json_file(path, what="snapshot file")
     snapshot = snapshot_from_document(doc)
     return snapshot, dict(doc)
+
+
+def write_plan_file(path: str | Path, plan: Plan, *, source: str) -> Path:
+    """Save ``plan`` as a plan file (``planfile`` schema), atomically, mode 0600 (``sync --plan-out``)."""
+    return write_json_file(path, plan_to_document(plan, source=source))
+
+
+def read_plan_file(path: str | Path) -> Plan:
+    """Load a plan file (``sync --apply-plan``); a missing, invalid or malformed file is an :class:`InputError`.
+
+    Check it with ``planfile.check_plan_fresh(plan, current)`` against a fresh read before applying it.
+    """
+    return plan_from_document(read_json_file(path, what="plan file"))
 
 
 def backup_file_name(created: datetime, command: str, attempt: int = 0) -> str:

@@ -18,7 +18,13 @@ from click.testing import Result
 
 from litellm_usersync import PlanOptions, apply_plan, build_plan, parse_users_csv, read_snapshot
 from litellm_usersync.audit import AuditLog, read_audit_log
-from litellm_usersync.backup import read_json_file, read_snapshot_file, write_json_file
+from litellm_usersync.backup import (
+    read_json_file,
+    read_plan_file,
+    read_snapshot_file,
+    write_json_file,
+    write_plan_file,
+)
 from litellm_usersync.client import ProxyClient
 from litellm_usersync.errors import RefusedError
 from litellm_usersync.models import Plan, RunReport, Snapshot
@@ -327,15 +333,17 @@ def _plan_and_apply(proxy: Proxy, plan: Plan, audit: AuditLog) -> RunReport:
 def test_plan_file_round_trip_applies_exactly_that_plan(
     arranged: tuple[dict[str, str], list[str]], clean_proxy: Proxy, workdir: pathlib.Path
 ) -> None:
+    _, keys = arranged
     desired = parse_users_csv(
         "email,role,team_name\nalice@example.com,proxy_admin,support\nbob@example.com,proxy_admin,support\n"
         "carol@example.com,internal_user_viewer,development;support\nfrank@example.com,internal_user,admin\n",
         path="u.csv",
     )
     plan = build_plan(desired, read_live(clean_proxy), PlanOptions(create_keys=False))
-    path = write_json_file(workdir / "plan.json", plan_to_document(plan, source="u.csv"))
+    path = write_plan_file(workdir / "plan.json", plan, source="u.csv")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    loaded = plan_from_document(read_json_file(path, what="plan file"))
+    assert not any(s in path.read_text() for s in [*keys, clean_proxy.master_key])
+    loaded = read_plan_file(path)
     assert loaded == plan
 
     audit = AuditLog(workdir / "audit.jsonl", run_id="r1", command="sync", secrets=(clean_proxy.master_key,))

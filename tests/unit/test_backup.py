@@ -14,14 +14,16 @@ from litellm_usersync.backup import (
     DEFAULT_BACKUP_DIR,
     SNAPSHOT_SCHEMA,
     read_json_file,
+    read_plan_file,
     read_snapshot_file,
     snapshot_from_document,
     snapshot_to_document,
     write_backup,
     write_json_file,
+    write_plan_file,
 )
 from litellm_usersync.errors import InputError
-from litellm_usersync.models import LiveUser, Snapshot, Team, TeamMember
+from litellm_usersync.models import ChangeRole, ItemKind, LiveUser, Plan, PlanItem, Snapshot, Team, TeamMember
 
 SNAP = Snapshot(
     users=(
@@ -179,3 +181,23 @@ def test_read_json_file_errors_name_the_file(tmp_path: pathlib.Path) -> None:
 def test_default_backup_dir_is_relative() -> None:
     assert not DEFAULT_BACKUP_DIR.is_absolute()
     assert DEFAULT_BACKUP_DIR.name == "usersync-backups"
+
+
+def test_plan_files_on_disk(tmp_path: pathlib.Path) -> None:
+    plan = Plan(
+        items=(
+            PlanItem(
+                ItemKind.UPDATE, "a@x.com", "a", "proxy_admin", (), (ChangeRole("a", "a@x.com", None, "proxy_admin"),)
+            ),
+        ),
+        fingerprint="f",
+    )
+    path = write_plan_file(tmp_path / "out" / "plan.json", plan, source="u.csv")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text())["source"] == "u.csv"
+    assert read_plan_file(path) == plan
+    path.write_text(json.dumps({"schema": SNAPSHOT_SCHEMA, "version": 1}))
+    with pytest.raises(InputError, match="plan file: not a litellm-usersync/plan-file document"):
+        read_plan_file(path)
+    with pytest.raises(InputError, match="plan file not found"):
+        read_plan_file(tmp_path / "nope.json")

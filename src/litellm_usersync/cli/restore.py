@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..audit import AuditLog, audit_path, new_run_id
+from ..audit import AuditLog
 from ..backup import read_snapshot_file, snapshot_created_at, write_backup
 from ..csvfile import write_csv_file
 from ..executor import apply_plan
@@ -39,7 +39,7 @@ from ._common import (
     setup_logging,
 )
 from ._progress import progress_bar
-from .snapshot_cmd import backup_dir_option
+from .snapshot_cmd import audit_log_option, backup_dir_option, make_audit_log
 
 DEFAULT_RESTORE_REPORT = "user_restore_result.csv"
 
@@ -91,12 +91,7 @@ class _Run:
     help="Where to write the report (mode 0600: it holds recreated users' new API keys).",
 )
 @backup_dir_option
-@click.option(
-    "--audit-log",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Append one JSON line per change here [default: audit.jsonl in --backup-dir].",
-)
+@audit_log_option
 @click.option(
     "--output",
     type=click.Choice(["text", "json"]),
@@ -174,12 +169,7 @@ def restore_command(
                     if result.backup_file:
                         out(f"\nThe state before this restore is saved in {result.backup_file}.")
                     out()
-                result.audit = AuditLog(
-                    audit_log or audit_path(backup_dir),
-                    run_id=new_run_id(),
-                    command="restore",
-                    secrets=(settings.master_key,),
-                )
+                result.audit = make_audit_log(backup_dir, audit_log, command="restore", master_key=settings.master_key)
                 with progress_bar(not debug and plan.has_changes) as progress:
                     result.report = await apply_plan(
                         client,

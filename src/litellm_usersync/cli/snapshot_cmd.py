@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
 
 import click
 
+from ..audit import AuditLog, audit_path, new_run_id
 from ..backup import DEFAULT_BACKUP_DIR, render_json, snapshot_to_document, utc_timestamp, write_backup, write_json_file
 from ..errors import InputError
 from ..models import Snapshot
@@ -25,6 +25,26 @@ def backup_dir_option(f: F) -> F:
         show_default=True,
         help="Folder for snapshots (created mode 0700; files mode 0600).",
     )(f)
+
+
+def audit_log_option(f: F) -> F:
+    """``--audit-log PATH`` (default: ``audit.jsonl`` in ``--backup-dir``); pair with :func:`make_audit_log`."""
+    return click.option(
+        "--audit-log",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Append one JSON line per change here [default: audit.jsonl in --backup-dir].",
+    )(f)
+
+
+def make_audit_log(backup_dir: str, audit_log: str | None, *, command: str, master_key: str | None) -> AuditLog:
+    """The run's audit log: ``--audit-log`` or ``<backup-dir>/audit.jsonl``, a new run id, the master key masked."""
+    return AuditLog(
+        audit_log or audit_path(backup_dir),
+        run_id=new_run_id(),
+        command=command,
+        secrets=(master_key,) if master_key else (),
+    )
 
 
 @click.command("snapshot")
@@ -79,7 +99,7 @@ def snapshot_command(
             return
         try:
             if output_path:
-                doc = snapshot_to_document(snapshot, command="snapshot", created_at=utc_timestamp(datetime.now(UTC)))
+                doc = snapshot_to_document(snapshot, command="snapshot", created_at=utc_timestamp())
                 written = write_json_file(output_path, doc)
             else:
                 written = write_backup(snapshot, backup_dir, command="snapshot")
