@@ -195,3 +195,49 @@ def test_round_trip_list_csv_edit_sync_dry_run_plans_exactly_the_edit(
     )
     assert (item["old_teams"], item["teams"]) == (["support"], ["development"])
     assert live_users(clean_proxy) == before, "a dry run changes nothing"
+
+
+SEED_EXAMPLES = [
+    (["--role", "internal_user"], DEFAULT_HEADER, ["user@example.com"]),
+    (["--role", "proxy_admin"], DEFAULT_HEADER, ["Admin@Company.com"]),
+    (["--email-like", "@company.com"], DEFAULT_HEADER, ["Admin@Company.com", "viewer@company.com"]),
+    (["--email-like", "admin"], DEFAULT_HEADER, ["Admin@Company.com"]),
+    (["--columns", "user_email,user_role,teams"], "user_email\tuser_role\tteams", None),
+    (
+        ["--columns", "user_id,user_email,user_role,teams,models,created_at"],
+        "user_id\tuser_email\tuser_role\tteams\tmodels\tcreated_at",
+        None,
+    ),
+    (
+        ["--show-all", "--columns", "user_id,user_email,user_role,teams,created_at,updated_at"],
+        "user_id\tuser_email\tuser_role\tteams\tcreated_at\tupdated_at",
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "header", "emails"), SEED_EXAMPLES)
+def test_every_seed_example(
+    populated: dict[str, str],
+    cli_run: Callable[..., Result],
+    args: list[str],
+    header: str,
+    emails: list[str] | None,
+) -> None:
+    run = cli_run("list", *args)
+    assert run.exit_code == 0, run.output
+    lines = tsv(run.stdout)
+    assert "\t".join(lines[0]) == header
+    assert all(len(r) == len(lines[0]) for r in lines)
+    if emails is not None:
+        assert [r[1] for r in lines[1:]] == emails
+
+
+def test_debug_goes_to_stderr_and_masks_the_master_key(
+    populated: dict[str, str], cli_run: Callable[..., Result], clean_proxy: Proxy
+) -> None:
+    run = cli_run("list", "--show-all", "--debug")
+    assert run.exit_code == 0
+    assert "GET /user/list" in run.stderr and "GET /v2/team/list" in run.stderr
+    assert "\t".join(tsv(run.stdout)[0]) == DEFAULT_HEADER, "stdout stays a clean listing"
+    assert clean_proxy.master_key not in run.output
