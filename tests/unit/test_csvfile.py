@@ -332,3 +332,16 @@ def test_write_csv_file_leaves_no_temporary_file(tmp_path: pathlib.Path) -> None
 def test_written_report_is_readable_as_users_csv(tmp_path: pathlib.Path) -> None:
     target = write_csv_file(tmp_path / "u.csv", ("email", "role", "team_name"), [("a@x.com", "internal_user", "a;b")])
     assert rows(read_users_csv(target)) == [("a@x.com", "internal_user", ("a", "b"), 2)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: csvfile.MAX_PROBLEMS (200) never caps the problem list when the bad rows are consecutive: the "
+    "`len(problems) >= MAX_PROBLEMS` check sits after users.append, and every problem path `continue`s past it",
+)
+def test_problem_list_is_capped() -> None:
+    from litellm_usersync.csvfile import MAX_PROBLEMS
+
+    with pytest.raises(CsvError) as info:
+        parse_users_csv("email\n" + "not-an-email\n" * (MAX_PROBLEMS + 300))
+    assert len(info.value.problems) <= MAX_PROBLEMS
