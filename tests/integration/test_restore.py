@@ -102,7 +102,9 @@ def assert_no_secret_in(folder: pathlib.Path, secrets: list[str], *, skip: tuple
 # --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", [pytest.param([], id="bulk"), pytest.param(["--no-bulk"], id="per-user")])
 def test_snapshot_destructive_sync_then_restore_gets_everything_back(
+    mode: list[str],
     arranged: tuple[dict[str, str], list[str]],
     cli_run: Callable[..., Result],
     clean_proxy: Proxy,
@@ -149,7 +151,7 @@ def test_snapshot_destructive_sync_then_restore_gets_everything_back(
     assert "API keys of deleted users cannot be restored" in dry.output
     assert state(clean_proxy) == changed, "a dry run changes nothing"
 
-    run = cli_run("restore", str(snapshot_file), "--backup-dir", "backups")
+    run = cli_run("restore", str(snapshot_file), "--backup-dir", "backups", *mode)
     assert run.exit_code == 0, run.output
     assert "API keys of deleted users cannot be restored: the 2 user(s) to recreate had 2 API key(s)" in run.output
     assert state(clean_proxy) == before, "same users (same ids), roles and teams as in the snapshot"
