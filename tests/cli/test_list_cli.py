@@ -157,3 +157,51 @@ def test_delete_dry_run_sends_only_reads(run: Callable[..., tuple[Result, list[s
     assert result.exit_code == 0, result.output
     assert all(c.startswith("GET ") for c in calls)
     assert not (tmp_path / "user_del_result.csv").exists()
+
+
+def test_add_reads_the_users_once_not_once_per_row(
+    run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path
+) -> None:
+    rows = [f"new{i}@x.com" for i in range(20)]
+
+    def writes(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == "/management/v1/users/bulk":
+            body = json.loads(request.content)["users"]
+            data = [
+                {
+                    "user_id": u["user_id"],
+                    "user_email": u["user_email"],
+                    "success": True,
+                    "teams": [],
+                    "key": "sk-k" + u["user_id"],
+                }
+                for u in body
+            ]
+            return httpx.Response(200, json={"data": data, "meta": {}})
+        if request.url.path == "/invitation/new":
+            return httpx.Response(200, json={"id": "inv-" + json.loads(request.content)["user_id"]})
+        return None
+
+    (tmp_path / "user_addlist.csv").write_text("email\n" + "\n".join(["Old@x.com", *rows]) + "\n", encoding="utf-8")
+    result, calls = run("add", users=[user("old@x.com", "old@x.com")], extra=writes)
+    assert result.exit_code == 1, result.output  # the existing user is an error row
+    # one page of the snapshot + one read-back of the created users' models: not one lookup per row
+    assert calls.count("GET /user/list") == 2
+    assert calls.count("POST /management/v1/users/bulk") == 1
+    assert calls.count("POST /invitation/new") == 20
+    with (tmp_path / "user_reg_result.csv").open(newline="") as fh:
+        got = list(csv.DictReader(fh))
+    assert [r["email"] for r in got] == sorted(rows)
+    assert got[0]["invitation_url"] == "http://proxy.test/ui/?invitation_id=inv-new0@x.com&action=reset_password"
+
+
+def test_delete_reads_the_users_once_not_once_per_row(
+    run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path
+) -> None:
+    (tmp_path / "user_dellist.csv").write_text(
+        "email\n" + "".join(f"u{i}@x.com\n" for i in range(30)), encoding="utf-8"
+    )
+    result, calls = run("delete", "--dry-run", users=[user(f"u{i}@x.com", f"u{i}@x.com") for i in range(5)])
+    assert result.exit_code == 0, result.output
+    assert calls.count("GET /user/list") == 1  # one snapshot page, not one lookup per row
+    assert result.output.count("User not found in the system") == 25
