@@ -662,6 +662,47 @@ async def test_create_every_attempt_uncertain_raises_the_last_error_and_never_du
     assert fake.users == {}
 
 
+@pytest.mark.parametrize(
+    ("first", "requests_sent", "recovered"),
+    [
+        # certainly not processed: sent again without a read-back
+        (httpx.Response(429, headers={"Retry-After": "1"}, json={}), ["POST /user/new", "POST /user/new"], False),
+        (httpx.ConnectError("refused"), ["POST /user/new", "POST /user/new"], False),
+        # uncertain and not landed: read back by id and email, then one resend
+        (
+            httpx.Response(503, json={}),
+            ["POST /user/new", "GET /user/list", "GET /user/list", "POST /user/new"],
+            False,
+        ),
+        (
+            httpx.ReadTimeout("lost"),
+            ["POST /user/new", "GET /user/list", "GET /user/list", "POST /user/new"],
+            False,
+        ),
+    ],
+)
+async def test_create_retry_table(first: httpx.Response | Exception, requests_sent: list[str], recovered: bool) -> None:
+    fake = FakeUsers()
+    count = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal count
+        if request.url.path == "/user/new":
+            count += 1
+            if count == 1:
+                if isinstance(first, Exception):
+                    raise first
+                return first
+        return fake(request)
+
+    client, _, sent = make(handler)
+    async with client:
+        created = await client.create_user(dict(NEW_BODY))
+    assert paths(sent) == requests_sent
+    assert created.recovered is recovered
+    assert len(fake.users) == 1
+
+
 @pytest.mark.parametrize("status", [400, 422])
 async def test_create_rejected_is_not_retried(status: int) -> None:
     client, _, sent = make(lambda r: httpx.Response(status, json={"detail": "bad"}))
@@ -692,6 +733,24 @@ async def test_delete_users_drops_ids_already_gone() -> None:
     assert gone == {"a", "b", "c", "d"}
     assert [body_of(r)["user_ids"] for r in sent] == [["a", "b", "c", "d"], ["a", "c", "d"], ["a", "c"]]
     assert existing == set()
+
+
+async def test_delete_users_understands_the_shape_a_repr_message() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return httpx.Response(
+                404, json={"error": {"message": "{'error': 'User not found, passed user_id=b@x.com'}", "code": "404"}}
+            )
+        return httpx.Response(200, json=1)
+
+    client, _, sent = make(handler)
+    async with client:
+        assert await client.delete_users(["a@x.com", "b@x.com"]) == {"a@x.com", "b@x.com"}
+    assert body_of(sent[1]) == {"user_ids": ["a@x.com"]}
 
 
 async def test_delete_users_unrelated_404_is_raised() -> None:
