@@ -116,6 +116,8 @@ class AuditLog:
         self._secrets = tuple(s for s in secrets if s)
         self._clock = clock or (lambda: datetime.now(UTC))
         self.lines_written = 0
+        #: lines that could not be written (``"<action key>: <OS error>"``)
+        self.write_errors: list[str] = []
         #: team id -> name, for the ``team_name`` of membership lines (:meth:`for_plan` fills it from the plan)
         self.team_labels: dict[str, str] = {}
 
@@ -143,16 +145,35 @@ class AuditLog:
             "note": scrub(outcome.note, self._secrets),
         }
 
-    def record(self, outcome: Outcome, item: PlanItem | None = None) -> None:
-        """Append the line of ``outcome`` (``item``: the plan row it belongs to, for the "before" details)."""
-        line = json.dumps(self.line_for(outcome, item), ensure_ascii=False, separators=(",", ":")) + "\n"
+    def _append(self, data: bytes) -> None:
         ensure_private_dir(self.path.parent)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.fchmod(fd, 0o600)
-            os.write(fd, line.encode("utf-8"))  # one write per line: lines of concurrent runs never interleave
+            if data:
+                os.write(fd, data)  # one write per line: lines of concurrent runs never interleave
         finally:
             os.close(fd)
+
+    def check_writable(self) -> None:
+        """Create the log (and its folder) now, so that an unwritable path stops a run before any change.
+
+        Raises ``OSError``. Call it once before applying a plan with changes.
+        """
+        self._append(b"")
+
+    def record(self, outcome: Outcome, item: PlanItem | None = None) -> None:
+        """Append the line of ``outcome`` (``item``: the plan row it belongs to, for the "before" details).
+
+        Never raises for a file error: a run must not stop half-way because of its log. The error is kept in
+        :attr:`write_errors` for the caller to report.
+        """
+        line = json.dumps(self.line_for(outcome, item), ensure_ascii=False, separators=(",", ":")) + "\n"
+        try:
+            self._append(line.encode("utf-8"))
+        except OSError as exc:
+            self.write_errors.append(f"{outcome.action.key}: {exc}")
+            return
         self.lines_written += 1
 
     def for_plan(self, plan: Plan) -> Callable[[Outcome], None]:

@@ -387,3 +387,19 @@ def test_a_saved_plan_is_refused_after_a_concurrent_change(
 async def _check_fresh(proxy: Proxy, plan: Plan) -> None:
     async with ProxyClient(proxy.settings()) as c:
         check_plan_fresh(plan, await read_snapshot(c))
+
+
+def test_restore_without_a_writable_backup_folder_changes_nothing(
+    arranged: tuple[dict[str, str], list[str]],
+    cli_run: Callable[..., Result],
+    clean_proxy: Proxy,
+    workdir: pathlib.Path,
+) -> None:
+    assert cli_run("snapshot", "--output", "before.json").exit_code == 0
+    clean_proxy.run(lambda c: c.delete_users(["alice@example.com"]))
+    changed = state(clean_proxy)
+    write(workdir / "a-file", "")
+    r = cli_run("restore", "before.json", "--backup-dir", "a-file/backups")
+    assert r.exit_code == 2, r.output
+    assert "cannot write the backup or the audit log" in r.stderr and "nothing was changed" in r.stderr
+    assert state(clean_proxy) == changed

@@ -157,3 +157,21 @@ def test_every_status_is_written_as_its_value(tmp_path: pathlib.Path, status: Ou
     assert line["before"] == {"email": "old@x.com", "team_ids": ["t-sup"]}, (
         "without its plan row: what the action knows"
     )
+
+
+def test_an_unwritable_log_is_found_before_the_run_and_never_stops_it(tmp_path: pathlib.Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    audit = log(blocker / "audit.jsonl")
+    with pytest.raises(OSError):
+        audit.check_writable()
+    audit.record(Outcome(ROLE, OutcomeStatus.DONE))  # does not raise: a run must not stop half-way
+    assert audit.lines_written == 0
+    assert len(audit.write_errors) == 1 and audit.write_errors[0].startswith("role:bob@x.com: ")
+
+
+def test_check_writable_creates_an_empty_private_log(tmp_path: pathlib.Path) -> None:
+    audit = log(tmp_path / "logs" / "audit.jsonl")
+    audit.check_writable()
+    assert audit.path.read_text() == ""
+    assert stat.S_IMODE(audit.path.stat().st_mode) == 0o600

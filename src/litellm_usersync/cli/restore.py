@@ -12,6 +12,7 @@ import click
 from ..audit import AuditLog
 from ..backup import read_snapshot_file, snapshot_created_at, write_backup
 from ..csvfile import write_csv_file
+from ..errors import InputError
 from ..executor import apply_plan
 from ..identity import PROXY_ROLES, normalize_email
 from ..models import ItemKind, Plan, PlanOptions, RunReport
@@ -159,8 +160,15 @@ def restore_command(
                 if dry_run or plan.refusals:
                     return _Run(plan)
                 result = _Run(plan)
+                result.audit = make_audit_log(backup_dir, audit_log, command="restore", master_key=settings.master_key)
                 if plan.has_changes:
-                    result.backup_file = write_backup(current, backup_dir, command="restore")
+                    try:
+                        result.backup_file = write_backup(current, backup_dir, command="restore")
+                        result.audit.check_writable()
+                    except OSError as exc:
+                        raise InputError(
+                            f"cannot write the backup or the audit log ({exc}); nothing was changed"
+                        ) from None
                 if output == "text":
                     out(render_plan(plan, dry_run=False) if plan.has_changes else render_plan_summary(plan))
                     notice = keys_notice(plan, report_path)
@@ -169,7 +177,6 @@ def restore_command(
                     if result.backup_file:
                         out(f"\nThe state before this restore is saved in {result.backup_file}.")
                     out()
-                result.audit = make_audit_log(backup_dir, audit_log, command="restore", master_key=settings.master_key)
                 with progress_bar(not debug and plan.has_changes) as progress:
                     result.report = await apply_plan(
                         client,
@@ -206,6 +213,9 @@ def restore_command(
         out(f"\nReport written to {written}{note}")
         if audit_file:
             out(f"Audit log: {audit_file} ({result.audit.lines_written if result.audit else 0} line(s) appended)")
+    if result.audit and result.audit.write_errors:
+        errors = result.audit.write_errors
+        err(f"Warning: {len(errors)} audit line(s) could not be written to {result.audit.path}: {errors[0]}")
     if report.interrupted:
         raise CliExit(ExitCode.INTERRUPTED)
     raise CliExit(ExitCode.OK if report.ok else ExitCode.FAILED)
