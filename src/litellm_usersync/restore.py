@@ -137,7 +137,7 @@ def _revert_item(
         blocked=blocked,
         key_count=live.key_count,
         spend=live.spend,
-        may_recreate=bool(target_live != now) and options.allow_recreate and not protected,
+        may_recreate=bool(target_live != now) and options.allow_recreate and not protected and new_role in PROXY_ROLES,
         team_ids=tuple(sorted(target_live)),
         old_team_ids=tuple(sorted(now)),
     )

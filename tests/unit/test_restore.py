@@ -297,3 +297,11 @@ def test_applying_the_restore_plan_gives_the_snapshot_back(
     restored = apply_to(plan, current)
     assert view(restored) == view(backup)
     assert not build_restore_plan(backup, restored, PlanOptions(max_delete=100)).has_changes
+
+
+def test_the_fallback_recreation_is_only_offered_for_a_role_it_can_give_back() -> None:
+    backup = snap(user("a@x.com", "org_admin", ["t-dev"]), user("b@x.com", "internal_user", ["t-dev"]))
+    current = snap(user("a@x.com", "org_admin", ["t-sup"]), user("b@x.com", "internal_user", ["t-sup"]))
+    plan = build_restore_plan(backup, current, PlanOptions())
+    assert {i.email: i.may_recreate for i in plan.items} == {"a@x.com": False, "b@x.com": True}
+    assert not any(i.may_recreate for i in build_restore_plan(backup, current, PlanOptions(allow_recreate=False)).items)
