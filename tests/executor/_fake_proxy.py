@@ -140,7 +140,7 @@ class FakeProxy:
 
     def _delete(self, uid: str) -> None:
         for tid in list(self.users[uid]["teams"]):
-            if self.bulk:  # [110] cleans rosters on delete, [74] does not
+            if self.bulk and tid in self.teams:  # [110] cleans rosters on delete, [74] does not
                 self.sticky.discard((uid, tid))
                 self._leave(uid, tid)
         for t in self.teams.values():
@@ -201,6 +201,9 @@ class FakeProxy:
                 )
             if body["user_id"] in self.users:
                 return httpx.Response(409, json={"error": {"message": f"User {body['user_id']} already exists"}})
+            duplicate = self._email_taken(body.get("user_email"))
+            if duplicate:
+                return duplicate
             if any(body.get("teams") or ()):
                 for t in body["teams"]:
                     if t not in self.teams:
@@ -269,6 +272,20 @@ class FakeProxy:
                 )
             return httpx.Response(200, json={"data": data})
         return _not_found()
+
+    def _email_taken(self, email: str | None) -> httpx.Response | None:
+        """[110]: case-insensitive, trimmed check, 409; [74]: exact match, 400."""
+        if not email:
+            return None
+        if self.bulk:
+            taken = any((u["user_email"] or "").strip().lower() == email.strip().lower() for u in self.users.values())
+            status = 409
+        else:
+            taken = any(u["user_email"] == email for u in self.users.values())
+            status = 400
+        if not taken:
+            return None
+        return httpx.Response(status, json={"error": {"message": f"User with email {email} already exists"}})
 
     def _member_add(self, body: dict[str, Any]) -> httpx.Response:
         tid = body["team_id"]
