@@ -51,6 +51,9 @@ class FakeProxy:
     peak: int = 0
     roster_writes_in_flight: dict[str, int] = field(default_factory=dict)
     roster_overlaps: list[str] = field(default_factory=list)
+    #: users concerned by roster writes in flight (the proxy rewrites ``user.teams`` without a per-user lock)
+    user_writes_in_flight: dict[str, int] = field(default_factory=dict)
+    user_overlaps: list[str] = field(default_factory=list)
     on_request: Callable[[httpx.Request], None] | None = None
 
     # ---------------------------------------------------------------------------------------------
@@ -160,12 +163,20 @@ class FakeProxy:
         roster_team = body.get("team_id") if path in ("/team/member_add", "/team/member_delete") else None
         if path.startswith("/management/v1/teams/"):
             roster_team = path.split("/")[4]
+        roster_users: list[str] = []
+        if roster_team:
+            members = body.get("member") or body.get("members") or [{"user_id": body.get("user_id")}]
+            roster_users = [str(m.get("user_id")) for m in members if isinstance(m, dict)]
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         if roster_team:
             if self.roster_writes_in_flight.get(roster_team):
                 self.roster_overlaps.append(roster_team)
             self.roster_writes_in_flight[roster_team] = self.roster_writes_in_flight.get(roster_team, 0) + 1
+        for uid in roster_users:
+            if self.user_writes_in_flight.get(uid):
+                self.user_overlaps.append(uid)
+            self.user_writes_in_flight[uid] = self.user_writes_in_flight.get(uid, 0) + 1
         try:
             for _ in range(self.yields):
                 await asyncio.sleep(0)
@@ -178,6 +189,8 @@ class FakeProxy:
             self.in_flight -= 1
             if roster_team:
                 self.roster_writes_in_flight[roster_team] -= 1
+            for uid in roster_users:
+                self.user_writes_in_flight[uid] -= 1
 
     def _route(self, request: httpx.Request, path: str, body: dict[str, Any]) -> httpx.Response:
         if request.headers.get("authorization") != f"Bearer {MASTER}":

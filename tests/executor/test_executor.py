@@ -7,6 +7,7 @@ overlapping, bulk and per-user paths giving the same report, the recreation fall
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -231,12 +232,6 @@ async def test_a_leave_whose_join_failed_is_skipped(version: str) -> None:
     assert fake.state()["u-multi"] == ("Multi@x.com", "internal_user", ("t-ops", "t-sup"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: executor.apply_plan recreates a user whose join FAILED with an error (not only when every call "
-    "succeeded but verification shows a wrong state): a transient 500 on /team/member_add deletes the user, its "
-    "keys and all its memberships, and the recreation's own join fails again, leaving it in no team at all",
-)
 @pytest.mark.parametrize("version", [NEW, OLD])
 async def test_a_failed_join_does_not_trigger_the_destructive_recreation(version: str) -> None:
     fake = seeded(version)
@@ -578,11 +573,6 @@ async def test_uncertain_create_in_a_run_is_recovered_once() -> None:
     assert fake.state()["new1@x.com"][2] == ("t-dev",)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Executor.recreate drops the new API key when the re-join fails after create_user succeeded: the "
-    "outcome is FAILED with api_key=None although the recreated user now holds a fresh key nobody was shown",
-)
 async def test_a_recreation_whose_rejoin_fails_still_reports_the_new_key() -> None:
     fake = seeded(NEW)
     fake.sticky.add(("u-move", "t-dev"))
@@ -603,12 +593,6 @@ async def test_a_recreation_whose_rejoin_fails_still_reports_the_new_key() -> No
     assert result.api_key == key_for("u-move")  # ...and its new key must reach the report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Executor.apply_creates falls back to per-user creates for ALL actions when a LATER bulk chunk fails "
-    "as a whole (e.g. 422): the users of the chunks already created get 409 and are reported FAILED 'User already "
-    "exists', and their API keys (returned by the first chunk) are dropped from the report",
-)
 async def test_a_bulk_create_failing_on_a_later_chunk_keeps_the_earlier_chunks() -> None:
     fake = FakeProxy(version=NEW)
     fake.add_team("t1", "one")
@@ -632,12 +616,6 @@ async def test_a_bulk_create_failing_on_a_later_chunk_keeps_the_earlier_chunks()
     assert all(r.api_key == key_for(r.item.user_id) for r in report.results)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the recreation fallback gives a user whose live role is null the DEFAULT role (proxy_admin): "
-    "Executor.apply_plan builds RecreateUser(role=item.role or plan.options.default_role), so a failed team move "
-    "of a role-less user (CSV role empty) escalates it to proxy_admin",
-)
 async def test_recreation_never_escalates_a_role_less_user() -> None:
     fake = seeded(NEW)
     fake.add_user("u-nr", "nr@x.com", None, ("t-dev",))
@@ -647,12 +625,6 @@ async def test_recreation_never_escalates_a_role_less_user() -> None:
     assert fake.state()["u-nr"][1] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the recreation fallback deletes a user whose role is not one /user/new accepts (e.g. org_admin) "
-    "and then fails to create it again (422): the planner sets may_recreate for users outside PROXY_ROLES and "
-    "Executor.recreate deletes before it knows the create can succeed, so a failed team move loses the user",
-)
 async def test_recreation_never_loses_a_user_with_an_unmanaged_role() -> None:
     fake = seeded(NEW)
     fake.add_user("u-org", "org@x.com", "org_admin", ("t-dev",))
@@ -664,12 +636,6 @@ async def test_recreation_never_loses_a_user_with_an_unmanaged_role() -> None:
     assert [r.item.email for r in report.failed] == ["org@x.com"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Executor.apply_creates (per-user path) reports a created user SUCCESS when the run is interrupted "
-    "before its team joins start: a join with no outcome is not counted as an error, so the report row says "
-    "ADDED/SUCCESS for a user that is in none of its teams (the report must match reality)",
-)
 async def test_interrupted_before_joins_a_created_user_is_not_reported_complete() -> None:
     fake = FakeProxy(version=OLD)
     fake.add_team("t1", "one")
@@ -812,3 +778,37 @@ def test_generated_runs_under_faults_converge_in_two_runs(
         assert len(emails) - len(set(emails)) <= before_dups
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("version", [NEW, OLD])
+async def test_roster_writes_concerning_one_user_never_overlap(version: str) -> None:
+    """The proxy rewrites ``user.teams`` without a per-user lock: two parallel roster writes of one user lose one."""
+    fake = FakeProxy(version=version)
+    for i in range(6):
+        fake.add_team(f"t{i}", f"team{i}")
+    for i in range(12):
+        fake.add_user(f"u{i}", f"u{i}@x.com", "internal_user", ("t0", "t1", "t2"))
+    # everyone leaves three teams and joins three others
+    rows = tuple(row(f"u{i}@x.com", None, ["team3", "team4", "team5"]) for i in range(12))
+    plan = await plan_on(fake, DesiredState(rows))
+    report = await run(fake, plan, concurrency=8)
+    assert not report.failed
+    assert fake.user_overlaps == []
+    assert fake.roster_overlaps == []
+    assert all(fake.state()[f"u{i}"][2] == ("t3", "t4", "t5") for i in range(12))
+
+
+@pytest.mark.parametrize("version", [NEW, OLD])
+async def test_no_key_in_any_debug_log_record_of_a_run(version: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="litellm_usersync")
+    fake = seeded(version)
+    fake.sticky.add(("u-move", "t-dev"))  # a recreation too: a second kind of fresh key
+    report = await run(fake, await plan_on(fake))
+    keys = [r.api_key for r in report.results if r.api_key]
+    assert len(keys) == 4  # three new users and one recreated
+    logged = [rec.getMessage() for rec in caplog.records]
+    assert any("/user/" in m or "/management/" in m for m in logged)
+    for text in logged:
+        assert MASTER not in text
+        for key in keys:
+            assert key not in text, text
