@@ -56,6 +56,8 @@ RSS_TARGET_MB = 200.0
 RSS_TARGET_AT = 10_000
 ROLES = ("internal_user", "internal_user_viewer")
 DEBUG_LINE = re.compile(r"→ ([A-Z]+) (\S+)")
+DEBUG_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) litellm_usersync\.http DEBUG ([→←])", re.M)
+TEAM_PATH = re.compile(r"/teams/[^/]+/")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -205,11 +207,14 @@ class Proc:
     exit_code: int
     stdout: str
     stderr: str
+    started_at: float  # epoch seconds
+    ended_at: float
 
 
 def run_measured(argv: list[str], env: dict[str, str], cwd: Path, timeout_s: float = 3600) -> Proc:
     """Run ``argv``; wall time from the outside, peak RSS of exactly this child (``wait4`` rusage)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started_at = time.time()
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         deadline = t0 + timeout_s
@@ -221,10 +226,11 @@ def run_measured(argv: list[str], env: dict[str, str], cwd: Path, timeout_s: flo
                 p.kill()
             time.sleep(0.005)
         wall = time.perf_counter() - t0
+        ended_at = time.time()
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Proc(wall, usage.ru_maxrss / 1024, p.returncode, out.read(), err.read())
+        return Proc(wall, usage.ru_maxrss / 1024, p.returncode, out.read(), err.read(), started_at, ended_at)
 
 
 @dataclass
@@ -237,6 +243,10 @@ class ToolRun:
     summary: str
     report: dict[str, int] = field(default_factory=dict)
     debug_counts: dict[str, int] | None = None
+    #: --debug runs only: the tool's own time before its first request (start-up, CSV) and after its last
+    #: response (parsing the snapshot, planning, the report, exit), from the log's timestamps
+    before_first_request_s: float | None = None
+    after_last_response_s: float | None = None
 
     @property
     def requests(self) -> int:
@@ -264,7 +274,18 @@ def run_tool(
         report.unlink()
     if debug:
         run.debug_counts = dict(Counter(" ".join(m.groups()) for m in DEBUG_LINE.finditer(p.stderr)))
+        stamps = [(stamp_s(m.group(1)), m.group(2)) for m in DEBUG_STAMP.finditer(p.stderr)]
+        sent = [t for t, d in stamps if d == "→"]
+        answered = [t for t, d in stamps if d == "←"]
+        if sent and answered:
+            run.before_first_request_s = max(0.0, min(sent) - p.started_at)
+            run.after_last_response_s = max(0.0, p.ended_at - max(answered))
     return run
+
+
+def stamp_s(text: str) -> float:
+    """A logging timestamp (local time, ms) as epoch seconds."""
+    return time.mktime(time.strptime(text[:19], "%Y-%m-%d %H:%M:%S")) + int(text[20:23]) / 1000
 
 
 @dataclass
@@ -341,6 +362,8 @@ class SizeResult:
     nobulk_after: ToolRun | None = None
     expected_writes: dict[str, int] = field(default_factory=dict)
     targets: list[Target] = field(default_factory=list)
+    load_before: float = 0.0
+    load_after: float = 0.0
 
 
 def median(xs: list[float]) -> float:
@@ -450,7 +473,17 @@ def evaluate(r: SizeResult) -> list[Target]:
 
 
 def fmt_counts(counts: dict[str, int]) -> str:
-    return "\n".join(f"      {n:6d}  {k}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    """Requests by endpoint; per-team paths are folded into one line per route."""
+    grouped: Counter[str] = Counter()
+    teams: Counter[str] = Counter()
+    for key, n in counts.items():
+        route = TEAM_PATH.sub("/teams/{team_id}/", key)
+        grouped[route] += n
+        teams[route] += route != key
+    lines = []
+    for k, n in sorted(grouped.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"      {n:6d}  {k}" + (f"  ({teams[k]} teams)" if teams[k] else ""))
+    return "\n".join(lines)
 
 
 def print_run(run: ToolRun, floor: FloorRun | None) -> None:
@@ -484,7 +517,14 @@ def print_size(r: SizeResult) -> None:
     )
     nochange = r.nochange_runs[len(r.nochange_runs) // 2]
     print_run(nochange, r.floors[len(r.floors) // 2])
-    print(f"  no-change run with --debug (counts cross-check; debug costs time): {r.debug_run.wall_s:.2f} s")
+    d = r.debug_run
+    print(f"  no-change run with --debug (counts cross-check; debug costs time): {d.wall_s:.2f} s")
+    if d.before_first_request_s is not None and d.after_last_response_s is not None:
+        print(
+            f"    the tool's own time outside the requests: {d.before_first_request_s:.2f} s before the first "
+            f"(start-up, CSV), {d.after_last_response_s:.2f} s after the last response (snapshot, plan, report)"
+        )
+    print(f"  load average (1 min) before / after this size: {r.load_before:.2f} / {r.load_after:.2f}")
     if r.nobulk_run is not None and r.nobulk_floor is not None:
         print(f"  --- same 10% changes with --no-bulk (reseeded in {r.nobulk_seed_s:.1f} s)")
         print_run(r.nobulk_run, r.nobulk_floor)
@@ -525,6 +565,7 @@ def machine() -> dict[str, str]:
 
 def bench_size(proxy: Proxy, args: argparse.Namespace, n: int, workdir: Path) -> SizeResult:
     conc = args.concurrency
+    load_before = os.getloadavg()[0]
     print(f"\n[N={n}] resetting and seeding {n} users in {args.teams} teams ...", flush=True)
     s = seed(proxy, n, args.teams)
     ch = make_changes(s.users, args.teams, args.change_ratio, random.Random(4_000 + n))
@@ -569,6 +610,7 @@ def bench_size(proxy: Proxy, args: argparse.Namespace, n: int, workdir: Path) ->
         result.nobulk_run = run_tool(proxy, workdir, changed_csv, f"10% run --no-bulk N={n}", ["--no-bulk"], conc)
         result.nobulk_after = run_tool(proxy, workdir, same_csv, f"after --no-bulk N={n}", [], conc)
     result.targets = evaluate(result)
+    result.load_before, result.load_after = load_before, os.getloadavg()[0]
     return result
 
 
