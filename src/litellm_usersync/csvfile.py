@@ -101,7 +101,7 @@ def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = Fal
     users: list[DesiredUser] = []
     first_line: dict[str, int] = {}
     prev_end = reader.line_num
-    while True:
+    while len(problems) < MAX_PROBLEMS:
         try:
             row = next(reader)
         except StopIteration:
@@ -169,8 +169,6 @@ def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = Fal
             team_names = teams or None
         key_name = (cell("key_name") or None) if with_key_name else None
         users.append(DesiredUser(email=email.strip(), role=role, team_names=team_names, key_name=key_name, line=line))
-        if len(problems) >= MAX_PROBLEMS:
-            break
     if problems:
         raise CsvError(problems)
     return DesiredState(users=tuple(users), source=path)

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from .client import ProxyClient
 from .errors import AuthError, ConflictError, ProxyError
+from .identity import PROXY_ROLES
 from .models import (
     Action,
     AddMembership,
@@ -38,7 +39,7 @@ from .models import (
     RemoveMembership,
     RunReport,
 )
-from .settings import DEFAULT_CONCURRENCY
+from .settings import BULK_CHUNK, DEFAULT_CONCURRENCY
 
 log = logging.getLogger("litellm_usersync.executor")
 
@@ -47,6 +48,7 @@ DELETE_CHUNK = 100
 
 ProgressCallback = Callable[[str, int, int], None]
 T = TypeVar("T")
+M = TypeVar("M", AddMembership, RemoveMembership)
 
 
 @dataclass
@@ -152,17 +154,29 @@ class Executor:
         if not actions:
             return []
         self._progress.start("adding users", len(actions))
-        if await self.client.supports_bulk("create") and not self.stopping:
-            try:
-                outcomes = await self._bulk_creates(actions)
-            except AuthError:
-                raise
-            except ProxyError as exc:
-                log.info("bulk create failed as a whole (%s); falling back to per-user calls", exc)
-                outcomes = None
-            if outcomes is not None:
-                return outcomes
-        created = await self._each(actions, self._create_one)
+        outcomes: list[Outcome] = []
+        per_user: list[CreateUser] = list(actions)
+        if await self.client.supports_bulk("create"):
+            per_user = []
+            for i in range(0, len(actions), BULK_CHUNK):
+                chunk = list(actions[i : i + BULK_CHUNK])
+                if self.stopping:
+                    break
+                try:
+                    chunk_outcomes = await self._bulk_creates(chunk)
+                except AuthError:
+                    raise
+                except ProxyError as exc:
+                    # only this chunk falls back: earlier chunks are created and keep their keys
+                    log.info("bulk create of %d users failed as a whole (%s); per-user calls", len(chunk), exc)
+                    chunk_outcomes = None
+                if chunk_outcomes is None:
+                    per_user.extend(chunk)
+                else:
+                    outcomes.extend(chunk_outcomes)
+        if not per_user:
+            return outcomes
+        created = await self._each(per_user, self._create_one)
         # join teams batched per team: one roster write per team instead of one per user
         joins = [
             AddMembership(o.action.user_id, o.action.email, t)
@@ -175,19 +189,20 @@ class Executor:
             for o in await self._joins(joins, progress=False)
             if isinstance(o.action, AddMembership)
         }
-        result = []
         for o in created:
             a = o.action
             if o.ok and isinstance(a, CreateUser):
-                errors = [
-                    f"created, but joining team {self._label(t)} failed: {join_outcomes[(a.user_id, t)].error}"
-                    for t in a.team_ids
-                    if (a.user_id, t) in join_outcomes and not join_outcomes[(a.user_id, t)].ok
-                ]
+                errors = []
+                for t in a.team_ids:
+                    joined = join_outcomes.get((a.user_id, t))
+                    if joined is None:
+                        errors.append(f"created, but not yet added to team {self._label(t)} (run interrupted)")
+                    elif not joined.ok:
+                        errors.append(f"created, but joining team {self._label(t)} failed: {joined.error}")
                 if errors:
                     o = Outcome(a, OutcomeStatus.FAILED, error="; ".join(errors), api_key=o.api_key, note=o.note)
-            result.append(o)
-        return result
+            outcomes.append(o)
+        return outcomes
 
     async def _create_one(self, a: CreateUser) -> list[Outcome]:
         try:
@@ -312,15 +327,30 @@ class Executor:
             log.info("batch call failed as a whole (%s); falling back to per-user calls", exc)
             return exc
 
+    @staticmethod
+    def _rounds(actions: Sequence[M]) -> list[dict[str, list[M]]]:
+        """Split roster writes into rounds of ``team_id -> actions`` where no user appears twice in a round.
+
+        Writes to one team are one batch (never parallel); batches of one round run in parallel, and since
+        a user is in at most one batch per round, no two concurrent writes touch the same user's ``teams``
+        (the proxy rewrites that list without a per-user lock: parallel leaves of one user lose updates).
+        """
+        per_user: dict[str, int] = defaultdict(int)
+        rounds: list[dict[str, list[M]]] = []
+        for a in sorted(actions, key=lambda x: (x.team_id, x.user_id)):
+            n = per_user[a.user_id]
+            per_user[a.user_id] += 1
+            if n == len(rounds):
+                rounds.append(defaultdict(list))
+            rounds[n][a.team_id].append(a)
+        return rounds
+
     async def _joins(self, actions: Sequence[AddMembership], *, progress: bool = True) -> list[Outcome]:
         """Joins, one ``member_add`` with a member list per team; teams in parallel, one team at a time."""
         if not actions:
             return []
         if progress:
             self._progress.start("adding team memberships", len(actions))
-        by_team: dict[str, list[AddMembership]] = defaultdict(list)
-        for a in actions:
-            by_team[a.team_id].append(a)
 
         async def team(batch: list[AddMembership]) -> list[Outcome]:
             tid = batch[0].team_id
@@ -335,21 +365,19 @@ class Executor:
                 for a in batch:
                     out.extend(await team([a]))
                 return out
-            return [
-                _done(a) if a.user_id in ok else _failed(a, f"not on team {self._label(tid)} after member_add")
-                for a in batch
-            ]
+            lost = f"not on team {self._label(tid)} after member_add"
+            return [_done(a) if a.user_id in ok else _failed(a, lost) for a in batch]
 
-        return await self._each(list(by_team.values()), team)
+        outcomes: list[Outcome] = []
+        for batches in self._rounds(actions):
+            outcomes.extend(await self._each(list(batches.values()), team))
+        return outcomes
 
     async def _leaves(self, actions: Sequence[RemoveMembership], *, progress: bool = True) -> list[Outcome]:
         if not actions:
             return []
         if progress:
             self._progress.start("removing team memberships", len(actions))
-        by_team: dict[str, list[RemoveMembership]] = defaultdict(list)
-        for a in actions:
-            by_team[a.team_id].append(a)
         bulk = await self.client.supports_bulk("leave")
 
         async def team(batch: list[RemoveMembership]) -> list[Outcome]:
@@ -383,7 +411,10 @@ class Executor:
                     out.append(_failed(a, exc))
             return out
 
-        return await self._each(list(by_team.values()), team)
+        outcomes: list[Outcome] = []
+        for batches in self._rounds(actions):
+            outcomes.extend(await self._each(list(batches.values()), team))
+        return outcomes
 
     async def apply_joins(self, actions: Sequence[AddMembership]) -> list[Outcome]:
         return await self._joins(actions)
@@ -440,16 +471,28 @@ class Executor:
         try:
             await self.client.delete_users([a.user_id])
             created = await self.client.create_user(create_body(a, with_teams=False, create_key=create_key))
-            if a.team_ids:
-                for tid in a.team_ids:
-                    await self.client.add_team_members(tid, [(a.user_id, a.email)])
         except AuthError:
             raise
         except ProxyError as exc:
             return _failed(a, f"User recreation failed: {exc}")
-        return _done(
-            a, api_key=created.api_key, note="recreated by the fallback; the user's previous API keys were deleted"
-        )
+        note = "recreated by the fallback; the user's previous API keys were deleted"
+        missing = []
+        for tid in a.team_ids:
+            try:
+                await self.client.add_team_members(tid, [(a.user_id, a.email)])
+            except AuthError:
+                raise
+            except ProxyError as exc:
+                missing.append(f"{self._label(tid)}: {exc}")
+        if missing:
+            return Outcome(
+                a,
+                OutcomeStatus.FAILED,
+                api_key=created.api_key,
+                note=note,
+                error=f"User recreation failed: recreated, but not added to team(s) {'; '.join(missing)}",
+            )
+        return _done(a, api_key=created.api_key, note=note)
 
     # ---------------------------------------------------------------------------------------------
 
@@ -494,9 +537,19 @@ class Executor:
         if moved and not self.stopping:
             wrong = await self.verify(moved, self._label)
             for i in moved:
-                if i.user_id in wrong and i.may_recreate and plan.options.allow_recreate and not self.stopping:
+                calls_ok = all(finished[a.key].ok for a in i.actions)
+                # a call that *failed* is reported as such; only a silent failure (every call answered success,
+                # yet the state is wrong) calls for the destructive fallback
+                if (
+                    i.user_id in wrong
+                    and calls_ok
+                    and i.may_recreate
+                    and i.role in PROXY_ROLES
+                    and plan.options.allow_recreate
+                    and not self.stopping
+                ):
                     log.info("verification failed for %s (%s): recreating", i.email, wrong[i.user_id])
-                    action = RecreateUser(i.user_id, i.email, i.role or plan.options.default_role, i.team_ids)
+                    action = RecreateUser(i.user_id, i.email, str(i.role), i.team_ids)
                     recreated[i.user_id] = await self.recreate(action, create_key=plan.options.create_keys)
                     record([recreated[i.user_id]])
         if self._fatal is not None:

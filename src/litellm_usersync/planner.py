@@ -5,7 +5,7 @@ No I/O, no clock, no randomness. Safety brakes are checked here and reported as 
 
 from __future__ import annotations
 
-from .identity import DEFAULT_USER_ID, normalize_email, resolve_team
+from .identity import DEFAULT_USER_ID, PROXY_ROLES, normalize_email, resolve_team
 from .models import (
     Action,
     AddMembership,
@@ -131,7 +131,8 @@ def _plan_existing_user(
     return PlanItem(
         kind=ItemKind.UPDATE,
         actions=tuple(actions),
-        may_recreate=has_team_change and options.allow_recreate and not protected,
+        # only a role /user/new accepts can be recreated (else the fallback would delete a user it cannot bring back)
+        may_recreate=has_team_change and options.allow_recreate and not protected and new_role in PROXY_ROLES,
         **base,  # type: ignore[arg-type]
     )
 
@@ -145,9 +146,15 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
     items: list[PlanItem] = []
     skipped: list[Skipped] = []
     by_email = snapshot.users_by_email_key
+    # default_user_id is never manageable; a CSV row with its email must not create a second account either
+    untouchable = {u.email_key: u for u in snapshot.users if u.email_key and not u.is_manageable}
 
     for want in sorted(desired.users, key=lambda u: u.email_key):
         matches = by_email.get(want.email_key, [])
+        if not matches and want.email_key in untouchable:
+            admin = untouchable[want.email_key]
+            skipped.append(Skipped(want.email, admin.user_id, "protected: the identity of the credentials in use"))
+            continue
         if len(matches) > 1:
             ids = ", ".join(sorted(u.user_id for u in matches))
             items.append(

@@ -207,13 +207,6 @@ def test_snapshot_destructive_sync_then_restore_gets_everything_back(
     assert len(read_audit_log(workdir / "backups" / "audit.jsonl")) == 6, "nothing done, nothing audited"
 
 
-@pytest.mark.xfail(
-    reason="executor bug (not restore's): Executor._leaves runs one user's leaves from different teams in parallel, "
-    "and /team/member_delete rewrites user.teams without a per-user lock (1.110.2), so user.teams keeps an old team; "
-    "verification then fails (and sync's fallback would recreate the user). Remove this mark once leaves of one user "
-    "are serialised.",
-    strict=False,
-)
 def test_restore_takes_a_user_out_of_two_teams_at_once(
     arranged: tuple[dict[str, str], list[str]],
     cli_run: Callable[..., Result],

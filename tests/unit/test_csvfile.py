@@ -334,11 +334,6 @@ def test_written_report_is_readable_as_users_csv(tmp_path: pathlib.Path) -> None
     assert rows(read_users_csv(target)) == [("a@x.com", "internal_user", ("a", "b"), 2)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: csvfile.MAX_PROBLEMS (200) never caps the problem list when the bad rows are consecutive: the "
-    "`len(problems) >= MAX_PROBLEMS` check sits after users.append, and every problem path `continue`s past it",
-)
 def test_problem_list_is_capped() -> None:
     from litellm_usersync.csvfile import MAX_PROBLEMS
 

@@ -863,13 +863,6 @@ def test_convergence_on_seeded_random_large_cases() -> None:
         assert {i.kind for i in again.items} <= {ItemKind.UNCHANGED}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: planner.build_plan plans a CreateUser for a CSV email that belongs to default_user_id (the "
-    "master key's / UI admin's row, excluded from users_by_email_key): on 1.110 /user/new answers 409 on every "
-    "run (the row fails forever), on 1.74 a second proxy_admin account with the same email is created; the row "
-    "should be left alone as protected",
-)
 def test_a_csv_row_for_the_admin_identity_does_not_create_a_second_account() -> None:
     admin = live("admin@x.com", "proxy_admin", uid=DEFAULT_USER_ID)
     plan = build_plan(desired(want("Admin@x.com", "proxy_admin")), snap([admin]))
