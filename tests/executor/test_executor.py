@@ -751,6 +751,9 @@ def test_generated_runs_under_faults_converge_in_two_runs(
             client._http._transport = httpx.MockTransport(chaos(seed, 0.2, fake))
             plan = build_plan(desired, await read_snapshot(client), options)
             report = await apply_plan(client, plan)
+        # every planned action got exactly one outcome, faults or not
+        planned = sorted(a.key for a in plan.actions)
+        assert sorted(o.action.key for o in report.outcomes if not o.action.key.startswith("recreate:")) == planned
         may_touch = expected_after(desired, snapshot, plan)
         after = fake.state()
         for uid, row_before in untouched_before.items():
