@@ -9,10 +9,14 @@ from typing import Any
 import click
 
 from .. import __version__
+from ..audit import AuditLog
+from ..backup import read_plan_file, write_backup, write_plan_file
 from ..csvfile import read_users_csv, write_csv_file
+from ..errors import InputError
 from ..executor import apply_plan
 from ..identity import PROXY_ROLES, normalize_email
-from ..models import Plan, PlanOptions, RunReport
+from ..models import Plan, PlanOptions, RunReport, Snapshot
+from ..planfile import check_plan_fresh
 from ..planner import build_plan
 from ..report import (
     SYNC_REPORT_COLUMNS,
@@ -37,6 +41,7 @@ from ._common import (
     setup_logging,
 )
 from ._progress import progress_bar
+from .snapshot_cmd import audit_log_option, backup_dir_option, make_audit_log
 
 DEFAULT_REPORT = "user_sync_result.csv"
 
@@ -105,6 +110,22 @@ def sync_options(f: Any) -> Any:
             is_flag=True,
             help="With --dry-run: exit 0 when there is nothing to do, 2 when changes are pending.",
         ),
+        click.option(
+            "--plan-out",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Save the plan to this file (JSON, see docs/plans-and-restore.md); works with --dry-run.",
+        ),
+        click.option(
+            "--apply-plan",
+            "apply_plan_path",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Apply exactly this saved plan (no CSV is read); refused if the users it touches changed since.",
+        ),
+        backup_dir_option,
+        click.option("--no-backup", is_flag=True, help="Do not write a snapshot before changing anything."),
+        audit_log_option,
     ]
     for d in reversed(opts):
         f = d(f)
@@ -129,6 +150,11 @@ def sync_command(
     report_path: str,
     output: str,
     detailed_exitcode: bool,
+    plan_out: str | None,
+    apply_plan_path: str | None,
+    backup_dir: str,
+    no_backup: bool,
+    audit_log: str | None,
     base_url: str,
     master_key: str | None,
     debug: bool,
@@ -155,7 +181,8 @@ def sync_command(
     setup_logging(debug)
     with handle_errors(debug, unusable=ExitCode.FAILED if detailed_exitcode else ExitCode.UNUSABLE):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
-        desired = read_users_csv(csv_file)
+        saved = read_plan_file(apply_plan_path) if apply_plan_path else None
+        desired = None if saved else read_users_csv(csv_file)
         options = PlanOptions(
             allow_add=not no_add,
             allow_delete=not no_delete,
@@ -171,14 +198,33 @@ def sync_command(
             async with make_client(settings) as client:
                 with progress_bar(not debug) as progress:
                     snapshot = await read_snapshot(client, on_progress=progress)
-                plan = build_plan(desired, snapshot, options)
+                if saved is not None:
+                    check_plan_fresh(saved, snapshot)
+                    plan = saved
+                else:
+                    assert desired is not None
+                    plan = build_plan(desired, snapshot, options)
+                if plan_out:
+                    write_plan_file(plan_out, plan, source=apply_plan_path or csv_file)
                 if dry_run or plan.refusals:
                     return plan, None
+                audit = None
+                if plan.has_changes:
+                    audit = _prepare_safety_net(snapshot, backup_dir, no_backup, audit_log, settings.master_key)
                 if output == "text":
                     out(render_plan(plan, dry_run=False) if plan.has_changes else render_plan_summary(plan))
                     out()
                 with progress_bar(not debug and plan.has_changes) as progress:
-                    report = await apply_plan(client, plan, concurrency=concurrency, on_progress=progress, stop=stop)
+                    report = await apply_plan(
+                        client,
+                        plan,
+                        concurrency=concurrency,
+                        on_progress=progress,
+                        stop=stop,
+                        on_outcome=audit.for_plan(plan) if audit else None,
+                    )
+                if audit and audit.write_errors:
+                    err(f"Warning: {len(audit.write_errors)} audit line(s) could not be written to {audit.path}")
                 return plan, report
 
         plan, report = run_async(run)
@@ -201,6 +247,21 @@ def sync_command(
     if report.interrupted:
         raise CliExit(ExitCode.INTERRUPTED)
     raise CliExit(ExitCode.OK if report.ok else ExitCode.FAILED)
+
+
+def _prepare_safety_net(
+    snapshot: Snapshot, backup_dir: str, no_backup: bool, audit_log: str | None, master_key: str
+) -> AuditLog:
+    """Before the first change: the snapshot backup and a writable audit log, or stop (exit 2, nothing changed)."""
+    try:
+        if not no_backup:
+            path = write_backup(snapshot, backup_dir, command="sync")
+            err(f"Backup of the current state: {path}")
+        audit = make_audit_log(backup_dir, audit_log, command="sync", master_key=master_key)
+        audit.check_writable()
+    except OSError as exc:
+        raise InputError(f"cannot write the backup or the audit log ({exc}); nothing was changed") from None
+    return audit
 
 
 def _show_plan_only(plan: Plan, *, output: str, detailed_exitcode: bool) -> None:
