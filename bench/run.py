@@ -364,6 +364,8 @@ class SizeResult:
     targets: list[Target] = field(default_factory=list)
     load_before: float = 0.0
     load_after: float = 0.0
+    #: --sweep: concurrency -> (no-change run wall, floor wall)
+    sweep: dict[int, tuple[float, float]] = field(default_factory=dict)
 
 
 def median(xs: list[float]) -> float:
@@ -530,6 +532,10 @@ def print_size(r: SizeResult) -> None:
         print_run(r.nobulk_run, r.nobulk_floor)
         if r.nobulk_after is not None:
             print(f"    then a bulk no-change run: {r.nobulk_after.summary}")
+    if r.sweep:
+        print("  --concurrency sweep (no-change run wall / floor wall at the same concurrency):")
+        for c, (tool_s, floor_s) in sorted(r.sweep.items()):
+            print(f"    {c:3d}: {tool_s:6.2f} s / {floor_s:6.2f} s")
     print("  targets:")
     for t in r.targets:
         print(f"    {'PASS' if t.ok else 'MISS'}  {t.name}: {t.detail}")
@@ -609,6 +615,9 @@ def bench_size(proxy: Proxy, args: argparse.Namespace, n: int, workdir: Path) ->
         result.nobulk_floor = run_floor(proxy, workdir, conc)
         result.nobulk_run = run_tool(proxy, workdir, changed_csv, f"10% run --no-bulk N={n}", ["--no-bulk"], conc)
         result.nobulk_after = run_tool(proxy, workdir, same_csv, f"after --no-bulk N={n}", [], conc)
+    for c in args.sweep:
+        run = run_tool(proxy, workdir, same_csv, f"no-change --concurrency {c} N={n}", [], c)
+        result.sweep[c] = (run.wall_s, run_floor(proxy, workdir, c).wall_s)
     result.targets = evaluate(result)
     result.load_before, result.load_after = load_before, os.getloadavg()[0]
     return result
@@ -623,6 +632,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument(
         "--no-bulk-at", type=int, action="append", help="sizes that also get a --no-bulk 10%% run [default: 1000]"
+    )
+    parser.add_argument(
+        "--sweep",
+        type=lambda v: [int(x) for x in v.split(",") if x],
+        default=[],
+        help="also time a no-change run and the floor at these concurrencies, e.g. 1,2,4,8,16",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--keep-proxy", action="store_true", help="leave a proxy started by bench/run running")
