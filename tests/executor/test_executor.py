@@ -815,3 +815,44 @@ async def test_no_key_in_any_debug_log_record_of_a_run(version: str, caplog: pyt
         assert MASTER not in text
         for key in keys:
             assert key not in text, text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=cases(), version=st.sampled_from([NEW, OLD]), stop_after=st.integers(1, 8), bound=st.integers(1, 4))
+def test_generated_runs_stopped_at_any_point_report_truthfully_and_converge(
+    case: tuple[DesiredState, Snapshot, PlanOptions], version: str, stop_after: int, bound: int
+) -> None:
+    desired, snapshot, options = case
+    assume(not admin_email_in_csv(desired, snapshot))
+
+    async def scenario() -> None:
+        fake = load_fake(snapshot, version)
+        stop = asyncio.Event()
+        writes = 0
+
+        def count_writes(request: httpx.Request) -> None:
+            nonlocal writes
+            if request.method == "POST":
+                writes += 1
+                if writes == stop_after:
+                    stop.set()
+
+        async with fake.client(concurrency=bound) as client:
+            plan = build_plan(desired, await read_snapshot(client), options)
+            fake.on_request = count_writes
+            report = await apply_plan(client, plan, concurrency=bound, stop=stop)
+            fake.on_request = None
+        assert report.interrupted is stop.is_set()
+        after = fake.state()
+        for r in report.results:
+            if r.success and r.item.kind is ItemKind.DELETE:
+                assert r.item.user_id not in after, r
+            elif r.success and r.item.kind is not ItemKind.UNCHANGED:
+                assert after[r.item.user_id][1] == r.item.role, r
+                assert set(after[r.item.user_id][2]) >= set(r.item.team_ids), r
+        async with fake.client() as client:
+            await apply_plan(client, build_plan(desired, await read_snapshot(client), options))
+            again = build_plan(desired, await read_snapshot(client), options)
+        assert again.actions == (), [a.key for a in again.actions]
+
+    asyncio.run(scenario())
