@@ -88,6 +88,9 @@ class FaultConfig:
     #: should exceed the client's timeout, so that latency faults also produce timeouts
     long_latency_s: float = 2.5
     retry_after_s: tuple[int, ...] = (0, 1)
+    #: latency before forwarding (True: the request lands late, possibly after the client gave up and
+    #: sent it again), after forwarding (False: applied, answer late), or None: seeded choice
+    latency_before: bool | None = None
     #: only requests with these methods get faults (None: all)
     methods: frozenset[str] | None = None
     #: requests whose path starts with one of these are never faulted
@@ -252,7 +255,8 @@ class FaultProxy:
             return Decision(kind, float(cfg.retry_after_s[pick % len(cfg.retry_after_s)]))
         if kind == "latency":
             value = cfg.long_latency_s if pick % 2 else cfg.short_latency_s
-            return Decision(kind, value, after=bool((pick >> 1) % 2))
+            before = not (pick >> 1) % 2 if cfg.latency_before is None else cfg.latency_before
+            return Decision(kind, value, after=not before)
         return Decision(kind)
 
     # -------------------------------------------------------------------------------- the server

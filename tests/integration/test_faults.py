@@ -1,0 +1,468 @@
+"""Fault tolerance against the real proxy: a seeded fault-injection proxy sits between the CLI and LiteLLM.
+
+Arrange through the library (real proxy), act through the CLI (via the fault proxy), assert through the
+library (real proxy again). Every assertion is about the real end state, never about timing:
+
+* at a 20% fault rate (5xx, 429 + Retry-After, latency beyond ``--timeout``, resets, answers lost after
+  the write was applied) a sync of 300 CSV users with adds, deletes, role changes and team moves reaches
+  the exact desired state within two runs, bulk and ``--no-bulk``;
+* no duplicate emails, no user outside the plan touched (no email, ``default_user_id``, no role,
+  ``--protect``, unchanged rows: same ``updated_at``);
+* every report row matches reality (SUCCESS rows are in the state they claim; FAILED rows say why);
+* "every write's answer is lost once" (deterministic) converges in ONE run, with nothing created twice;
+* a run killed at seeded points (SIGKILL, SIGTERM, SIGINT) converges on the next run; SIGINT/SIGTERM
+  exit 130 and still write a truthful report.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from litellm_usersync.client import ProxyClient
+from litellm_usersync.identity import DEFAULT_USER_ID, normalize_email
+
+from ..faultproxy import APPLIED_KINDS, FaultConfig, FaultProxy
+from .conftest import REPO, Proxy
+
+#: the CLI's per-response timeout in these tests, and a latency fault that exceeds it. The real proxy
+#: answers every request of these scenarios in well under TIMEOUT_S (a bulk create of 100 users with keys
+#: takes ~1.6 s); a response slower than that is a timeout, which the tool must survive too.
+TIMEOUT_S = 4.0
+LONG_LATENCY_S = 5.0
+TEAMS = ("alpha", "beta", "gamma", "delta")
+PROTECTED = "boss@corp.example"
+DOMAIN = "faults.example"
+
+
+# ----------------------------------------------------------------------------------------------- scenario
+
+
+@dataclass
+class Scenario:
+    """What was arranged on the real proxy and what the CSV asks for."""
+
+    teams: dict[str, str]  # alias -> team_id
+    csv_path: pathlib.Path
+    #: email_key -> (role, team aliases) the CSV asks for
+    expected: dict[str, tuple[str, frozenset[str]]]
+    #: user ids that must be gone afterwards
+    deleted: set[str]
+    #: user_id -> row before the run, for users the sync must not write (incl. CSV rows already right)
+    untouched: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def team_alias(self) -> dict[str, str]:
+        return {tid: alias for alias, tid in self.teams.items()}
+
+
+def _role_for(i: int) -> str:
+    return ("internal_user", "internal_user_viewer", "proxy_admin_viewer", "proxy_admin")[i % 4]
+
+
+def _teams_for(i: int) -> tuple[str, ...]:
+    return ((), ("alpha",), ("beta",), ("alpha", "gamma"), ("delta",), ("beta", "delta"))[i % 6]
+
+
+def build_scenario(
+    proxy: Proxy,
+    workdir: pathlib.Path,
+    *,
+    n_new: int,
+    n_existing: int,
+    n_delete: int,
+) -> Scenario:
+    """Arrange on a clean proxy; return what the CSV wants.
+
+    Existing users: a fifth change role, a fifth move teams, a fifth do both, the rest are unchanged.
+    Users never to be touched: one without email, one without role, a protected admin, default_user_id.
+    """
+    # fixed team ids: request paths and bodies, hence the seeded faults, are the same in every run
+    teams = {alias: f"team-{alias}" for alias in TEAMS}
+
+    async def make(c: ProxyClient) -> None:
+        for alias, tid in teams.items():
+            await c.create_team(alias, team_id=tid)
+
+    proxy.run(make)
+    ids = lambda names: [teams[n] for n in names]  # noqa: E731
+    bodies: list[dict[str, Any]] = []
+    expected: dict[str, tuple[str, frozenset[str]]] = {}
+    rows: list[tuple[str, str, str]] = []
+    unchanged: list[str] = []
+
+    for i in range(n_new):
+        email = f"New.User{i:03d}@{DOMAIN}"  # mixed case: ids are the normalised email
+        role, tnames = _role_for(i), _teams_for(i)
+        rows.append((email, role, ";".join(tnames)))
+        expected[normalize_email(email)] = (role, frozenset(tnames))
+
+    for i in range(n_existing):
+        email = f"old{i:03d}@{DOMAIN}"
+        role, tnames = _role_for(i), _teams_for(i + 1)
+        bodies.append(_seed_body(email, role, ids(tnames)))
+        kind = i % 5
+        new_role = _role_for(i + 1) if kind in (0, 2) else role
+        # a blank team cell keeps the user's teams, so a move always names a team
+        new_teams = (_teams_for(i + 2) or ("gamma",)) if kind in (1, 2) else tnames
+        if kind == 1 and set(new_teams) == set(tnames):
+            new_teams = ("gamma",)
+        if kind in (3, 4):
+            unchanged.append(normalize_email(email))
+        rows.append((f"  {email.upper()} " if i % 7 == 0 else email, new_role, ";".join(new_teams)))
+        expected[normalize_email(email)] = (new_role, frozenset(new_teams))
+
+    deleted = set()
+    for i in range(n_delete):
+        email = f"gone{i:03d}@{DOMAIN}"
+        bodies.append(_seed_body(email, _role_for(i), ids(_teams_for(i))))
+        deleted.add(normalize_email(email))
+
+    outsiders = [
+        {"user_id": "robot-no-email", "user_role": "internal_user", "teams": ids(("alpha",))},
+        {"user_id": f"legacy@{DOMAIN}", "user_email": f"legacy@{DOMAIN}", "teams": ids(("beta",))},  # no role
+        _seed_body(PROTECTED, "proxy_admin", ids(("gamma",))),
+    ]
+
+    async def arrange(c: ProxyClient) -> list[dict[str, Any]]:
+        for i in range(0, len(bodies), 250):
+            rows_ = await c.bulk_create_users(bodies[i : i + 250])
+            assert rows_ is not None and all(r.success for r in rows_), rows_
+        for b in outsiders:
+            await c.create_user({**b, "auto_create_key": False})
+        return await c.read_all_users()
+
+    before = {u["user_id"]: u for u in proxy.run(arrange)}
+    keep = {DEFAULT_USER_ID, "robot-no-email", f"legacy@{DOMAIN}", PROTECTED, *unchanged}
+    untouched = {uid: before[uid] for uid in keep}
+
+    random.Random(7).shuffle(rows)
+    path = workdir / "users.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["email", "role", "team_name"])
+        w.writerows(rows)
+    return Scenario(teams=teams, csv_path=path, expected=expected, deleted=deleted, untouched=untouched)
+
+
+def _seed_body(email: str, role: str, team_ids: list[str]) -> dict[str, Any]:
+    return {
+        "user_id": normalize_email(email),
+        "user_email": email,
+        "user_role": role,
+        "teams": team_ids,
+        "auto_create_key": False,
+        "metadata": {"managed_by": "litellm-usersync"},
+    }
+
+
+# ----------------------------------------------------------------------------------------------- checks
+
+
+def read_state(proxy: Proxy) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    async def go(c: ProxyClient) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return await c.read_all_users(), await c.read_all_teams()
+
+    return proxy.run(go)
+
+
+def state_problems(proxy: Proxy, sc: Scenario) -> list[str]:
+    """Everything in which the real proxy differs from the desired state (empty: exact)."""
+    users, teams = read_state(proxy)
+    alias = {t["team_id"]: t.get("team_alias") for t in teams}
+    rosters = {t["team_id"]: {m.get("user_id") for m in t.get("members_with_roles") or []} for t in teams}
+    problems: list[str] = []
+
+    emails = collections.Counter(normalize_email(u["user_email"]) for u in users if u.get("user_email"))
+    problems += [f"{n} users share the email {e}" for e, n in emails.items() if n > 1]
+    by_email = {normalize_email(u["user_email"]): u for u in users if u.get("user_email")}
+    by_id = {u["user_id"]: u for u in users}
+
+    for key, (role, want) in sorted(sc.expected.items()):
+        u = by_email.get(key)
+        if u is None:
+            problems.append(f"{key}: missing")
+            continue
+        if u["user_id"] != key:
+            problems.append(f"{key}: user_id is {u['user_id']!r}")
+        if u.get("user_role") != role:
+            problems.append(f"{key}: role {u.get('user_role')} != {role}")
+        got = {alias.get(t, t) for t in u.get("teams") or []}
+        if got != set(want):
+            problems.append(f"{key}: user.teams {sorted(got)} != {sorted(want)}")
+        on = {alias[tid] for tid, members in rosters.items() if u["user_id"] in members}
+        if on != set(want):
+            problems.append(f"{key}: on the rosters of {sorted(on)} != {sorted(want)}")
+    for uid in sorted(sc.deleted):
+        if uid in by_id:
+            problems.append(f"{uid}: should have been deleted")
+        problems += [f"{uid}: still on the roster of {alias[t]}" for t, m in rosters.items() if uid in m]
+    for uid, before in sorted(sc.untouched.items()):
+        now = by_id.get(uid)
+        if now is None:
+            problems.append(f"{uid}: must not be touched but is gone")
+            continue
+        for k in ("user_email", "user_role", "teams", "metadata", "updated_at"):
+            if now.get(k) != before.get(k):
+                problems.append(f"{uid}: must not be touched but {k} changed: {before.get(k)!r} -> {now.get(k)!r}")
+    allowed = set(sc.expected) | set(sc.untouched)
+    problems += [f"{uid}: unexpected user" for uid in sorted(set(by_id) - allowed)]
+    return problems
+
+
+def report_problems(proxy: Proxy, sc: Scenario, report: pathlib.Path) -> list[str]:
+    """Each report row against reality: SUCCESS rows are true; FAILED rows say why; one row per user."""
+    users, teams = read_state(proxy)
+    alias = {t["team_id"]: t.get("team_alias") for t in teams}
+    by_email = {normalize_email(u["user_email"]): u for u in users if u.get("user_email")}
+    with report.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    problems: list[str] = []
+    seen = collections.Counter(normalize_email(r["email"]) for r in rows)
+    problems += [f"report: {e} has {n} rows" for e, n in seen.items() if n > 1]
+    # every CSV user has a row; the only other rows are deletions (absent once an earlier run deleted them)
+    if set(sc.expected) - set(seen):
+        problems.append(f"report: no rows for {sorted(set(sc.expected) - set(seen))[:5]}")
+    if set(seen) - set(sc.expected) - sc.deleted:
+        problems.append(f"report: rows for users outside CSV + deletions: {sorted(set(seen) - set(sc.expected))[:5]}")
+    for r in rows:
+        key = normalize_email(r["email"])
+        if r["status"] == "FAILED":
+            if not r["error_reason"].strip():
+                problems.append(f"report: FAILED row for {key} without a reason")
+            continue
+        if r["status"] != "SUCCESS":
+            problems.append(f"report: {key} has status {r['status']!r}")
+            continue
+        u = by_email.get(key)
+        if r["action"] == "DELETED":
+            if u is not None:
+                problems.append(f"report: {key} DELETED/SUCCESS but still exists")
+            continue
+        if u is None:
+            problems.append(f"report: {key} {r['action']}/SUCCESS but does not exist")
+            continue
+        if u.get("user_role") != r["role"]:
+            problems.append(f"report: {key} {r['action']}/SUCCESS says role {r['role']}, it is {u.get('user_role')}")
+        got = {alias.get(t, t) for t in u.get("teams") or []}
+        said = {t for t in r["team_name"].split(";") if t}
+        if got != said:
+            problems.append(f"report: {key} {r['action']}/SUCCESS says teams {sorted(said)}, they are {sorted(got)}")
+    return problems
+
+
+# ----------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def fault_proxy(proxy: Proxy) -> Iterator[Callable[..., FaultProxy]]:
+    started: list[FaultProxy] = []
+
+    def start(**kw: Any) -> FaultProxy:
+        kw.setdefault("long_latency_s", LONG_LATENCY_S)
+        fp = FaultProxy(proxy.base_url, FaultConfig(**kw)).start()
+        started.append(fp)
+        return fp
+
+    yield start
+    for fp in started:
+        fp.stop()
+
+
+def sync_args(sc: Scenario, report: str, *extra: str) -> list[str]:
+    return [
+        "--csv-file",
+        str(sc.csv_path),
+        "--timeout",
+        str(TIMEOUT_S),
+        "--protect",
+        PROTECTED,
+        "--report",
+        report,
+        *extra,
+    ]
+
+
+# ----------------------------------------------------------------------------------------------- tests
+
+
+#: more seeds for a soak run: USERSYNC_FAULT_SEEDS=1,2,3 pytest tests/integration/test_faults.py
+SEEDS = [int(s) for s in os.environ.get("USERSYNC_FAULT_SEEDS", "").split(",") if s.strip()]
+#: seed 208 (bulk) loses the answer of the bulk create and of two roster writes after they were applied
+DEFAULT_CASES = [(208, "--bulk"), (12, "--no-bulk")]
+CASES = [(s, b) for s in SEEDS for b in ("--bulk", "--no-bulk")] or DEFAULT_CASES
+
+
+@pytest.mark.parametrize(("seed", "bulk"), CASES)
+def test_sync_at_20_percent_faults_converges_within_two_runs(
+    seed: int, bulk: str, clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, fault_proxy: Any
+) -> None:
+    sc = build_scenario(clean_proxy, workdir, n_new=100, n_existing=200, n_delete=40)
+    fp = fault_proxy(seed=seed, rate=0.2)
+    env = {"LITELLM_BASE_URL": fp.url}
+
+    exits = []
+    for n in (1, 2):
+        result = cli_run("sync", *sync_args(sc, f"report{n}.csv", bulk), env=env)
+        fp.wait_idle()  # a request delayed past the client's timeout may still land: let it, then look
+        exits.append(result.exit_code)
+        assert result.exit_code in (0, 1), result.output
+        assert report_problems(clean_proxy, sc, workdir / f"report{n}.csv") == [], f"run {n}"
+        if n == 1:
+            first = state_problems(clean_proxy, sc)
+
+    assert state_problems(clean_proxy, sc) == [], f"not converged after two runs (exits {exits})"
+    # the suite proved something: faults of every family were injected, some after the write was applied
+    counts = fp.counts
+    faulted_writes = sorted({(m, p, k) for m, p, k in fp.log if k and m == "POST"})
+    print(f"seed {seed} {bulk}: faulted writes {faulted_writes}")
+    assert faulted_writes, fp.log
+    if (seed, bulk) in DEFAULT_CASES:  # the nasty case is part of the proof: a create applied, its answer lost
+        creates = ("/user/new", "/management/v1/users/bulk")
+        assert any(p in creates and k in APPLIED_KINDS for _, p, k in faulted_writes), faulted_writes
+    if bulk == "--no-bulk":  # hundreds of requests: every family shows up
+        assert counts["429"] and sum(counts[k] for k in ("500", "502", "503")), counts
+        assert counts["latency"] and counts["reset"] and counts["reset_after"] + counts["lost_502"], counts
+    # and the real proxy agrees there is nothing left to do
+    check = cli_run("sync", *sync_args(sc, "check.csv"), "--dry-run", "--detailed-exitcode")
+    assert check.exit_code == 0, check.output
+    print(f"seed {seed} {bulk}: exits {exits}, {len(first)} differences after run 1, faults {dict(counts)}")
+
+
+@pytest.mark.parametrize("bulk", ["--bulk", "--no-bulk"])
+def test_every_write_answer_lost_once_converges_in_one_run(
+    bulk: str, clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, fault_proxy: Any
+) -> None:
+    """The nasty fault, on every write: the proxy applies it, the answer is lost (reset or 502).
+
+    Deterministic (``first_only``: a resent identical request goes through). Creates are never sent
+    blindly again (read back first, ids are the emails, so a resend meets 409): one run reaches the exact
+    state, nothing is duplicated, and the rows of users created without a known key say so.
+    """
+    sc = build_scenario(clean_proxy, workdir, n_new=30, n_existing=50, n_delete=10)
+    fp = fault_proxy(seed=1, rate=1.0, kinds=("reset_after", "lost_502"), methods=frozenset({"POST"}), first_only=True)
+    result = cli_run("sync", *sync_args(sc, "report.csv", bulk), env={"LITELLM_BASE_URL": fp.url})
+    fp.wait_idle()
+    assert result.exit_code == 0, result.output
+    assert fp.counts["reset_after"] and fp.counts["lost_502"], fp.counts
+    assert state_problems(clean_proxy, sc) == []
+    assert report_problems(clean_proxy, sc, workdir / "report.csv") == []
+    with (workdir / "report.csv").open(newline="", encoding="utf-8") as f:
+        added = [r for r in csv.DictReader(f) if r["action"] == "ADDED"]
+    assert len(added) == 30
+    for r in added:  # either the key, or a note that it is unknown because the answer was lost
+        assert r["api_keys"].startswith("sk-") or "key is unknown" in r["error_reason"], r
+
+
+@pytest.mark.parametrize("bulk", ["--bulk", "--no-bulk"])
+def test_every_write_landing_after_the_client_gave_up_converges_in_one_run(
+    bulk: str, clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, fault_proxy: Any
+) -> None:
+    """Every write is held past ``--timeout`` on its way in, then applied anyway (first copy only).
+
+    The client's read-back finds nothing yet, so it sends again, and the two copies race at the proxy:
+    the ids make the loser a 409 / "already exists", never a second user. One run reaches the exact state
+    and every report row is true.
+    """
+    sc = build_scenario(clean_proxy, workdir, n_new=20, n_existing=25, n_delete=5)
+    fp = fault_proxy(
+        seed=2,
+        rate=1.0,
+        kinds=("latency",),
+        methods=frozenset({"POST"}),
+        first_only=True,
+        short_latency_s=2.5,
+        long_latency_s=2.5,
+        latency_before=True,
+    )
+    args = sync_args(sc, "report.csv", bulk)
+    args[args.index("--timeout") + 1] = "2"
+    result = cli_run("sync", *args, env={"LITELLM_BASE_URL": fp.url})
+    fp.wait_idle()
+    assert fp.counts["latency"], fp.counts
+    assert report_problems(clean_proxy, sc, workdir / "report.csv") == []
+    assert state_problems(clean_proxy, sc) == []
+    assert result.exit_code == 0, result.output
+
+
+# ----------------------------------------------------------------------------------------------- killed runs
+
+
+def _popen_sync(proxy: Proxy, workdir: pathlib.Path, url: str, args: list[str]) -> subprocess.Popen[str]:
+    env = {**os.environ, **proxy.env(), "LITELLM_BASE_URL": url}
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "sync_user.py"), *args],
+        cwd=workdir,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("seed", "signame", "bulk"),
+    [
+        (21, "SIGKILL", "--no-bulk"),
+        (22, "SIGKILL", "--bulk"),
+        (23, "SIGKILL", "--no-bulk"),
+        (24, "SIGTERM", "--no-bulk"),
+        (25, "SIGINT", "--no-bulk"),
+        (26, "SIGINT", "--bulk"),
+    ],
+)
+def test_killed_run_then_rerun_converges(
+    seed: int,
+    signame: str,
+    bulk: str,
+    clean_proxy: Proxy,
+    workdir: pathlib.Path,
+    cli_run: Any,
+    fault_proxy: Any,
+) -> None:
+    sig = getattr(signal, signame)
+    sc = build_scenario(clean_proxy, workdir, n_new=30, n_existing=40, n_delete=8)
+    # every write is held 0.25 s on its way in, so the kill lands with requests in flight
+    fp = fault_proxy(
+        seed=seed, rate=1.0, kinds=("latency",), methods=frozenset({"POST"}), short_latency_s=0.25, long_latency_s=0.25
+    )
+    # a seeded point in the run: --no-bulk sends ~110 writes in this scenario, --bulk ~10
+    kill_after = random.Random(seed).randint(1, 60 if bulk == "--no-bulk" else 5)
+    proc = _popen_sync(clean_proxy, workdir, fp.url, sync_args(sc, "killed.csv", bulk))
+    try:
+        assert fp.wait_writes(kill_after, timeout=120), "the run never reached the kill point"
+        proc.send_signal(sig)
+        out, errs = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    fp.wait_idle()
+    assert state_problems(clean_proxy, sc) != [], "the kill came too late to leave work for the next run"
+
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 130, (proc.returncode, out, errs)
+        assert "received: finishing the requests in flight" in errs
+        assert (workdir / "killed.csv").exists(), out
+        assert report_problems(clean_proxy, sc, workdir / "killed.csv") == []
+        assert "Interrupted" in out
+
+    # the next run (straight to the real proxy) plans only what is left and converges
+    again = cli_run("sync", *sync_args(sc, "rerun.csv", bulk))
+    assert again.exit_code == 0, again.output
+    assert state_problems(clean_proxy, sc) == []
+    assert report_problems(clean_proxy, sc, workdir / "rerun.csv") == []
