@@ -36,6 +36,7 @@ from ._common import (
     setup_logging,
 )
 from ._progress import progress_bar
+from ._safety import audit_hook, prepare_safety_net, safety_options, warn_audit_errors
 
 DEFAULT_CSV = "user_addlist.csv"
 DEFAULT_RESULT = "user_reg_result.csv"
@@ -44,6 +45,7 @@ DEFAULT_UPDATE_LIST = "user_update_list.csv"
 
 
 @click.command("add")
+@safety_options
 @click.option(
     "--csv-file",
     default=DEFAULT_CSV,
@@ -97,6 +99,9 @@ def add_command(
     no_invite: bool,
     result_file: str,
     error_file: str,
+    backup_dir: str,
+    no_backup: bool,
+    audit_log: str | None,
     base_url: str,
     master_key: str | None,
     debug: bool,
@@ -140,10 +145,26 @@ def add_command(
                 if dry_run:
                     return add, None
                 out()
+                audit = None
+                if add.plan.has_changes:
+                    audit = prepare_safety_net(
+                        snapshot,
+                        command="add",
+                        backup_dir=backup_dir,
+                        no_backup=no_backup,
+                        audit_log=audit_log,
+                        master_key=settings.master_key,
+                    )
                 with progress_bar(not debug) as progress:
                     report = await apply_plan(
-                        client, add.plan, concurrency=concurrency, on_progress=progress, stop=stop
+                        client,
+                        add.plan,
+                        concurrency=concurrency,
+                        on_progress=progress,
+                        stop=stop,
+                        on_outcome=audit_hook(audit, add.plan),
                     )
+                    warn_audit_errors(audit)
                     created = [r.item.user_id for r in AddOutcome(report).created]
                     registrations = await apply_registrations(
                         client,

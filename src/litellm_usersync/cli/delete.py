@@ -32,6 +32,7 @@ from ._common import (
     setup_logging,
 )
 from ._progress import progress_bar
+from ._safety import audit_hook, prepare_safety_net, safety_options, warn_audit_errors
 
 DEFAULT_CSV = "user_dellist.csv"
 DEFAULT_RESULT = "user_del_result.csv"
@@ -39,6 +40,7 @@ DEFAULT_ERRORS = "user_del_error.csv"
 
 
 @click.command("delete")
+@safety_options
 @click.option(
     "--csv-file",
     default=DEFAULT_CSV,
@@ -74,6 +76,9 @@ def delete_command(
     max_delete: int | None,
     result_file: str,
     error_file: str,
+    backup_dir: str,
+    no_backup: bool,
+    audit_log: str | None,
     base_url: str,
     master_key: str | None,
     debug: bool,
@@ -117,8 +122,26 @@ def delete_command(
                 if dry_run or dp.plan.refusals:
                     return dp, None
                 out()
+                audit = None
+                if dp.plan.has_changes:
+                    audit = prepare_safety_net(
+                        snapshot,
+                        command="delete",
+                        backup_dir=backup_dir,
+                        no_backup=no_backup,
+                        audit_log=audit_log,
+                        master_key=settings.master_key,
+                    )
                 with progress_bar(not debug) as progress:
-                    report = await apply_plan(client, dp.plan, concurrency=concurrency, on_progress=progress, stop=stop)
+                    report = await apply_plan(
+                        client,
+                        dp.plan,
+                        concurrency=concurrency,
+                        on_progress=progress,
+                        stop=stop,
+                        on_outcome=audit_hook(audit, dp.plan),
+                    )
+                warn_audit_errors(audit)
                 return dp, report
 
         dp, report = run_async(run)

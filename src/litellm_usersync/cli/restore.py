@@ -40,7 +40,7 @@ from ._common import (
     setup_logging,
 )
 from ._progress import progress_bar
-from .snapshot_cmd import audit_log_option, backup_dir_option, make_audit_log
+from ._safety import audit_log_option, backup_dir_option, make_audit_log
 
 DEFAULT_RESTORE_REPORT = "user_restore_result.csv"
 

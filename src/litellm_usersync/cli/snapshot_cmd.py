@@ -7,44 +7,13 @@ import sys
 
 import click
 
-from ..audit import AuditLog, audit_path, new_run_id
-from ..backup import DEFAULT_BACKUP_DIR, render_json, snapshot_to_document, utc_timestamp, write_backup, write_json_file
+from ..backup import render_json, snapshot_to_document, utc_timestamp, write_backup, write_json_file
 from ..errors import InputError
 from ..models import Snapshot
 from ..snapshot import read_snapshot
-from ._common import F, build_settings, common_options, handle_errors, make_client, out, run_async, setup_logging
+from ._common import build_settings, common_options, handle_errors, make_client, out, run_async, setup_logging
 from ._progress import progress_bar
-
-
-def backup_dir_option(f: F) -> F:
-    """``--backup-dir DIR`` (shared by the commands that take a snapshot before changing anything)."""
-    return click.option(
-        "--backup-dir",
-        type=click.Path(file_okay=False),
-        default=str(DEFAULT_BACKUP_DIR),
-        show_default=True,
-        help="Folder for snapshots (created mode 0700; files mode 0600).",
-    )(f)
-
-
-def audit_log_option(f: F) -> F:
-    """``--audit-log PATH`` (default: ``audit.jsonl`` in ``--backup-dir``); pair with :func:`make_audit_log`."""
-    return click.option(
-        "--audit-log",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="Append one JSON line per change here [default: audit.jsonl in --backup-dir].",
-    )(f)
-
-
-def make_audit_log(backup_dir: str, audit_log: str | None, *, command: str, master_key: str | None) -> AuditLog:
-    """The run's audit log: ``--audit-log`` or ``<backup-dir>/audit.jsonl``, a new run id, the master key masked."""
-    return AuditLog(
-        audit_log or audit_path(backup_dir),
-        run_id=new_run_id(),
-        command=command,
-        secrets=(master_key,) if master_key else (),
-    )
+from ._safety import backup_dir_option
 
 
 @click.command("snapshot")

@@ -9,13 +9,11 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..audit import AuditLog
-from ..backup import read_plan_file, write_backup, write_plan_file
+from ..backup import read_plan_file, write_plan_file
 from ..csvfile import read_users_csv, write_csv_file
-from ..errors import InputError
 from ..executor import apply_plan
 from ..identity import PROXY_ROLES, normalize_email
-from ..models import Plan, PlanOptions, RunReport, Snapshot
+from ..models import Plan, PlanOptions, RunReport
 from ..planfile import check_plan_fresh
 from ..planner import build_plan
 from ..report import (
@@ -41,7 +39,7 @@ from ._common import (
     setup_logging,
 )
 from ._progress import progress_bar
-from .snapshot_cmd import audit_log_option, backup_dir_option, make_audit_log
+from ._safety import audit_hook, prepare_safety_net, safety_options, warn_audit_errors
 
 DEFAULT_REPORT = "user_sync_result.csv"
 
@@ -123,9 +121,7 @@ def sync_options(f: Any) -> Any:
             default=None,
             help="Apply exactly this saved plan (no CSV is read); refused if the users it touches changed since.",
         ),
-        backup_dir_option,
-        click.option("--no-backup", is_flag=True, help="Do not write a snapshot before changing anything."),
-        audit_log_option,
+        safety_options,
     ]
     for d in reversed(opts):
         f = d(f)
@@ -210,7 +206,14 @@ def sync_command(
                     return plan, None
                 audit = None
                 if plan.has_changes:
-                    audit = _prepare_safety_net(snapshot, backup_dir, no_backup, audit_log, settings.master_key)
+                    audit = prepare_safety_net(
+                        snapshot,
+                        command="sync",
+                        backup_dir=backup_dir,
+                        no_backup=no_backup,
+                        audit_log=audit_log,
+                        master_key=settings.master_key,
+                    )
                 if output == "text":
                     out(render_plan(plan, dry_run=False) if plan.has_changes else render_plan_summary(plan))
                     out()
@@ -221,10 +224,9 @@ def sync_command(
                         concurrency=concurrency,
                         on_progress=progress,
                         stop=stop,
-                        on_outcome=audit.for_plan(plan) if audit else None,
+                        on_outcome=audit_hook(audit, plan),
                     )
-                if audit and audit.write_errors:
-                    err(f"Warning: {len(audit.write_errors)} audit line(s) could not be written to {audit.path}")
+                warn_audit_errors(audit)
                 return plan, report
 
         plan, report = run_async(run)
@@ -247,21 +249,6 @@ def sync_command(
     if report.interrupted:
         raise CliExit(ExitCode.INTERRUPTED)
     raise CliExit(ExitCode.OK if report.ok else ExitCode.FAILED)
-
-
-def _prepare_safety_net(
-    snapshot: Snapshot, backup_dir: str, no_backup: bool, audit_log: str | None, master_key: str
-) -> AuditLog:
-    """Before the first change: the snapshot backup and a writable audit log, or stop (exit 2, nothing changed)."""
-    try:
-        if not no_backup:
-            path = write_backup(snapshot, backup_dir, command="sync")
-            err(f"Backup of the current state: {path}")
-        audit = make_audit_log(backup_dir, audit_log, command="sync", master_key=master_key)
-        audit.check_writable()
-    except OSError as exc:
-        raise InputError(f"cannot write the backup or the audit log ({exc}); nothing was changed") from None
-    return audit
 
 
 def _show_plan_only(plan: Plan, *, output: str, detailed_exitcode: bool) -> None:

@@ -1,0 +1,86 @@
+"""The safety net every changing command shares: a snapshot backup and an audit log, set up before the first change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from ..audit import AuditLog, audit_path, new_run_id
+from ..backup import DEFAULT_BACKUP_DIR, write_backup
+from ..errors import InputError
+from ..models import Outcome, Plan, Snapshot
+from ._common import F, err
+
+
+def backup_dir_option(f: F) -> F:
+    """``--backup-dir DIR`` (shared by the commands that take a snapshot before changing anything)."""
+    return click.option(
+        "--backup-dir",
+        type=click.Path(file_okay=False),
+        default=str(DEFAULT_BACKUP_DIR),
+        show_default=True,
+        help="Folder for snapshots (created mode 0700; files mode 0600).",
+    )(f)
+
+
+def audit_log_option(f: F) -> F:
+    """``--audit-log PATH`` (default: ``audit.jsonl`` in ``--backup-dir``); pair with :func:`make_audit_log`."""
+    return click.option(
+        "--audit-log",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Append one JSON line per change here [default: audit.jsonl in --backup-dir].",
+    )(f)
+
+
+def no_backup_option(f: F) -> F:
+    return click.option("--no-backup", is_flag=True, help="Do not write a snapshot before changing anything.")(f)
+
+
+def safety_options(f: F) -> F:
+    """``--backup-dir``, ``--no-backup``, ``--audit-log``."""
+    return backup_dir_option(no_backup_option(audit_log_option(f)))
+
+
+def make_audit_log(backup_dir: str, audit_log: str | None, *, command: str, master_key: str | None) -> AuditLog:
+    """The run's audit log: ``--audit-log`` or ``<backup-dir>/audit.jsonl``, a new run id, the master key masked."""
+    return AuditLog(
+        audit_log or audit_path(backup_dir),
+        run_id=new_run_id(),
+        command=command,
+        secrets=(master_key,) if master_key else (),
+    )
+
+
+def prepare_safety_net(
+    snapshot: Snapshot,
+    *,
+    command: str,
+    backup_dir: str,
+    no_backup: bool,
+    audit_log: str | None,
+    master_key: str | None,
+) -> AuditLog:
+    """Before the first change: write the backup and check the audit log is writable, or stop (exit 2).
+
+    The backup is the snapshot the plan was made from: no extra read of the proxy.
+    """
+    try:
+        if not no_backup:
+            path = write_backup(snapshot, backup_dir, command=command)
+            err(f"Backup of the current state: {path}")
+        audit = make_audit_log(backup_dir, audit_log, command=command, master_key=master_key)
+        audit.check_writable()
+    except OSError as exc:
+        raise InputError(f"cannot write the backup or the audit log ({exc}); nothing was changed") from None
+    return audit
+
+
+def audit_hook(audit: AuditLog | None, plan: Plan) -> Callable[[Outcome], None] | None:
+    return audit.for_plan(plan) if audit else None
+
+
+def warn_audit_errors(audit: AuditLog | None) -> None:
+    if audit and audit.write_errors:
+        err(f"Warning: {len(audit.write_errors)} audit line(s) could not be written to {audit.path}")
