@@ -338,6 +338,25 @@ class ProxyClient:
                 return await self._send_once(method, path, params, body)
         raise RuntimeError("unreachable")  # pragma: no cover
 
+    async def request_object(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        retry: Callable[[BaseException], bool] = is_retryable,
+    ) -> dict[str, Any]:
+        """Like :meth:`request`, for endpoints that answer a JSON object: any other 2xx answer (an array, a
+        string, an empty body: a wrong ``--base-url`` or a misbehaving gateway) is a :class:`ServerError`."""
+        data = await self.request(method, path, params=params, body=body, retry=retry)
+        if not isinstance(data, dict):
+            shown = "an empty body" if data is None else f"a JSON {type(data).__name__}"
+            raise ServerError(
+                f"expected a JSON object, got {shown}; is --base-url the LiteLLM Proxy?", method=method, path=path
+            )
+        return data
+
     # ---------------------------------------------------------------------------------------------
     # Version and identity
 
@@ -347,7 +366,7 @@ class ProxyClient:
             version: str | None = None
             for path in ("/health/readiness/details", "/health/readiness"):
                 try:
-                    data = await self.request("GET", path)
+                    data = await self.request_object("GET", path)
                 except (NotFoundError, RejectedError):
                     continue
                 except AuthError:
@@ -368,7 +387,7 @@ class ProxyClient:
         master key (it is not a stored key), the key's owner for a virtual key.
         """
         try:
-            info = await self.request("GET", "/key/info")
+            info = await self.request_object("GET", "/key/info")
         except NotFoundError:
             return DEFAULT_USER_ID  # the master key is not a stored key
         except (RejectedError, ServerError):
@@ -404,12 +423,12 @@ class ProxyClient:
         }
         if user_ids:
             params["user_ids"] = ",".join(user_ids)
-        data = await self.request("GET", "/user/list", params=params)
+        data = await self.request_object("GET", "/user/list", params=params)
         return Page(list(data.get("users") or []), int(data.get("total") or 0), int(data.get("total_pages") or 0))
 
     async def list_teams_page(self, page: int) -> Page:
         params = {"page": page, "page_size": self.settings.page_size, "sort_by": "team_id", "sort_order": "asc"}
-        data = await self.request("GET", "/v2/team/list", params=params)
+        data = await self.request_object("GET", "/v2/team/list", params=params)
         return Page(list(data.get("teams") or []), int(data.get("total") or 0), int(data.get("total_pages") or 0))
 
     async def _read_all(
@@ -481,7 +500,7 @@ class ProxyClient:
     async def find_users_by_email(self, email: str) -> list[dict[str, Any]]:
         """Users whose email equals ``email`` (trimmed, case-insensitive; the proxy's filter is a substring)."""
         key = normalize_email(email)
-        data = await self.request(
+        data = await self.request_object(
             "GET", "/user/list", params={"user_email": email.strip(), "page_size": self.settings.page_size, "page": 1}
         )
         return [u for u in data.get("users") or [] if normalize_email(str(u.get("user_email") or "")) == key]
@@ -512,7 +531,7 @@ class ProxyClient:
         last: ProxyError | None = None
         for attempt in range(1, policy.attempts + 1):
             try:
-                data = await self.request("POST", "/user/new", body=body, retry=is_retryable_before_sending)
+                data = await self.request_object("POST", "/user/new", body=body, retry=is_retryable_before_sending)
             except ConflictError:
                 if last is not None and is_uncertain(last):
                     existing = await self._read_back_user(str(user_id), email)
@@ -561,7 +580,7 @@ class ProxyClient:
         for i in range(0, len(bodies), BULK_CHUNK):
             chunk = list(bodies[i : i + BULK_CHUNK])
             try:
-                data = await self.request(
+                data = await self.request_object(
                     "POST", "/management/v1/users/bulk", body={"users": chunk}, retry=is_retryable_before_sending
                 )
             except ProxyError as exc:
@@ -592,34 +611,45 @@ class ProxyClient:
         return rows
 
     async def _recover_bulk_create(self, chunk: list[dict[str, Any]], cause: ProxyError) -> list[RowResult]:
-        ids = [str(b["user_id"]) for b in chunk]
-        existing = await self.read_users_by_ids(ids)
-        done = [
-            RowResult(
-                str(b["user_id"]),
-                b.get("user_email"),
-                True,
-                None,
-                None,
-                tuple(existing[str(b["user_id"])].get("teams") or ()),
-            )
-            for b in chunk
-            if str(b["user_id"]) in existing
-        ]
-        rest = [b for b in chunk if str(b["user_id"]) not in existing]
-        if not rest:
-            return done
-        try:
-            data = await self.request(
-                "POST", "/management/v1/users/bulk", body={"users": rest}, retry=is_retryable_before_sending
-            )
-        except ProxyError as exc:
-            return done + [RowResult(str(b["user_id"]), b.get("user_email"), False, str(exc)) for b in rest]
-        return done + self._bulk_create_rows(data)
+        """After an uncertain bulk create: read back, resend only the rows still missing, and repeat while the
+        outcome stays uncertain (bounded by the retry policy). Never resends a row that exists."""
+        done: list[RowResult] = []
+        rest = chunk
+        last: ProxyError = cause
+        for attempt in range(1, self.settings.retry.attempts + 1):
+            existing = await self.read_users_by_ids([str(b["user_id"]) for b in rest])
+            done += [
+                RowResult(
+                    str(b["user_id"]),
+                    b.get("user_email"),
+                    True,
+                    None,
+                    None,
+                    tuple(existing[str(b["user_id"])].get("teams") or ()),
+                )
+                for b in rest
+                if str(b["user_id"]) in existing
+            ]
+            rest = [b for b in rest if str(b["user_id"]) not in existing]
+            if not rest:
+                return done
+            if attempt > 1:
+                await self._sleep(min(self.settings.retry.max_wait_s, self.settings.retry.initial_s * 2**attempt))
+            try:
+                data = await self.request_object(
+                    "POST", "/management/v1/users/bulk", body={"users": rest}, retry=is_retryable_before_sending
+                )
+            except ProxyError as exc:
+                if not is_uncertain(exc):
+                    return done + [RowResult(str(b["user_id"]), b.get("user_email"), False, str(exc)) for b in rest]
+                last = exc
+                continue
+            return done + self._bulk_create_rows(data)
+        return done + [RowResult(str(b["user_id"]), b.get("user_email"), False, str(last)) for b in rest]
 
     async def update_user(self, user_id: str, **fields: Any) -> dict[str, Any]:
         """``POST /user/update`` by user_id (never by email: that path rewrites ids on older proxies)."""
-        data = await self.request("POST", "/user/update", body={"user_id": user_id, **fields})
+        data = await self.request_object("POST", "/user/update", body={"user_id": user_id, **fields})
         return data if isinstance(data, dict) else {}
 
     async def bulk_update_users(self, updates: Sequence[dict[str, Any]]) -> list[RowResult] | None:
@@ -627,7 +657,7 @@ class ProxyClient:
         rows: list[RowResult] = []
         for i in range(0, len(updates), BULK_CHUNK):
             try:
-                data = await self.request(
+                data = await self.request_object(
                     "POST", "/user/bulk_update", body={"users": list(updates[i : i + BULK_CHUNK])}
                 )
             except ProxyError as exc:
@@ -673,7 +703,7 @@ class ProxyClient:
         for i in range(0, len(user_ids), BULK_CHUNK):
             chunk = list(user_ids[i : i + BULK_CHUNK])
             try:
-                data = await self.request("POST", "/management/v1/users/bulk_delete", body={"user_ids": chunk})
+                data = await self.request_object("POST", "/management/v1/users/bulk_delete", body={"user_ids": chunk})
             except ProxyError as exc:
                 if self._bulk_route_missing("delete", exc):
                     return None
@@ -691,7 +721,7 @@ class ProxyClient:
         body: dict[str, Any] = {"team_alias": alias, **fields}
         if team_id:
             body["team_id"] = team_id
-        data = await self.request("POST", "/team/new", body=body, retry=is_retryable_before_sending)
+        data = await self.request_object("POST", "/team/new", body=body, retry=is_retryable_before_sending)
         return data if isinstance(data, dict) else {}
 
     async def add_team_members(self, team_id: str, members: Sequence[tuple[str, str | None]]) -> set[str]:
@@ -704,7 +734,7 @@ class ProxyClient:
             "member": [{"user_id": uid, "role": "user"} for uid, _email in members],
         }
         try:
-            data = await self.request("POST", "/team/member_add", body=body)
+            data = await self.request_object("POST", "/team/member_add", body=body)
         except RejectedError as exc:
             if exc.error_type == "team_member_already_in_team" or "already in team" in exc.message.lower():
                 return {uid for uid, _ in members}
@@ -728,7 +758,7 @@ class ProxyClient:
         for i in range(0, len(user_ids), BULK_CHUNK):
             chunk = list(user_ids[i : i + BULK_CHUNK])
             try:
-                data = await self.request("POST", path, body={"members": [{"user_id": u} for u in chunk]})
+                data = await self.request_object("POST", path, body={"members": [{"user_id": u} for u in chunk]})
             except ProxyError as exc:
                 if self._bulk_route_missing("leave", exc):
                     return None
@@ -748,14 +778,14 @@ class ProxyClient:
             body["key_alias"] = key_alias
         if team_id:
             body["team_id"] = team_id
-        data = await self.request("POST", "/key/generate", body=body, retry=is_retryable_before_sending)
+        data = await self.request_object("POST", "/key/generate", body=body, retry=is_retryable_before_sending)
         key = str(data.get("key") or "")
         self.remember_secret(key)
         return key
 
     async def create_invitation(self, user_id: str) -> str:
         """``POST /invitation/new``; returns the invitation id."""
-        data = await self.request(
+        data = await self.request_object(
             "POST", "/invitation/new", body={"user_id": user_id}, retry=is_retryable_before_sending
         )
         return str(data.get("id"))

@@ -80,7 +80,7 @@ def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = Fal
     problem: a missing email column, an invalid email, an unknown role, the same email twice.
     """
     text = text.lstrip("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     problems: list[CsvProblem] = []
     try:
         header = next(reader)
@@ -107,7 +107,11 @@ def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = Fal
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append(CsvProblem(path, reader.line_num, None, f"malformed CSV: {exc}"))
+            # e.g. an unterminated quote: name the line where the broken record starts, and stop (everything
+            # after it would be swallowed into one cell, and users missing from a CSV get deleted)
+            problems.append(
+                CsvProblem(path, prev_end + 1, None, f"malformed CSV: {exc}; check the quotes on this line")
+            )
             break
         line = prev_end + 1
         prev_end = reader.line_num

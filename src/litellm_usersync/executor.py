@@ -8,8 +8,9 @@ Each kind of action has one applier. An applier uses the proxy's batch endpoint 
 proxy has it, and otherwise per-user calls with bounded concurrency. Roster writes to one team never run
 in parallel (older proxies lose members that way); different teams proceed concurrently.
 
-The executor never raises for a failed action: it returns outcomes. Only run-ending errors propagate
-(bad credentials). It never prints; progress goes to a callback.
+The executor never raises for a failed action: it returns outcomes. Credentials refused in the middle of a
+run stop it (nothing new is started) and the report says so (``RunReport.aborted``) with everything that was
+done until then. It never prints; progress goes to a callback.
 """
 
 from __future__ import annotations
@@ -520,9 +521,10 @@ class Executor:
                 break
             todo = [a for a in actions if isinstance(a, kind)]
             if todo:
-                record(await applier(todo))
-        if self._fatal is not None:
-            raise self._fatal
+                try:
+                    record(await applier(todo))
+                except AuthError as exc:  # credentials refused mid-run: stop, but report what was done
+                    self._fatal = self._fatal or exc
 
         recreated: dict[str, Outcome] = {}
         wrong: dict[str, str] = {}
@@ -550,19 +552,27 @@ class Executor:
                 ):
                     log.info("verification failed for %s (%s): recreating", i.email, wrong[i.user_id])
                     action = RecreateUser(i.user_id, i.email, str(i.role), i.team_ids)
-                    recreated[i.user_id] = await self.recreate(action, create_key=plan.options.create_keys)
+                    try:
+                        recreated[i.user_id] = await self.recreate(action, create_key=plan.options.create_keys)
+                    except AuthError as exc:
+                        self._fatal = self._fatal or exc
+                        break
                     record([recreated[i.user_id]])
-        if self._fatal is not None:
-            raise self._fatal
 
-        interrupted = self._stop.is_set()
-        results = [self._item_result(i, finished, wrong, recreated) for i in plan.items]
+        aborted = str(self._fatal) if self._fatal is not None else None
+        interrupted = self._stop.is_set() or aborted is not None
+        why = f"run aborted: {aborted}" if aborted else "run interrupted"
+        results = [self._item_result(i, finished, wrong, recreated, why) for i in plan.items]
         outcomes = list(finished.values())
-        return RunReport(results=tuple(results), outcomes=tuple(outcomes), interrupted=interrupted)
+        return RunReport(results=tuple(results), outcomes=tuple(outcomes), interrupted=interrupted, aborted=aborted)
 
     @staticmethod
     def _item_result(
-        item: PlanItem, finished: dict[str, Outcome], wrong: dict[str, str], recreated: dict[str, Outcome]
+        item: PlanItem,
+        finished: dict[str, Outcome],
+        wrong: dict[str, str],
+        recreated: dict[str, Outcome],
+        why_missing: str = "run interrupted",
     ) -> ItemResult:
         if item.blocked:
             return ItemResult(item, success=False, error=item.blocked)
@@ -577,7 +587,7 @@ class Executor:
         errors = []
         for a, o in zip(item.actions, outs, strict=True):
             if o is None:
-                errors.append(f"{a.key.split(':')[0]}: not attempted (run interrupted)")
+                errors.append(f"{a.key.split(':')[0]}: not attempted ({why_missing})")
             elif not o.ok:
                 errors.append(o.error or "failed")
         if not errors and item.user_id in wrong:

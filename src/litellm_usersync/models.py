@@ -387,6 +387,12 @@ class RunReport:
     results: tuple[ItemResult, ...]
     outcomes: tuple[Outcome, ...] = ()
     interrupted: bool = False
+    #: why the run stopped early on its own (credentials refused mid-run); None otherwise
+    aborted: str | None = None
+
+    @property
+    def applied_any(self) -> bool:
+        return any(o.ok for o in self.outcomes)
 
     @property
     def failed(self) -> tuple[ItemResult, ...]:

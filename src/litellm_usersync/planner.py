@@ -120,6 +120,9 @@ def _plan_existing_user(
         "team_ids": tuple(sorted(target)),
         "old_team_ids": tuple(sorted(current)),
     }
+    if errors and not options.allow_update:
+        skipped.append(Skipped(live.email or "", live.user_id, f"not updated (--no-update); {'; '.join(errors)}"))
+        return None
     if errors:
         return PlanItem(kind=ItemKind.UPDATE, actions=tuple(actions), blocked="; ".join(errors), **base)  # type: ignore[arg-type]
     if not actions:

@@ -132,7 +132,9 @@ def render_summary(report: RunReport) -> str:
     recreated = [r for r in report.results if r.recreated]
     if recreated:
         lines.append(f"  Recreated by the fallback: {len(recreated)} (their previous API keys were deleted)")
-    if report.interrupted:
+    if report.aborted:
+        lines.append(f"  Aborted: {report.aborted}; the remaining actions were not started.")
+    elif report.interrupted:
         lines.append("  Interrupted: the remaining actions were not started; run again to finish.")
     if report.failed:
         lines.append("")
@@ -199,6 +201,7 @@ def report_to_dict(report: RunReport) -> dict[str, Any]:
         "version": RESULT_SCHEMA_VERSION,
         "ok": report.ok,
         "interrupted": report.interrupted,
+        "aborted": report.aborted,
         "summary": {
             "succeeded": sum(1 for r in report.results if r.success),
             "failed": len(report.failed),

@@ -1054,12 +1054,6 @@ async def test_no_secret_in_exceptions_or_debug_logs(master: str, caplog: pytest
         assert "SECRET" not in text and "PRIVATE" not in text and "password-42" not in text, text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: client methods call data.get(...) on a 200 answer without checking its shape: a JSON array, a "
-    "string or an empty body (a wrong --base-url, a misbehaving gateway) raises AttributeError, outside the error "
-    "tree, so the executor's per-action handling and the CLI's exit-code mapping are bypassed (traceback)",
-)
 @pytest.mark.parametrize("answer", [[], "ok", None], ids=["array", "string", "empty"])
 @pytest.mark.parametrize(
     "call",
@@ -1085,12 +1079,6 @@ async def test_a_200_answer_of_an_unexpected_shape_is_a_proxy_error(
             await call(client)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ProxyClient._recover_bulk_create resends the rows not found after an uncertain bulk create, and "
-    "when that resend is uncertain too (its answer lost after the write) reports those rows FAILED without reading "
-    "back again, although they were created: the report contradicts reality",
-)
 async def test_bulk_create_twice_uncertain_reads_back_again() -> None:
     created: set[str] = set()
 

@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from litellm_usersync.errors import AuthError
 from litellm_usersync.executor import Executor, apply_plan
 from litellm_usersync.identity import normalize_email
 from litellm_usersync.models import (
@@ -446,7 +445,7 @@ async def test_on_outcome_sees_every_outcome_and_progress_reports_phases() -> No
     assert ("adding users", 0, 3) in started
 
 
-async def test_bad_credentials_end_the_run_with_auth_error() -> None:
+async def test_bad_credentials_stop_the_run_and_the_report_says_so() -> None:
     fake = seeded(OLD)
     plan = await plan_on(fake)
 
@@ -456,11 +455,14 @@ async def test_bad_credentials_end_the_run_with_auth_error() -> None:
         return None
 
     fake.faults.append(expired)
-    with pytest.raises(AuthError) as info:
-        await run(fake, plan)
-    assert MASTER not in str(info.value)
-    # it stopped at the first phase
+    report = await run(fake, plan)
+    assert report.aborted is not None and "Authentication Error" in report.aborted
+    assert MASTER not in report.aborted
+    assert report.interrupted and not report.ok and not report.applied_any
+    # it stopped at the first phase, and every row with work says it was not done
     assert fake.count("POST /user/delete") == 0 and fake.count("POST /user/update") == 0
+    assert all(not r.success for r in report.results if r.item.actions)
+    assert any("run aborted" in (r.error or "") for r in report.results)
 
 
 async def test_deleting_an_already_deleted_user_counts_as_done() -> None:

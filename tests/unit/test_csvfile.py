@@ -342,13 +342,6 @@ def test_problem_list_is_capped() -> None:
     assert len(info.value.problems) <= MAX_PROBLEMS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_users_csv reads with csv.reader(strict=False): an unterminated quote swallows every later "
-    "line into one cell without any error, so those users silently leave the desired state and would be DELETED "
-    "by the sync (a truncated/broken CSV must never cost users); csv.reader(..., strict=True) raises at EOF, and "
-    "the problem should name the line where the quoted cell starts (prev_end + 1), not reader.line_num",
-)
 def test_unterminated_quote_is_an_error_not_a_silent_swallow() -> None:
     text = 'email,team_name\na@x.com,"dev\nb@x.com,ops\nc@x.com,sales\n'
     [(line, _column, message)] = problems(text)

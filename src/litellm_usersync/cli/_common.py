@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -29,6 +29,7 @@ from ..errors import (
     UnavailableError,
     UsersyncError,
 )
+from ..models import RunReport
 from ..settings import (
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
@@ -241,3 +242,13 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 def stderr_is_tty() -> bool:
     return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def exit_for_report(report: RunReport, *, failed: bool) -> NoReturn:
+    """The exit code after a run: aborted (credentials refused mid-run), interrupted, some rows failed, or OK."""
+    if report.aborted:
+        err(f"Error: the run stopped: {report.aborted}. What was done is in the report.")
+        raise CliExit(ExitCode.FAILED if report.applied_any else ExitCode.UNUSABLE)
+    if report.interrupted:
+        raise CliExit(ExitCode.INTERRUPTED)
+    raise CliExit(ExitCode.FAILED if failed else ExitCode.OK)

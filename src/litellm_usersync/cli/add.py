@@ -29,6 +29,7 @@ from ._common import (
     ExitCode,
     build_settings,
     common_options,
+    exit_for_report,
     handle_errors,
     make_client,
     out,
@@ -200,9 +201,7 @@ def add_command(
     err_path = write_csv_file(error_file, ERROR_COLUMNS, errors)
     out(f"Error list written to {err_path} ({len(errors)} row(s))")
     _write_existing(add, update_existing)
-    if outcome.report.interrupted:
-        raise CliExit(ExitCode.INTERRUPTED)
-    raise CliExit(ExitCode.FAILED if errors else ExitCode.OK)
+    exit_for_report(outcome.report, failed=bool(errors))
 
 
 def _write_existing(add: AddPlan, path: str | None) -> None:

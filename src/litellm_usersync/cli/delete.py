@@ -25,6 +25,7 @@ from ._common import (
     ExitCode,
     build_settings,
     common_options,
+    exit_for_report,
     handle_errors,
     make_client,
     out,
@@ -162,6 +163,4 @@ def delete_command(
     out(f"\nDeleted users written to {written} ({len(done)} row(s))")
     err_path = write_csv_file(error_file, ERROR_COLUMNS, errors)
     out(f"Error list written to {err_path} ({len(errors)} row(s))")
-    if report.interrupted:
-        raise CliExit(ExitCode.INTERRUPTED)
-    raise CliExit(ExitCode.FAILED if errors else ExitCode.OK)
+    exit_for_report(report, failed=bool(errors))

@@ -33,6 +33,7 @@ from ._common import (
     build_settings,
     common_options,
     err,
+    exit_for_report,
     handle_errors,
     make_client,
     out,
@@ -216,9 +217,7 @@ def restore_command(
     if result.audit and result.audit.write_errors:
         errors = result.audit.write_errors
         err(f"Warning: {len(errors)} audit line(s) could not be written to {result.audit.path}: {errors[0]}")
-    if report.interrupted:
-        raise CliExit(ExitCode.INTERRUPTED)
-    raise CliExit(ExitCode.OK if report.ok else ExitCode.FAILED)
+    exit_for_report(report, failed=bool(report.failed))
 
 
 def _show_plan_only(plan: Plan, *, output: str, report_path: str) -> None:

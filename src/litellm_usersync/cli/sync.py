@@ -32,6 +32,7 @@ from ._common import (
     build_settings,
     common_options,
     err,
+    exit_for_report,
     handle_errors,
     make_client,
     out,
@@ -246,9 +247,7 @@ def sync_command(
         keys = sum(1 for r in report.results if r.api_key)
         note = f" (mode 0600; holds {keys} new API key(s))" if keys else " (mode 0600)"
         out(f"\nReport written to {written}{note}")
-    if report.interrupted:
-        raise CliExit(ExitCode.INTERRUPTED)
-    raise CliExit(ExitCode.OK if report.ok else ExitCode.FAILED)
+    exit_for_report(report, failed=bool(report.failed))
 
 
 def _show_plan_only(plan: Plan, *, output: str, detailed_exitcode: bool) -> None:
