@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import click
 
 from ..audit import AuditLog, audit_path, new_run_id
 from ..backup import DEFAULT_BACKUP_DIR, write_backup
+from ..client import ProxyClient
 from ..errors import InputError
-from ..models import Outcome, Plan, Snapshot
+from ..executor import apply_plan
+from ..models import Outcome, Plan, RunReport, Snapshot
 from ._common import F, err
+from ._progress import progress_bar
 
 
 def backup_dir_option(f: F) -> F:
@@ -84,3 +88,36 @@ def audit_hook(audit: AuditLog | None, plan: Plan) -> Callable[[Outcome], None] 
 def warn_audit_errors(audit: AuditLog | None) -> None:
     if audit and audit.write_errors:
         err(f"Warning: {len(audit.write_errors)} audit line(s) could not be written to {audit.path}")
+
+
+async def apply_safely(
+    client: ProxyClient,
+    plan: Plan,
+    snapshot: Snapshot,
+    *,
+    command: str,
+    backup_dir: str,
+    no_backup: bool,
+    audit_log: str | None,
+    concurrency: int,
+    show_progress: bool,
+    stop: asyncio.Event,
+) -> RunReport:
+    """Apply ``plan`` the way every changing command does: backup and audit log first (when there is
+    something to change), a progress bar on a terminal, one audit line per outcome."""
+    audit = None
+    if plan.has_changes:
+        audit = prepare_safety_net(
+            snapshot,
+            command=command,
+            backup_dir=backup_dir,
+            no_backup=no_backup,
+            audit_log=audit_log,
+            master_key=client.settings.master_key,
+        )
+    with progress_bar(show_progress and plan.has_changes) as progress:
+        report = await apply_plan(
+            client, plan, concurrency=concurrency, on_progress=progress, stop=stop, on_outcome=audit_hook(audit, plan)
+        )
+    warn_audit_errors(audit)
+    return report

@@ -7,7 +7,6 @@ import asyncio
 import click
 
 from ..csvfile import read_users_csv, write_csv_file
-from ..executor import apply_plan
 from ..identity import PROXY_ROLES
 from ..invitations import apply_registrations
 from ..registration import (
@@ -37,7 +36,7 @@ from ._common import (
     setup_logging,
 )
 from ._progress import progress_bar
-from ._safety import audit_hook, prepare_safety_net, safety_options, warn_audit_errors
+from ._safety import apply_safely, safety_options
 
 DEFAULT_CSV = "user_addlist.csv"
 DEFAULT_RESULT = "user_reg_result.csv"
@@ -146,26 +145,19 @@ def add_command(
                 if dry_run:
                     return add, None
                 out()
-                audit = None
-                if add.plan.has_changes:
-                    audit = prepare_safety_net(
-                        snapshot,
-                        command="add",
-                        backup_dir=backup_dir,
-                        no_backup=no_backup,
-                        audit_log=audit_log,
-                        master_key=settings.master_key,
-                    )
+                report = await apply_safely(
+                    client,
+                    add.plan,
+                    snapshot,
+                    command="add",
+                    backup_dir=backup_dir,
+                    no_backup=no_backup,
+                    audit_log=audit_log,
+                    concurrency=concurrency,
+                    show_progress=not debug,
+                    stop=stop,
+                )
                 with progress_bar(not debug) as progress:
-                    report = await apply_plan(
-                        client,
-                        add.plan,
-                        concurrency=concurrency,
-                        on_progress=progress,
-                        stop=stop,
-                        on_outcome=audit_hook(audit, add.plan),
-                    )
-                    warn_audit_errors(audit)
                     created = [r.item.user_id for r in AddOutcome(report).created]
                     registrations = await apply_registrations(
                         client,

@@ -7,7 +7,6 @@ import asyncio
 import click
 
 from ..csvfile import read_users_csv, write_csv_file
-from ..executor import apply_plan
 from ..models import RunReport
 from ..removal import (
     ERROR_COLUMNS,
@@ -33,7 +32,7 @@ from ._common import (
     setup_logging,
 )
 from ._progress import progress_bar
-from ._safety import audit_hook, prepare_safety_net, safety_options, warn_audit_errors
+from ._safety import apply_safely, safety_options
 
 DEFAULT_CSV = "user_dellist.csv"
 DEFAULT_RESULT = "user_del_result.csv"
@@ -123,26 +122,18 @@ def delete_command(
                 if dry_run or dp.plan.refusals:
                     return dp, None
                 out()
-                audit = None
-                if dp.plan.has_changes:
-                    audit = prepare_safety_net(
-                        snapshot,
-                        command="delete",
-                        backup_dir=backup_dir,
-                        no_backup=no_backup,
-                        audit_log=audit_log,
-                        master_key=settings.master_key,
-                    )
-                with progress_bar(not debug) as progress:
-                    report = await apply_plan(
-                        client,
-                        dp.plan,
-                        concurrency=concurrency,
-                        on_progress=progress,
-                        stop=stop,
-                        on_outcome=audit_hook(audit, dp.plan),
-                    )
-                warn_audit_errors(audit)
+                report = await apply_safely(
+                    client,
+                    dp.plan,
+                    snapshot,
+                    command="delete",
+                    backup_dir=backup_dir,
+                    no_backup=no_backup,
+                    audit_log=audit_log,
+                    concurrency=concurrency,
+                    show_progress=not debug,
+                    stop=stop,
+                )
                 return dp, report
 
         dp, report = run_async(run)

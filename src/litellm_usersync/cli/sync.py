@@ -11,7 +11,6 @@ import click
 from .. import __version__
 from ..backup import read_plan_file, write_plan_file
 from ..csvfile import read_users_csv, write_csv_file
-from ..executor import apply_plan
 from ..identity import PROXY_ROLES, normalize_email
 from ..models import Plan, PlanOptions, RunReport
 from ..planfile import check_plan_fresh
@@ -40,7 +39,7 @@ from ._common import (
     setup_logging,
 )
 from ._progress import progress_bar
-from ._safety import audit_hook, prepare_safety_net, safety_options, warn_audit_errors
+from ._safety import apply_safely, safety_options
 
 DEFAULT_REPORT = "user_sync_result.csv"
 
@@ -205,29 +204,21 @@ def sync_command(
                     write_plan_file(plan_out, plan, source=apply_plan_path or csv_file)
                 if dry_run or plan.refusals:
                     return plan, None
-                audit = None
-                if plan.has_changes:
-                    audit = prepare_safety_net(
-                        snapshot,
-                        command="sync",
-                        backup_dir=backup_dir,
-                        no_backup=no_backup,
-                        audit_log=audit_log,
-                        master_key=settings.master_key,
-                    )
                 if output == "text":
                     out(render_plan(plan, dry_run=False) if plan.has_changes else render_plan_summary(plan))
                     out()
-                with progress_bar(not debug and plan.has_changes) as progress:
-                    report = await apply_plan(
-                        client,
-                        plan,
-                        concurrency=concurrency,
-                        on_progress=progress,
-                        stop=stop,
-                        on_outcome=audit_hook(audit, plan),
-                    )
-                warn_audit_errors(audit)
+                report = await apply_safely(
+                    client,
+                    plan,
+                    snapshot,
+                    command="sync",
+                    backup_dir=backup_dir,
+                    no_backup=no_backup,
+                    audit_log=audit_log,
+                    concurrency=concurrency,
+                    show_progress=not debug,
+                    stop=stop,
+                )
                 return plan, report
 
         plan, report = run_async(run)
