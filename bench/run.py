@@ -553,6 +553,8 @@ def machine() -> dict[str, str]:
         "nproc": cmd("nproc"),
         "free -h": cmd("free", "-h"),
         "python": platform.python_version(),
+        "commit": cmd("git", "-C", str(REPO), "rev-parse", "--short", "HEAD")
+        + (" + uncommitted changes in src/" if cmd("git", "-C", str(REPO), "status", "--porcelain", "src") else ""),
         "cpu": next(
             (
                 ln.split(":", 1)[1].strip()
@@ -649,6 +651,7 @@ def main() -> None:
     info = machine()
     print(f"litellm-usersync benchmark, {info['date']}; nproc {info['nproc']}; python {info['python']}; {info['cpu']}")
     print(info["free -h"])
+    print(f"litellm-usersync at {info['commit']}")
     print(f"proxy {proxy.base_url}; concurrency {args.concurrency}; page size {DEFAULT_PAGE_SIZE}; batch {BULK_CHUNK}")
     workdir = Path(tempfile.mkdtemp(prefix="usersync-bench-"))
     results = []
