@@ -679,19 +679,35 @@ class ProxyClient:
         """``POST /user/delete``. Returns the ids that are gone (deleted now, or already absent).
 
         One unknown id fails the whole request with 404, so such ids are dropped and the rest retried.
+        When the 404 answers a retry of an attempt that may have been applied (a timeout, a reset, a 5xx
+        after sending), every id may be gone: the ids that still exist are read back and only they are
+        sent again, instead of dropping one id per request (a round trip per user, each of which can
+        fail again).
         """
         remaining = list(dict.fromkeys(user_ids))
         gone: set[str] = set()
         while remaining:
+            maybe_applied = False
+
+            def retry(exc: BaseException) -> bool:
+                nonlocal maybe_applied
+                if is_retryable(exc) and is_uncertain(exc):
+                    maybe_applied = True
+                return is_retryable(exc)
+
             try:
-                await self.request("POST", "/user/delete", body={"user_ids": remaining})
+                await self.request("POST", "/user/delete", body={"user_ids": remaining}, retry=retry)
             except NotFoundError as exc:
                 m = re.search(r"passed user_id=([^'\"}]+)", exc.message)
                 missing = m.group(1).strip() if m else None
                 if missing is None or missing not in remaining:
                     raise
-                remaining.remove(missing)
-                gone.add(missing)  # already absent: the desired end state
+                still = await self.read_users_by_ids(remaining) if maybe_applied else None
+                # already absent is the desired end state; ``missing`` is dropped even if a read-back
+                # disagrees, so the loop always makes progress
+                drop = {u for u in remaining if u == missing or (still is not None and u not in still)}
+                gone.update(drop)
+                remaining = [u for u in remaining if u not in drop]
                 continue
             gone.update(remaining)
             break

@@ -412,6 +412,44 @@ def test_every_write_landing_after_the_client_gave_up_converges_in_one_run(
     assert result.exit_code == 0, result.output
 
 
+def test_delete_whose_answer_was_lost_is_finished_with_one_read_not_one_request_per_user(
+    clean_proxy: Proxy, fault_proxy: Any
+) -> None:
+    """``/user/delete`` is all-or-nothing with a 404 for the first unknown id. After an applied-but-lost
+    delete every id is unknown: the client asks which ids still exist instead of peeling one per request
+    (each of which can be lost again) — a 100-user chunk would otherwise cost 100+ round trips."""
+    ids = [f"del{i:03d}@{DOMAIN}" for i in range(40)]
+
+    async def arrange(c: ProxyClient) -> None:
+        rows = await c.bulk_create_users([_seed_body(e, "internal_user", []) for e in ids])
+        assert rows is not None and all(r.success for r in rows)
+
+    clean_proxy.run(arrange)
+    fp = fault_proxy(seed=3, rate=1.0, kinds=("lost_502", "reset_after"), methods=frozenset({"POST"}), first_only=True)
+
+    async def delete(c: ProxyClient) -> set[str]:
+        return await c.delete_users(ids)
+
+    async def remaining(c: ProxyClient) -> dict[str, Any]:
+        return await c.read_users_by_ids(ids)
+
+    assert ProxyRun(fp.url, clean_proxy).run(delete) == set(ids)
+    assert clean_proxy.run(remaining) == {}
+    deletes = [k for m, p, k in fp.log if p == "/user/delete"]
+    assert len(deletes) <= 4, deletes
+
+
+@dataclass(frozen=True)
+class ProxyRun:
+    """A library client pointed at the fault proxy."""
+
+    url: str
+    real: Proxy
+
+    def run(self, fn: Callable[[ProxyClient], Any]) -> Any:
+        return Proxy(self.url, self.real.master_key).run(fn, timeout_s=TIMEOUT_S)
+
+
 # ----------------------------------------------------------------------------------------------- killed runs
 
 
