@@ -46,7 +46,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -98,6 +98,9 @@ class FaultConfig:
     #: fault only the first of identical requests (a resent request goes through): with ``rate=1.0`` this
     #: makes "every write's answer is lost once" a deterministic scenario
     first_only: bool = False
+    #: a scripted decision ``(method, target, n) -> Decision | None`` (n: identical requests seen before);
+    #: when it returns a Decision it wins over the seeded draw (for races that need exact timing)
+    script: Callable[[str, str, int], Decision | None] | None = None
 
 
 @dataclass
@@ -236,7 +239,13 @@ class FaultProxy:
         with self._cond:
             n = self._seen[ident]
             self._seen[ident] += 1
-        if not self.enabled or not cfg.kinds or cfg.rate <= 0:
+        if not self.enabled:
+            return Decision(None)
+        if cfg.script is not None:
+            scripted = cfg.script(method, target, n)
+            if scripted is not None:
+                return scripted
+        if not cfg.kinds or cfg.rate <= 0:
             return Decision(None)
         if cfg.methods is not None and method not in cfg.methods:
             return Decision(None)

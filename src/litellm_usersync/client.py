@@ -644,8 +644,29 @@ class ProxyClient:
                     return done + [RowResult(str(b["user_id"]), b.get("user_email"), False, str(exc)) for b in rest]
                 last = exc
                 continue
-            return done + self._bulk_create_rows(data)
+            return done + await self._recovered_duplicates(self._bulk_create_rows(data), rest)
         return done + [RowResult(str(b["user_id"]), b.get("user_email"), False, str(last)) for b in rest]
+
+    async def _recovered_duplicates(self, rows: list[RowResult], sent: list[dict[str, Any]]) -> list[RowResult]:
+        """Rows of a resent bulk create that failed as "already exists": the earlier, uncertain copy may
+        have landed after the read-back. A user found with the row's id and email was created by us."""
+        emails = {str(b["user_id"]): normalize_email(str(b.get("user_email") or "")) for b in sent}
+        dups = [
+            r.user_id
+            for r in rows
+            if not r.success and r.user_id in emails and "already exists" in (r.error or "").lower()
+        ]
+        if not dups:
+            return rows
+        found = await self.read_users_by_ids([d for d in dups if d])
+        out: list[RowResult] = []
+        for r in rows:
+            row = found.get(r.user_id or "") if r.user_id in dups else None
+            if row is not None and normalize_email(str(row.get("user_email") or "")) == emails[str(r.user_id)]:
+                log.info("bulk create of %s: the earlier copy landed; reporting it created", self.mask(str(r.email)))
+                r = RowResult(r.user_id, r.email, True, None, None, tuple(row.get("teams") or ()))
+            out.append(r)
+        return out
 
     async def update_user(self, user_id: str, **fields: Any) -> dict[str, Any]:
         """``POST /user/update`` by user_id (never by email: that path rewrites ids on older proxies)."""

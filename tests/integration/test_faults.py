@@ -33,7 +33,7 @@ import pytest
 from litellm_usersync.client import ProxyClient
 from litellm_usersync.identity import DEFAULT_USER_ID, normalize_email
 
-from ..faultproxy import APPLIED_KINDS, FaultConfig, FaultProxy
+from ..faultproxy import APPLIED_KINDS, Decision, FaultConfig, FaultProxy
 from .conftest import REPO, Proxy
 
 #: the CLI's per-response timeout in these tests, and a latency fault that exceeds it. The real proxy
@@ -448,6 +448,37 @@ class ProxyRun:
 
     def run(self, fn: Callable[[ProxyClient], Any]) -> Any:
         return Proxy(self.url, self.real.master_key).run(fn, timeout_s=TIMEOUT_S)
+
+
+@pytest.mark.parametrize("bulk", ["--bulk", "--no-bulk"])
+def test_create_landing_between_read_back_and_resend_is_reported_created(
+    bulk: str, clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, fault_proxy: Any
+) -> None:
+    """The exact race: the create is held past the timeout, the read-back runs before it lands (finds
+    nothing) but answers after it landed, so the resend meets "already exists". The user was created by
+    this run: its row must be SUCCESS (key unknown), not FAILED "already exists"."""
+    sc = build_scenario(clean_proxy, workdir, n_new=6, n_existing=0, n_delete=0)
+    creates = ("/user/new", "/management/v1/users/bulk")
+
+    def script(method: str, target: str, n: int) -> Decision | None:
+        path = target.split("?", 1)[0]
+        if method == "POST" and path in creates and n == 0:  # lands 2.5 s late; the client gives up at 2
+            return Decision("latency", 2.5, after=False)
+        if method == "GET" and "user_ids=" in target and n == 0:  # reads at once, answers 1.5 s later
+            return Decision("latency", 1.5, after=True)
+        return None
+
+    fp = fault_proxy(script=script)
+    args = sync_args(sc, "report.csv", bulk)
+    args[args.index("--timeout") + 1] = "2"
+    result = cli_run("sync", *args, env={"LITELLM_BASE_URL": fp.url})
+    fp.wait_idle()
+    assert fp.counts["latency"] >= 2, fp.counts
+    assert problems(clean_proxy, sc, workdir / "report.csv") == []
+    with (workdir / "report.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["status"], r["error_reason"]) for r in rows if r["status"] != "SUCCESS"] == []
+    assert result.exit_code == 0, result.output
 
 
 # ----------------------------------------------------------------------------------------------- killed runs
