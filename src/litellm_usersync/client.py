@@ -385,12 +385,15 @@ class ProxyClient:
 
         ``/key/info`` without a key describes the caller's own key: 401 for bad credentials, 404 for the
         master key (it is not a stored key), the key's owner for a virtual key.
+
+        A 5xx (after the retries) raises: guessing ``default_user_id`` would leave a virtual key's owner
+        unprotected, so a sync could delete or demote the account it runs as.
         """
         try:
             info = await self.request_object("GET", "/key/info")
         except NotFoundError:
             return DEFAULT_USER_ID  # the master key is not a stored key
-        except (RejectedError, ServerError):
+        except RejectedError:
             return DEFAULT_USER_ID
         data = info.get("info", {}) if isinstance(info, dict) else {}
         return str(data.get("user_id") or DEFAULT_USER_ID)

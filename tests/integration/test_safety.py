@@ -226,3 +226,36 @@ def test_default_user_id_and_users_outside_management_are_never_touched(
         assert after[uid] == before[uid], uid
     assert f"u001@{DOMAIN}" not in after
     assert rosters_after[team] == sorted(set(rosters[team]) - {f"u001@{DOMAIN}"})
+
+
+def test_own_identity_is_protected_even_when_the_proxy_cannot_say_who_we_are(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any
+) -> None:
+    """Run with an admin's virtual key while ``/key/info`` (who am I?) fails with 503 on every attempt.
+
+    The admin is not in the CSV. Not knowing the caller must not make its account fair game: the run
+    stops before any change (exit 2) instead of planning with ``default_user_id`` as the caller."""
+    from ..faultproxy import Decision, FaultConfig, FaultProxy
+
+    me = f"ops-admin@{DOMAIN}"
+    people = emails(3)
+    arrange(clean_proxy, [(me, "proxy_admin"), *((e, "internal_user") for e in people)])
+
+    async def key(c: ProxyClient) -> str:
+        return await c.generate_key(me.lower())
+
+    my_key = clean_proxy.run(key)
+    before = state(clean_proxy)
+
+    def script(method: str, target: str, n: int) -> Decision | None:
+        return Decision("503") if target.split("?")[0] == "/key/info" else None
+
+    with FaultProxy(clean_proxy.base_url, FaultConfig(script=script)) as fp:
+        path = csv_of(workdir / "me.csv", [f"{e},internal_user," for e in people])
+        result = cli_run("sync", "--csv-file", path, env={"LITELLM_BASE_URL": fp.url, "LITELLM_MASTER_KEY": my_key})
+        fp.wait_idle()
+        assert fp.counts["503"]
+    users, _ = state(clean_proxy)
+    assert me.lower() in users, result.output
+    assert result.exit_code == 2, result.output
+    assert state(clean_proxy) == before
