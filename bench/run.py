@@ -40,10 +40,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import floor as bare_floor  # bench/floor.py: this script's folder is sys.path[0]
+
 from litellm_usersync.client import ProxyClient
 from litellm_usersync.executor import create_body
 from litellm_usersync.models import CreateUser
 from litellm_usersync.settings import BULK_CHUNK, DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE, ClientSettings
+from litellm_usersync.snapshot import read_snapshot
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -364,6 +367,8 @@ class SizeResult:
     targets: list[Target] = field(default_factory=list)
     load_before: float = 0.0
     load_after: float = 0.0
+    #: --paired-reads: (floor reads alone, the tool's read_snapshot) in this process, alternating
+    paired_reads: list[tuple[float, float]] = field(default_factory=list)
     #: --sweep: concurrency -> (no-change run wall, floor wall)
     sweep: dict[int, tuple[float, float]] = field(default_factory=dict)
 
@@ -410,7 +415,7 @@ def compare(observed: Counter[str], minimum: dict[str, int]) -> tuple[bool, str]
 def evaluate(r: SizeResult) -> list[Target]:
     out: list[Target] = []
     fb = r.floor_before
-    fa = r.floors[0]
+    fa = r.floors[0]  # all floors after the 10% run read the same state
     worst = max(r.nochange_runs, key=lambda x: x.requests)
     observed, constant = categorize(worst.counts, fa.user_pages, fa.team_pages)
     minimum = {"user pages": fa.user_pages, "team pages": fa.team_pages, "constant": CONSTANT_REQUESTS}
@@ -517,8 +522,10 @@ def print_size(r: SizeResult) -> None:
         f"  no-change runs: {walls} s; floors (interleaved): {floors} s (reads alone: "
         f"{', '.join(f'{f.read_s:.2f}' for f in r.floors)} s)"
     )
-    nochange = r.nochange_runs[len(r.nochange_runs) // 2]
-    print_run(nochange, r.floors[len(r.floors) // 2])
+    pairs = ", ".join(f"{x.wall_s / f.wall_s:.2f}" for x, f in zip(r.nochange_runs, r.floors, strict=True))
+    print(f"  paired ratios (each run / the floor just before it): {pairs}")
+    nochange = sorted(r.nochange_runs, key=lambda x: x.wall_s)[len(r.nochange_runs) // 2]
+    print_run(nochange, sorted(r.floors, key=lambda f: f.wall_s)[len(r.floors) // 2])
     d = r.debug_run
     print(f"  no-change run with --debug (counts cross-check; debug costs time): {d.wall_s:.2f} s")
     if d.before_first_request_s is not None and d.after_last_response_s is not None:
@@ -532,6 +539,10 @@ def print_size(r: SizeResult) -> None:
         print_run(r.nobulk_run, r.nobulk_floor)
         if r.nobulk_after is not None:
             print(f"    then a bulk no-change run: {r.nobulk_after.summary}")
+    if r.paired_reads:
+        print("  in-process read phase, floor vs the tool's read_snapshot (alternating):")
+        for f_s, t_s in r.paired_reads:
+            print(f"    floor {f_s:6.2f} s, tool {t_s:6.2f} s = {t_s / f_s:.2f}x")
     if r.sweep:
         print("  --concurrency sweep (no-change run wall / floor wall at the same concurrency):")
         for c, (tool_s, floor_s) in sorted(r.sweep.items()):
@@ -571,6 +582,15 @@ def machine() -> dict[str, str]:
 # --------------------------------------------------------------------------------------------------
 
 
+async def _tool_read_s(proxy: Proxy, concurrency: int) -> float:
+    """The tool's own read phase, in this process: ``read_snapshot`` (version, identity, all pages, parsing)."""
+    settings = ClientSettings(base_url=proxy.base_url, master_key=proxy.master_key, concurrency=concurrency)
+    async with ProxyClient(settings) as c:
+        t0 = time.perf_counter()
+        await read_snapshot(c)
+        return time.perf_counter() - t0
+
+
 def bench_size(proxy: Proxy, args: argparse.Namespace, n: int, workdir: Path) -> SizeResult:
     conc = args.concurrency
     load_before = os.getloadavg()[0]
@@ -590,8 +610,6 @@ def bench_size(proxy: Proxy, args: argparse.Namespace, n: int, workdir: Path) ->
         floors.append(run_floor(proxy, workdir, conc))
         nochange.append(run_tool(proxy, workdir, same_csv, f"no-change run N={n} #{i + 1}", [], conc))
     debug_run = run_tool(proxy, workdir, same_csv, f"no-change --debug N={n}", [], conc, debug=True)
-    floors.sort(key=lambda f: f.wall_s)
-    nochange.sort(key=lambda x: x.wall_s)
     result = SizeResult(
         n=n,
         teams=args.teams,
@@ -617,6 +635,9 @@ def bench_size(proxy: Proxy, args: argparse.Namespace, n: int, workdir: Path) ->
         result.nobulk_floor = run_floor(proxy, workdir, conc)
         result.nobulk_run = run_tool(proxy, workdir, changed_csv, f"10% run --no-bulk N={n}", ["--no-bulk"], conc)
         result.nobulk_after = run_tool(proxy, workdir, same_csv, f"after --no-bulk N={n}", [], conc)
+    for _ in range(args.paired_reads):
+        floor_s = asyncio.run(bare_floor.run(proxy.base_url, proxy.master_key, conc))["read_s"]
+        result.paired_reads.append((floor_s, asyncio.run(_tool_read_s(proxy, conc))))
     for c in args.sweep:
         run = run_tool(proxy, workdir, same_csv, f"no-change --concurrency {c} N={n}", [], c)
         result.sweep[c] = (run.wall_s, run_floor(proxy, workdir, c).wall_s)
@@ -634,6 +655,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument(
         "--no-bulk-at", type=int, action="append", help="sizes that also get a --no-bulk 10%% run [default: 1000]"
+    )
+    parser.add_argument(
+        "--paired-reads",
+        type=int,
+        default=0,
+        help="also time the read phase alone K times in-process: the floor vs the tool's read_snapshot",
     )
     parser.add_argument(
         "--sweep",
