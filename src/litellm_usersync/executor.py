@@ -112,6 +112,8 @@ class Executor:
         self.client = client
         self._on_outcome = on_outcome
         self._label: Callable[[str], str] = str
+        #: users whose state could not be read back (no fallback for them: their state is unknown)
+        self._unverified: set[str] = set()
         self.concurrency = max(1, concurrency)
         self._sem = asyncio.Semaphore(self.concurrency)
         self._progress = _Progress(on_progress)
@@ -444,6 +446,8 @@ class Executor:
         except AuthError:
             raise
         except ProxyError as exc:
+            # not knowing is not "wrong": the rows fail with this reason, and nothing is recreated
+            self._unverified = {i.user_id for i in items}
             return {i.user_id: f"could not verify: {exc}" for i in items}
         wrong: dict[str, str] = {}
         for i in items:
@@ -544,6 +548,7 @@ class Executor:
                 # yet the state is wrong) calls for the destructive fallback
                 if (
                     i.user_id in wrong
+                    and i.user_id not in self._unverified
                     and calls_ok
                     and i.may_recreate
                     and i.role in PROXY_ROLES

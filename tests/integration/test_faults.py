@@ -481,11 +481,6 @@ def test_create_landing_between_read_back_and_resend_is_reported_created(
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="executor.verify turns a failed verification READ into 'could not verify' for every moved user, "
-    "and apply_plan then recreates them (deleting their API keys) although nothing is known to be wrong",
-)
 def test_a_failed_verification_read_never_recreates_users(
     clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, fault_proxy: Any
 ) -> None:
@@ -515,7 +510,8 @@ def test_a_failed_verification_read_never_recreates_users(
     for e in emails_:
         assert after[e]["created_at"] == before[e]["created_at"], f"{e} was recreated: its API keys are gone"
         assert after[e]["key_count"] == 1
-    assert "recreated" not in result.output.lower()
+    assert "Recreated by the fallback" not in result.output
+    assert result.exit_code == 1 and "could not verify" in result.stderr + result.output
 
 
 # ----------------------------------------------------------------------------------------------- killed runs
