@@ -153,6 +153,10 @@ def is_uncertain(exc: BaseException) -> bool:
     return isinstance(exc, ServerError) and exc.status in (500, 502, 503, 504)
 
 
+def _unknown_create(cause: ProxyError) -> str:
+    return f"outcome unknown: the user may have been created (its answer was lost: {cause})"
+
+
 def _is_route_missing(exc: ProxyError) -> bool:
     return exc.status in (404, 405) and exc.message in ("Not Found", "Method Not Allowed")
 
@@ -521,6 +525,20 @@ class ProxyClient:
                 return matches[0]
         return None
 
+    async def _read_back_uncertain(self, user_id: str, email: str | None, cause: ProxyError) -> dict[str, Any] | None:
+        """Read back after an uncertain create; when that read fails too, say that the outcome is unknown."""
+        try:
+            return await self._read_back_user(user_id, email)
+        except AuthError:
+            raise
+        except ProxyError as exc:
+            raise ProxyError(
+                f"{_unknown_create(cause)}; reading it back failed: {exc}",
+                method=cause.method,
+                path=cause.path,
+                status=cause.status,
+            ) from exc
+
     async def create_user(self, body: dict[str, Any]) -> CreatedUser:
         """``POST /user/new``, never blindly repeated.
 
@@ -537,7 +555,7 @@ class ProxyClient:
                 data = await self.request_object("POST", "/user/new", body=body, retry=is_retryable_before_sending)
             except ConflictError:
                 if last is not None and is_uncertain(last):
-                    existing = await self._read_back_user(str(user_id), email)
+                    existing = await self._read_back_uncertain(str(user_id), email, last)
                     if existing is not None:
                         return self._created_from_row(existing, recovered=True)
                 raise
@@ -546,7 +564,7 @@ class ProxyClient:
                     raise
                 last = exc
                 log.info("create of %s uncertain (%s): reading back before any retry", self.mask(str(email)), exc)
-                existing = await self._read_back_user(str(user_id), email)
+                existing = await self._read_back_uncertain(str(user_id), email, exc)
                 if existing is not None:
                     return self._created_from_row(existing, recovered=True)
                 if attempt < policy.attempts:
@@ -620,7 +638,13 @@ class ProxyClient:
         rest = chunk
         last: ProxyError = cause
         for attempt in range(1, self.settings.retry.attempts + 1):
-            existing = await self.read_users_by_ids([str(b["user_id"]) for b in rest])
+            try:
+                existing = await self.read_users_by_ids([str(b["user_id"]) for b in rest])
+            except AuthError:
+                raise
+            except ProxyError as exc:
+                why = f"{_unknown_create(last)}; reading it back failed: {exc}"
+                return done + [RowResult(str(b["user_id"]), b.get("user_email"), False, why) for b in rest]
             done += [
                 RowResult(
                     str(b["user_id"]),
@@ -661,7 +685,13 @@ class ProxyClient:
         ]
         if not dups:
             return rows
-        found = await self.read_users_by_ids([d for d in dups if d])
+        try:
+            found = await self.read_users_by_ids([d for d in dups if d])
+        except AuthError:
+            raise
+        except ProxyError as exc:
+            why = f"the user may have been created by an earlier copy of this request; reading it back failed: {exc}"
+            return [RowResult(r.user_id, r.email, False, f"{r.error}; {why}") if r.user_id in dups else r for r in rows]
         out: list[RowResult] = []
         for r in rows:
             row = found.get(r.user_id or "") if r.user_id in dups else None

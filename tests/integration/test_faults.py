@@ -481,6 +481,42 @@ def test_create_landing_between_read_back_and_resend_is_reported_created(
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize("bulk", ["--bulk", "--no-bulk"])
+def test_a_create_whose_answer_and_read_back_both_fail_is_reported_as_unknown(
+    bulk: str, clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, fault_proxy: Any
+) -> None:
+    """The create is applied but its answer lost, and every read-back fails (503 on every attempt). The
+    tool cannot know: the row must FAIL saying the user may have been created — not "already exists",
+    not just the read's 503 — and the next run (no faults) finishes the job."""
+    sc = build_scenario(clean_proxy, workdir, n_new=4, n_existing=0, n_delete=0)
+    creates = ("/user/new", "/management/v1/users/bulk")
+
+    def script(method: str, target: str, n: int) -> Decision | None:
+        if method == "POST" and target.split("?", 1)[0] in creates and n == 0:
+            return Decision("lost_502")
+        if method == "GET" and "user_ids=" in target:
+            return Decision("503")
+        return None
+
+    fp = fault_proxy(script=script)
+    result = cli_run("sync", *sync_args(sc, "report.csv", bulk), env={"LITELLM_BASE_URL": fp.url})
+    fp.wait_idle()
+    assert result.exit_code == 1, result.output
+    with (workdir / "report.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    for r in rows:
+        assert r["status"] == "FAILED", r
+        assert "may have been created" in r["error_reason"], r["error_reason"]
+    state = read_state(clean_proxy)
+    assert report_problems(state, sc, workdir / "report.csv") == []
+    created = {normalize_email(u["user_email"]) for u in state[0] if u.get("user_email")}
+    assert set(sc.expected) <= created  # they do exist: the creates landed (without their teams, per user)
+    again = cli_run("sync", *sync_args(sc, "again.csv", bulk))
+    assert again.exit_code == 0, again.output
+    assert problems(clean_proxy, sc, workdir / "again.csv") == []
+
+
 def test_a_failed_verification_read_never_recreates_users(
     clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, fault_proxy: Any
 ) -> None:
