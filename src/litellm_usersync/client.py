@@ -409,6 +409,12 @@ class ProxyClient:
         v = parse_version(await self.proxy_version())
         return v is not None and v >= BULK_MIN_VERSION
 
+    async def user_delete_cascades(self) -> bool:
+        """True when ``/user/delete`` also cleans team rosters and memberships (LiteLLM >= 1.100, where
+        ``bulk_user_deletion`` exists). Older or unknown proxies leave rosters behind: leave the teams first."""
+        v = parse_version(await self.proxy_version())
+        return v is not None and v >= BULK_MIN_VERSION
+
     def _bulk_route_missing(self, kind: str, exc: ProxyError) -> bool:
         if _is_route_missing(exc):
             log.info("bulk endpoint for %s missing on this proxy; falling back to per-user calls", kind)

@@ -267,8 +267,9 @@ class Executor:
                     out.append(_done(a) if r and r.success else _failed(a, (r.error if r else None) or "not deleted"))
                 self._progress.advance(len(out))
                 return out
-        # older proxies leave rosters behind on /user/delete: leave the teams first
-        if not bulk:
+        # older proxies leave rosters behind on /user/delete: leave the teams first (not with --no-bulk on a
+        # proxy whose delete cascades: that would only cost one request per team of every deleted user)
+        if not await self.client.user_delete_cascades():
             leaves = [RemoveMembership(a.user_id, a.email, t) for a in actions for t in a.team_ids]
             await self._leaves(leaves, progress=False)
         chunks = [list(actions[i : i + DELETE_CHUNK]) for i in range(0, len(actions), DELETE_CHUNK)]

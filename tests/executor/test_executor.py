@@ -850,3 +850,28 @@ def test_generated_runs_stopped_at_any_point_report_truthfully_and_converge(
         assert again.actions == (), [a.key for a in again.actions]
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("version", "leaves_first"), [(NEW, False), (OLD, True), (None, True)])
+async def test_teams_are_left_before_a_delete_only_where_delete_does_not_cascade(
+    version: str | None, leaves_first: bool
+) -> None:
+    """1.110's /user/delete cleans rosters itself; older (or unknown) proxies need the leaves first.
+
+    Regression (bench finding): --no-bulk on 1.110 used to send a member_delete for every team of every
+    deleted user before the delete.
+    """
+    fake = seeded(version)
+    plan = await plan_on(fake, DesiredState((row("keep@x.com"),)), allow_update=False, allow_add=False)
+    async with fake.client(bulk="never") as client:
+        report = await apply_plan(client, plan)
+    assert {r.item.email for r in report.results if r.item.kind.value == "DELETED" and r.success} == {
+        "role@x.com",
+        "move@x.com",
+        "Multi@x.com",
+        "gone1@x.com",
+        "gone2@x.com",
+    }
+    # the deleted users hold 6 memberships (move: dev; multi: dev, adm; gone1: dev, sup; role: sup)
+    assert fake.count("POST /team/member_delete") == (6 if leaves_first else 0)
+    assert "u-gone1" not in fake.users
