@@ -16,7 +16,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -47,6 +47,7 @@ BULK_MIN_VERSION = (1, 100)
 _NO_SUCH_USER_ID = "litellm-usersync no such user"
 
 Sleep = Callable[[float], Awaitable[None]]
+R = TypeVar("R")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -450,45 +451,68 @@ class ProxyClient:
         fetch: Callable[[int], Awaitable[Page]],
         id_field: str,
         on_page: Callable[[int, int], None] | None,
-    ) -> list[dict[str, Any]]:
-        first = await fetch(1)
-        pages = max(first.total_pages, math.ceil(first.total / self.settings.page_size) if first.total else 1)
+        parse: Callable[[dict[str, Any]], R],
+    ) -> list[R]:
+        """Every page of a listing, parsed as each page arrives (the raw rows of a page are dropped at once),
+        then checked: the same total on every page, as many distinct ids as the total."""
+        parsed: dict[int, tuple[int, list[str], list[R]]] = {}
+
+        async def load(n: int) -> Page:
+            page = await fetch(n)
+            parsed[n] = (page.total, [str(i.get(id_field)) for i in page.items], [parse(i) for i in page.items])
+            return page
+
+        first = await load(1)
+        total = first.total
+        pages = max(first.total_pages, math.ceil(total / self.settings.page_size) if total else 1)
+        del first
         if on_page:
             on_page(1, pages)
-        results: dict[int, Page] = {1: first}
         sem = asyncio.Semaphore(max(self.settings.concurrency, 1))
 
         async def one(n: int) -> None:
             async with sem:
-                results[n] = await fetch(n)
+                await load(n)
             if on_page:
-                on_page(len(results), pages)
+                on_page(len(parsed), pages)
 
         await asyncio.gather(*(one(n) for n in range(2, pages + 1)))
-        items: list[dict[str, Any]] = []
+        items: list[R] = []
+        ids: set[str] = set()
         for n in range(1, pages + 1):
-            page = results[n]
-            if page.total != first.total:
+            page_total, page_ids, page_items = parsed.pop(n)
+            if page_total != total:
                 raise RefusedError(
-                    f"the proxy's {what} changed while they were read (total {first.total} → {page.total}); "
+                    f"the proxy's {what} changed while they were read (total {total} → {page_total}); "
                     "nothing was changed: run again"
                 )
-            items.extend(page.items)
-        ids = [str(i.get(id_field)) for i in items]
-        if len(items) != first.total or len(set(ids)) != len(ids):
+            items.extend(page_items)
+            ids.update(page_ids)
+        if len(items) != total or len(ids) != len(items):
             raise RefusedError(
-                f"incomplete read of {what}: the proxy reported {first.total} but {len(set(ids))} distinct were "
+                f"incomplete read of {what}: the proxy reported {total} but {len(ids)} distinct were "
                 "returned; refusing to plan on a partial state (nothing was changed): run again"
             )
         return items
 
-    async def read_all_users(self, on_page: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
-        """Every user, all pages (stable sort by user_id), checked against the reported total."""
-        return await self._read_all("users", self.list_users_page, "user_id", on_page)
+    async def read_all_users(
+        self,
+        on_page: Callable[[int, int], None] | None = None,
+        parse: Callable[[dict[str, Any]], Any] = dict,
+    ) -> list[Any]:
+        """Every user, all pages (stable sort by user_id), checked against the reported total.
 
-    async def read_all_teams(self, on_page: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+        ``parse`` turns each row into what the caller keeps, page by page (default: the row itself).
+        """
+        return await self._read_all("users", self.list_users_page, "user_id", on_page, parse)
+
+    async def read_all_teams(
+        self,
+        on_page: Callable[[int, int], None] | None = None,
+        parse: Callable[[dict[str, Any]], Any] = dict,
+    ) -> list[Any]:
         """Every team with its roster (``members_with_roles``), all pages, checked against the total."""
-        return await self._read_all("teams", self.list_teams_page, "team_id", on_page)
+        return await self._read_all("teams", self.list_teams_page, "team_id", on_page, parse)
 
     async def read_users_by_ids(self, user_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Read back the given users (exact ids) in as few requests as the proxy allows."""

@@ -60,11 +60,9 @@ async def read_snapshot(
         return lambda done, total: cb(what, done, total)
 
     version, caller = await asyncio.gather(client.proxy_version(), client.check_auth())
-    users_raw, teams_raw = await asyncio.gather(
-        client.read_all_users(on_page=progress("users")),
-        client.read_all_teams(on_page=progress("teams")),
+    # rows are parsed page by page: the raw rows (29 fields each) never all live at once
+    users, teams = await asyncio.gather(
+        client.read_all_users(on_page=progress("users"), parse=parse_live_user),
+        client.read_all_teams(on_page=progress("teams"), parse=parse_team),
     )
-    users = tuple(parse_live_user(u) for u in users_raw)
-    teams = tuple(parse_team(t) for t in teams_raw)
-    del users_raw, teams_raw
-    return Snapshot(users=users, teams=teams, proxy_version=version, caller_user_id=caller)
+    return Snapshot(users=tuple(users), teams=tuple(teams), proxy_version=version, caller_user_id=caller)
