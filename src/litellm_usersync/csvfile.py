@@ -7,7 +7,9 @@ raised together as one :class:`CsvError`, so an operator can fix the whole file 
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -61,15 +63,36 @@ def _header_map(header: Sequence[str]) -> dict[str, int]:
     return found
 
 
-def _check_email(raw: str) -> str | None:
-    """None when the address is acceptable, else what is wrong with it."""
+#: a plain dot-atom local part (the common case): its validity needs no library call
+_SIMPLE_LOCAL = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*")
+
+
+def _full_check(address: str) -> str | None:
     try:
-        validate_email(raw.strip(), check_deliverability=False)
+        validate_email(address, check_deliverability=False)
     except EmailNotValidError as exc:
         if "special-use or reserved" in str(exc):
             return None  # corp.local, lab.test, ...: internal directories use them, and so may the proxy
         return str(exc)
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _domain_problem(domain: str) -> str | None:
+    return _full_check(f"x@{domain}")
+
+
+def _check_email(raw: str) -> str | None:
+    """None when the address is acceptable, else what is wrong with it.
+
+    A plain local part is checked here and its domain once per domain (most of the library's time is the
+    domain's IDNA check, the same for every row of a domain: 0.58 s for 10,000 rows, bench finding 4).
+    """
+    address = raw.strip()
+    local, at, domain = address.rpartition("@")
+    if at and len(local) <= 64 and len(address) <= 254 and _SIMPLE_LOCAL.fullmatch(local):
+        return _domain_problem(domain)
+    return _full_check(address)
 
 
 def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = False) -> DesiredState:

@@ -21,3 +21,38 @@ def test_rejected_with_location(email: str) -> None:
     (problem,) = exc.value.problems
     assert (problem.path, problem.line, problem.column) == ("in.csv", 2, "1 (email)")
     assert problem.message.startswith("invalid email")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a@example.com",
+        "first.last@example.com",
+        "a+tag@example.co.uk",
+        "a_b%c-d@x.io",
+        "a@corp.local",
+        ".a@example.com",
+        "a.@example.com",
+        "a..b@example.com",
+        "a@-example.com",
+        "a@example..com",
+        "a@localhost",
+        "a@x",
+        "a@123",
+        "a@[127.0.0.1]",
+        "a@exa_mple.com",
+        "a@bücher.de",
+        "ä@example.com",
+        "x" * 64 + "@example.com",
+        "x" * 65 + "@example.com",
+        "a@" + "d" * 64 + ".com",
+        "a@" + ".".join(["d" * 60] * 5) + ".com",
+        '"quoted"@example.com',
+        "a b@example.com",
+        "a@example.com.",
+    ],
+)
+def test_the_fast_path_agrees_with_the_library(address: str) -> None:
+    from litellm_usersync.csvfile import _check_email, _full_check
+
+    assert (_check_email(address) is None) == (_full_check(address) is None)
