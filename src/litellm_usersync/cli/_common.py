@@ -252,3 +252,25 @@ def exit_for_report(report: RunReport, *, failed: bool) -> NoReturn:
     if report.interrupted:
         raise CliExit(ExitCode.INTERRUPTED)
     raise CliExit(ExitCode.FAILED if failed else ExitCode.OK)
+
+
+def output_option(f: F) -> F:
+    """``--output text|json``: json prints one document on stdout (schemas in docs/output.md)."""
+    return click.option(
+        "--output",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="json: print the plan (dry run) or the result as one JSON document on stdout.",
+    )(f)
+
+
+def printer(output: str) -> Callable[..., None]:
+    """``out`` for text output; a no-op when the command prints one JSON document instead."""
+    return out if output == "text" else (lambda *_args: None)
+
+
+def print_json(doc: Any) -> None:
+    import json
+
+    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import click
 
@@ -22,6 +23,7 @@ from ..registration import (
     render_add_summary,
     result_rows,
 )
+from ..report import plan_to_dict
 from ..snapshot import read_snapshot
 from ._common import (
     CliExit,
@@ -31,7 +33,9 @@ from ._common import (
     exit_for_report,
     handle_errors,
     make_client,
-    out,
+    output_option,
+    print_json,
+    printer,
     run_async,
     setup_logging,
 )
@@ -46,6 +50,7 @@ DEFAULT_UPDATE_LIST = "user_update_list.csv"
 
 @click.command("add")
 @safety_options
+@output_option
 @click.option(
     "--csv-file",
     default=DEFAULT_CSV,
@@ -99,6 +104,7 @@ def add_command(
     no_invite: bool,
     result_file: str,
     error_file: str,
+    output: str,
     backup_dir: str,
     no_backup: bool,
     audit_log: str | None,
@@ -132,6 +138,7 @@ def add_command(
     (bad CSV, bad credentials, proxy unreachable), 130 interrupted.
     """
     setup_logging(debug)
+    say = printer(output)
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
         desired = read_users_csv(csv_file, with_key_name=True)
@@ -141,10 +148,10 @@ def add_command(
                 with progress_bar(not debug) as progress:
                     snapshot = await read_snapshot(client, on_progress=progress)
                 add = build_add_plan(desired, snapshot, default_role=user_role)
-                out(render_add_plan(add, dry_run=dry_run))
+                say(render_add_plan(add, dry_run=dry_run))
                 if dry_run:
                     return add, None
-                out()
+                say()
                 report = await apply_safely(
                     client,
                     add.plan,
@@ -172,36 +179,60 @@ def add_command(
         add, outcome = run_async(run)
 
     if outcome is None:
-        _write_existing(add, update_existing)
+        if output == "json":
+            print_json(
+                {
+                    "schema": "litellm-usersync/add-plan",
+                    "version": 1,
+                    "plan": plan_to_dict(add.plan),
+                    "errors": [dict(zip(ERROR_COLUMNS, r, strict=True)) for r in error_rows(add, None)],
+                }
+            )
+        _write_existing(add, update_existing, say)
         raise CliExit(ExitCode.OK)
 
     for row in result_rows(add, outcome, show_keys=False):
         email, role, user_id, _teams, _models, key, url = row
         extra = f", key {key}" if key else ""
         extra += ", invitation link created" if url else ""
-        out(f"✓ Created user: {email} (role: {role}, user_id: {user_id}{extra})")
+        say(f"✓ Created user: {email} (role: {role}, user_id: {user_id}{extra})")
     errors = error_rows(add, outcome)
     for email, role, reason in errors:
-        out(f"✗ {email} ({role}): {reason}")
-    out()
-    out(render_add_summary(add, outcome))
+        say(f"✗ {email} ({role}): {reason}")
+    say()
+    say(render_add_summary(add, outcome))
 
     results = result_rows(add, outcome, show_keys=True)
     written = write_csv_file(result_file, RESULT_COLUMNS, results, secret=True)
     keys = sum(1 for r in results if r[5])
-    out(f"\nSuccess list written to {written} (mode 0600; {len(results)} user(s), {keys} API key(s))")
+    say(f"\nSuccess list written to {written} (mode 0600; {len(results)} user(s), {keys} API key(s))")
     err_path = write_csv_file(error_file, ERROR_COLUMNS, errors)
-    out(f"Error list written to {err_path} ({len(errors)} row(s))")
-    _write_existing(add, update_existing)
+    say(f"Error list written to {err_path} ({len(errors)} row(s))")
+    if output == "json":
+        print_json(
+            {
+                "schema": "litellm-usersync/add-result",
+                "version": 1,
+                "created": [
+                    {**dict(zip(RESULT_COLUMNS, r, strict=True)), "invitation_url": bool(r[6])}
+                    for r in result_rows(add, outcome, show_keys=False)
+                ],
+                "errors": [dict(zip(ERROR_COLUMNS, r, strict=True)) for r in errors],
+                "interrupted": outcome.report.interrupted,
+                "aborted": outcome.report.aborted,
+                "files": {"result": str(written), "errors": str(err_path)},
+            }
+        )
+    _write_existing(add, update_existing, say)
     exit_for_report(outcome.report, failed=bool(errors))
 
 
-def _write_existing(add: AddPlan, path: str | None) -> None:
+def _write_existing(add: AddPlan, path: str | None, say: Callable[..., None]) -> None:
     if not path:
         return
     rows = existing_rows(add)
     written = write_csv_file(path, EXISTING_COLUMNS, rows)
-    out(
+    say(
         f"Existing users written to {written} ({len(rows)} row(s), current role and teams): "
         f"edit it, then run sync --csv-file {written} --no-delete"
     )

@@ -18,6 +18,7 @@ from ..removal import (
     render_delete_summary,
     result_rows,
 )
+from ..report import plan_to_dict
 from ..snapshot import read_snapshot
 from ._common import (
     CliExit,
@@ -27,7 +28,9 @@ from ._common import (
     exit_for_report,
     handle_errors,
     make_client,
-    out,
+    output_option,
+    print_json,
+    printer,
     run_async,
     setup_logging,
 )
@@ -41,6 +44,7 @@ DEFAULT_ERRORS = "user_del_error.csv"
 
 @click.command("delete")
 @safety_options
+@output_option
 @click.option(
     "--csv-file",
     default=DEFAULT_CSV,
@@ -76,6 +80,7 @@ def delete_command(
     max_delete: int | None,
     result_file: str,
     error_file: str,
+    output: str,
     backup_dir: str,
     no_backup: bool,
     audit_log: str | None,
@@ -109,6 +114,7 @@ def delete_command(
     done (bad CSV, bad credentials, proxy unreachable), 3 refused by the brake, 130 interrupted.
     """
     setup_logging(debug)
+    say = printer(output)
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
         desired = read_users_csv(csv_file)
@@ -118,10 +124,10 @@ def delete_command(
                 with progress_bar(not debug) as progress:
                     snapshot = await read_snapshot(client, on_progress=progress)
                 dp = build_delete_plan(desired, snapshot, max_delete=max_delete)
-                out(render_delete_plan(dp, dry_run=dry_run))
+                say(render_delete_plan(dp, dry_run=dry_run))
                 if dry_run or dp.plan.refusals:
                     return dp, None
-                out()
+                say()
                 report = await apply_safely(
                     client,
                     dp.plan,
@@ -138,20 +144,39 @@ def delete_command(
 
         dp, report = run_async(run)
 
-    if dp.plan.refusals:
-        raise CliExit(ExitCode.REFUSED)
     if report is None:
-        raise CliExit(ExitCode.OK)
+        if output == "json":
+            print_json(
+                {
+                    "schema": "litellm-usersync/delete-plan",
+                    "version": 1,
+                    "plan": plan_to_dict(dp.plan),
+                    "errors": [dict(zip(ERROR_COLUMNS, r, strict=True)) for r in error_rows(dp, None)],
+                }
+            )
+        raise CliExit(ExitCode.REFUSED if dp.plan.refusals else ExitCode.OK)
     for email, user_id, _status in result_rows(report):
-        out(f"✓ Deleted user: {email} ({user_id})")
+        say(f"✓ Deleted user: {email} ({user_id})")
     errors = error_rows(dp, report)
     for email, user_id, reason in errors:
-        out(f"✗ {email}{f' ({user_id})' if user_id else ''}: {reason}")
-    out()
-    out(render_delete_summary(dp, report))
+        say(f"✗ {email}{f' ({user_id})' if user_id else ''}: {reason}")
+    say()
+    say(render_delete_summary(dp, report))
     done = result_rows(report)
     written = write_csv_file(result_file, RESULT_COLUMNS, done)
-    out(f"\nDeleted users written to {written} ({len(done)} row(s))")
+    say(f"\nDeleted users written to {written} ({len(done)} row(s))")
     err_path = write_csv_file(error_file, ERROR_COLUMNS, errors)
-    out(f"Error list written to {err_path} ({len(errors)} row(s))")
+    say(f"Error list written to {err_path} ({len(errors)} row(s))")
+    if output == "json":
+        print_json(
+            {
+                "schema": "litellm-usersync/delete-result",
+                "version": 1,
+                "deleted": [dict(zip(RESULT_COLUMNS, r, strict=True)) for r in done],
+                "errors": [dict(zip(ERROR_COLUMNS, r, strict=True)) for r in errors],
+                "interrupted": report.interrupted,
+                "aborted": report.aborted,
+                "files": {"result": str(written), "errors": str(err_path)},
+            }
+        )
     exit_for_report(report, failed=bool(errors))

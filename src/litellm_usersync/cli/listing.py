@@ -55,12 +55,13 @@ def _columns(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 )
 @click.option(
     "--format",
+    "--output",
     "fmt",
     type=click.Choice(FORMATS),
     default="tsv",
     show_default=True,
     help="tsv: tab-separated, header first (the seed's); csv: sync's input format; json: an array of "
-    "objects; table: a table for the terminal.",
+    "objects; table: a table for the terminal. --output is the same option (as on the other commands).",
 )
 @common_options
 def list_command(

@@ -1,0 +1,48 @@
+"""A scripted LiteLLM Proxy for CLI tests (httpx.MockTransport): reads only, recorded calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+KEY = "sk-master-secret-0123456789"
+
+
+def fake_proxy(
+    users: list[dict[str, Any]], teams: list[dict[str, Any]], calls: list[str]
+) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(f"{request.method} {request.url.path}")
+        if request.headers.get("authorization") != f"Bearer {KEY}":
+            return httpx.Response(401, json={"error": {"message": "Authentication Error", "type": "auth_error"}})
+        path = request.url.path
+        if path == "/health/readiness/details":
+            return httpx.Response(200, json={"status": "healthy", "litellm_version": "1.110.2"})
+        if path == "/key/info":
+            return httpx.Response(404, json={"error": {"message": "Key not found in database"}})
+        if path == "/user/list":
+            return httpx.Response(200, json={"users": users, "total": len(users), "page": 1, "total_pages": 1})
+        if path == "/v2/team/list":
+            return httpx.Response(200, json={"teams": teams, "total": len(teams), "page": 1, "total_pages": 1})
+        return httpx.Response(500, json={"detail": f"unexpected {path}"})
+
+    return handler
+
+
+def user(email: str, role: str = "internal_user", teams: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "user_id": email,
+        "user_email": email,
+        "user_role": role,
+        "teams": list(teams),
+        "key_count": 2,
+        "spend": 1.5,
+    }
+
+
+TEAMS = [
+    {"team_id": "t-dev", "team_alias": "development", "members_with_roles": []},
+    {"team_id": "t-sup", "team_alias": "support", "members_with_roles": []},
+]
