@@ -454,7 +454,11 @@ class Executor:
         for i in items:
             row = rows.get(i.user_id)
             if row is None:
-                wrong[i.user_id] = "user not found when verifying"
+                if "," in i.user_id:  # the proxy splits user_ids on commas: such an id cannot be read back
+                    self._unverified.add(i.user_id)
+                    wrong[i.user_id] = "could not verify: the user id contains a comma"
+                else:
+                    wrong[i.user_id] = "user not found when verifying"
                 continue
             teams = set(row.get("teams") or ())
             missing = [t for t in i.team_ids if t not in teams]

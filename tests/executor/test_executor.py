@@ -875,3 +875,15 @@ async def test_teams_are_left_before_a_delete_only_where_delete_does_not_cascade
     # the deleted users hold 6 memberships (move: dev; multi: dev, adm; gone1: dev, sup; role: sup)
     assert fake.count("POST /team/member_delete") == (6 if leaves_first else 0)
     assert "u-gone1" not in fake.users
+
+
+async def test_a_user_id_with_a_comma_is_never_recreated_for_want_of_a_read_back() -> None:
+    """/user/list splits user_ids on commas: such a user cannot be read back, which is not 'wrong'."""
+    fake = seeded(NEW)
+    fake.add_user("u,comma", "comma@x.com", "internal_user", ("t-dev",))
+    plan = await plan_on(fake, DesiredState((row("comma@x.com", None, ["support"]),)), allow_delete=False)
+    assert plan.items[0].may_recreate
+    report = await run(fake, plan)
+    (result,) = report.results
+    assert not result.recreated and fake.count("POST /user/new") == 0
+    assert not result.success and "user id contains a comma" in (result.error or "")
