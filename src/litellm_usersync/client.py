@@ -47,6 +47,8 @@ BULK_MIN_VERSION = (1, 100)
 _NO_SUCH_USER_ID = "litellm-usersync no such user"
 
 Sleep = Callable[[float], Awaitable[None]]
+#: endpoints whose successful answer is itself a secret and is never logged
+_SECRET_ANSWERS = frozenset({"/invitation/new"})
 R = TypeVar("R")
 
 
@@ -290,7 +292,12 @@ class ProxyClient:
                 path=path,
             ) from exc
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("← %s %s %s %s", response.status_code, method, path, self.mask(response.text[:2000]))
+            shown = (
+                "(body withheld: an invitation id lets its holder set the user's password)"
+                if path in _SECRET_ANSWERS and response.status_code < 400
+                else self.mask(response.text[:2000])
+            )
+            log.debug("← %s %s %s %s", response.status_code, method, path, shown)
         if response.status_code >= 400:
             raise error_for_response(response, method, path, self._secrets)
         if not response.content:
@@ -888,7 +895,9 @@ class ProxyClient:
         data = await self.request_object(
             "POST", "/invitation/new", body={"user_id": user_id}, retry=is_retryable_before_sending
         )
-        return str(data.get("id"))
+        invitation_id = str(data.get("id"))
+        self.remember_secret(invitation_id)
+        return invitation_id
 
     def invitation_url(self, invitation_id: str) -> str:
         return f"{self.settings.base_url.rstrip('/')}/ui/?invitation_id={invitation_id}&action=reset_password"

@@ -1099,3 +1099,18 @@ async def test_bulk_create_twice_uncertain_reads_back_again() -> None:
     assert rows is not None
     assert created == {"a", "b"}
     assert [(r.user_id, r.success) for r in rows] == [("a", True), ("b", True)]
+
+
+async def test_an_invitation_id_never_reaches_the_debug_log(caplog: pytest.LogCaptureFixture) -> None:
+    """Regression: --debug logged /invitation/new's answer, whose id lets anyone set the user's password."""
+    secret_id = "54774b19-5a88-4144-b20f-4c44c06cc607"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"id": secret_id, "user_id": "a@x.com", "is_accepted": False})
+
+    client, _, _ = make(handler)
+    caplog.set_level(logging.DEBUG, logger="litellm_usersync")
+    async with client:
+        assert await client.create_invitation("a@x.com") == secret_id
+    assert caplog.records, "the request itself is logged"
+    assert secret_id not in caplog.text
