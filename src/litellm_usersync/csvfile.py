@@ -15,7 +15,7 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
-from .errors import CsvError, CsvProblem
+from .errors import CsvError, CsvProblem, InputError
 from .identity import PROXY_ROLES, normalize_email, split_team_cell
 from .models import DesiredState, DesiredUser
 
@@ -205,15 +205,61 @@ def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = Fal
 # Writing
 
 
+def check_output_path(path: str | Path) -> None:
+    """Fail early (before any change) when a report cannot be written there: its folder must exist and be
+    writable, and the path must not be a folder."""
+    import os
+
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise InputError(f"cannot write the report {target}: it is a folder")
+    if not folder.is_dir():
+        raise InputError(f"cannot write the report {target}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise InputError(f"cannot write the report {target}: permission denied")
+
+
+#: text that marks a report holding secrets (API keys, invitation links)
+_SECRET_MARKERS = ("sk-", "invitation_id=")
+
+
+def keep_previous_secrets(path: str | Path) -> Path | None:
+    """If ``path`` holds API keys or invitation links from an earlier run, move it aside (mode kept) so the
+    new report does not destroy the only copy of those keys. Returns where it went, or None."""
+    import os
+    from datetime import UTC, datetime
+
+    target = Path(path)
+    try:
+        text = target.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    _header, _, body = text.partition("\n")
+    if not any(m in body for m in _SECRET_MARKERS):
+        return None
+    stamp = datetime.fromtimestamp(target.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%SZ")
+    for n in range(1, 1000):
+        kept = target.with_name(f"{target.stem}.{stamp}{'' if n == 1 else f'-{n}'}{target.suffix}")
+        if not kept.exists():
+            os.rename(target, kept)
+            return kept
+    return None
+
+
 def write_csv_file(
     path: str | Path, header: Sequence[str], rows: Iterable[Sequence[object]], *, secret: bool = False
 ) -> Path:
-    """Write a CSV file atomically. ``secret`` files (they hold API keys) are created mode 0600."""
+    """Write a CSV file atomically. ``secret`` files (they hold API keys) are created mode 0600.
+
+    The folder must exist (a mistyped path must not silently create folders).
+    """
     import os
     import tempfile
 
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.is_dir():
+        raise InputError(f"cannot write {target}: the folder {target.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent))
     try:
         os.fchmod(fd, 0o600 if secret else 0o644)

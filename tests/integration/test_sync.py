@@ -458,3 +458,22 @@ def test_sync_user_py_script(
     assert p.returncode == 0, p.stderr
     assert clean_proxy.master_key not in p.stdout + p.stderr
     assert len(report_rows(workdir / "user_sync_result.csv")) == 4
+
+
+def test_a_rerun_keeps_the_report_that_holds_keys_and_a_bad_report_path_changes_nothing(
+    make_teams: Callable[..., dict[str, str]], cli_run: Callable[..., Result], clean_proxy: Proxy, workdir: pathlib.Path
+) -> None:
+    make_teams("dev")
+    write(workdir / "user_list.csv", "email,role,team_name\nk@x.com,internal_user,dev\n")
+    bad = cli_run("sync", "--csv-file", "user_list.csv", "--report", "no/such/dir/r.csv")
+    assert bad.exit_code == 2 and "does not exist" in bad.stderr
+    assert live_users(clean_proxy) == {}, "the report path is checked before any change"
+    assert not (workdir / "no").exists()
+
+    assert cli_run("sync", "--csv-file", "user_list.csv").exit_code == 0
+    key = by_email(report_rows())["k@x.com"]["api_keys"]
+    rerun = cli_run("sync", "--csv-file", "user_list.csv")
+    assert rerun.exit_code == 0 and "kept as" in rerun.output
+    (kept,) = workdir.glob("user_sync_result.*.csv")
+    assert key in kept.read_text() and stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert {r["action"] for r in report_rows()} == {"UNCHANGED"}

@@ -286,7 +286,7 @@ def _mode(p: pathlib.Path) -> int:
 
 
 def test_write_csv_file_secret_is_0600_and_roundtrips(tmp_path: pathlib.Path) -> None:
-    target = tmp_path / "sub" / "result.csv"
+    target = tmp_path / "result.csv"
     out = write_csv_file(target, ("a", "b"), [("sk-secret-1", None), ("x,y", 3)], secret=True)
     assert out == target
     assert _mode(target) == 0o600

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import click
 
 from ..audit import AuditLog, audit_path, new_run_id
 from ..backup import DEFAULT_BACKUP_DIR, write_backup
 from ..client import ProxyClient
+from ..csvfile import check_output_path, keep_previous_secrets, write_csv_file
 from ..errors import InputError
 from ..executor import apply_plan
 from ..models import Outcome, Plan, RunReport, Snapshot
@@ -102,9 +104,12 @@ async def apply_safely(
     concurrency: int,
     show_progress: bool,
     stop: asyncio.Event,
+    report_paths: Sequence[str] = (),
 ) -> RunReport:
-    """Apply ``plan`` the way every changing command does: backup and audit log first (when there is
-    something to change), a progress bar on a terminal, one audit line per outcome."""
+    """Apply ``plan`` the way every changing command does: report paths checked, backup and audit log
+    first (when there is something to change), a progress bar on a terminal, one audit line per outcome."""
+    for path in report_paths:
+        check_output_path(path)  # a report that cannot be written would lose the new keys: stop now
     audit = None
     if plan.has_changes:
         audit = prepare_safety_net(
@@ -121,3 +126,13 @@ async def apply_safely(
         )
     warn_audit_errors(audit)
     return report
+
+
+def write_secret_report(
+    path: str, header: Sequence[str], rows: Iterable[Sequence[object]], say: Callable[..., None]
+) -> Path:
+    """Write a report that holds keys (0600); an earlier report still holding keys is kept beside it."""
+    kept = keep_previous_secrets(path)
+    if kept:
+        say(f"The previous report still held API keys or invitation links: kept as {kept}")
+    return write_csv_file(path, header, rows, secret=True)

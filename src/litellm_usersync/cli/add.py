@@ -40,7 +40,7 @@ from ._common import (
     setup_logging,
 )
 from ._progress import progress_bar
-from ._safety import apply_safely, safety_options
+from ._safety import apply_safely, safety_options, write_secret_report
 
 DEFAULT_CSV = "user_addlist.csv"
 DEFAULT_RESULT = "user_reg_result.csv"
@@ -163,6 +163,7 @@ def add_command(
                     concurrency=concurrency,
                     show_progress=not debug,
                     stop=stop,
+                    report_paths=(result_file, error_file),
                 )
                 with progress_bar(not debug) as progress:
                     created = [r.item.user_id for r in AddOutcome(report).created]
@@ -203,7 +204,7 @@ def add_command(
     say(render_add_summary(add, outcome))
 
     results = result_rows(add, outcome, show_keys=True)
-    written = write_csv_file(result_file, RESULT_COLUMNS, results, secret=True)
+    written = write_secret_report(result_file, RESULT_COLUMNS, results, say)
     keys = sum(1 for r in results if r[5])
     say(f"\nSuccess list written to {written} (mode 0600; {len(results)} user(s), {keys} API key(s))")
     err_path = write_csv_file(error_file, ERROR_COLUMNS, errors)

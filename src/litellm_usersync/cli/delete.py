@@ -139,6 +139,7 @@ def delete_command(
                     concurrency=concurrency,
                     show_progress=not debug,
                     stop=stop,
+                    report_paths=(result_file, error_file),
                 )
                 return dp, report
 

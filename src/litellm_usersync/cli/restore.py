@@ -11,7 +11,6 @@ import click
 
 from ..audit import AuditLog
 from ..backup import read_snapshot_file, snapshot_created_at, write_backup
-from ..csvfile import write_csv_file
 from ..errors import InputError
 from ..executor import apply_plan
 from ..identity import PROXY_ROLES, normalize_email
@@ -41,7 +40,7 @@ from ._common import (
     setup_logging,
 )
 from ._progress import progress_bar
-from ._safety import audit_log_option, backup_dir_option, make_audit_log
+from ._safety import audit_log_option, backup_dir_option, make_audit_log, write_secret_report
 
 DEFAULT_RESTORE_REPORT = "user_restore_result.csv"
 
@@ -195,7 +194,7 @@ def restore_command(
     if report is None:
         _show_plan_only(plan, output=output, report_path=report_path)
         return
-    written = write_csv_file(report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), secret=True)
+    written = write_secret_report(report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), err)
     audit_file = result.audit.path if result.audit and result.audit.lines_written else None
     if output == "json":
         data = report_to_dict(report)

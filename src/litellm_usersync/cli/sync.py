@@ -10,7 +10,7 @@ import click
 
 from .. import __version__
 from ..backup import read_plan_file, write_plan_file
-from ..csvfile import read_users_csv, write_csv_file
+from ..csvfile import read_users_csv
 from ..identity import PROXY_ROLES, normalize_email
 from ..models import Plan, PlanOptions, RunReport
 from ..planfile import check_plan_fresh
@@ -39,7 +39,7 @@ from ._common import (
     setup_logging,
 )
 from ._progress import progress_bar
-from ._safety import apply_safely, safety_options
+from ._safety import apply_safely, safety_options, write_secret_report
 
 DEFAULT_REPORT = "user_sync_result.csv"
 
@@ -218,6 +218,7 @@ def sync_command(
                     concurrency=concurrency,
                     show_progress=not debug,
                     stop=stop,
+                    report_paths=(report_path,),
                 )
                 return plan, report
 
@@ -226,7 +227,9 @@ def sync_command(
     if report is None:
         _show_plan_only(plan, output=output, detailed_exitcode=detailed_exitcode)
         return
-    written = write_csv_file(report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), secret=True)
+    written = write_secret_report(
+        report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), out if output == "text" else err
+    )
     if output == "json":
         data = report_to_dict(report)
         data["report_file"] = str(written)
