@@ -128,3 +128,14 @@ def test_version(run: Callable[..., tuple[Result, list[str]]]) -> None:
     assert result.exit_code == 0 and "litellm-usersync, version" in result.output
     result, _ = run("sync", "--version")
     assert result.exit_code == 0 and "version" in result.output
+
+
+def test_debug_keeps_the_exit_code_and_adds_the_traceback(
+    run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path
+) -> None:
+    """Regression: with --debug an error used to escape as a traceback with exit 1 instead of 2."""
+    csv(tmp_path, "email\na@x.com\n")
+    result, _ = run("sync", "--csv-file", "user_list.csv", "--debug", env={"LITELLM_MASTER_KEY": "sk-wrong-0123456789"})
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr and "Unauthorized by the proxy at http://proxy.test" in result.stderr
+    assert "sk-wrong-0123456789" not in result.stderr

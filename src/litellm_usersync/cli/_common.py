@@ -188,28 +188,44 @@ def handle_errors(debug: bool, *, unusable: int = ExitCode.UNUSABLE) -> Iterator
         err(f"Refused: {exc}")
         raise CliExit(ExitCode.REFUSED) from None
     except AuthError as exc:
-        if debug:
-            raise
-        err(f"Error: Unauthorized: {exc}. Check --master-key / LITELLM_MASTER_KEY.")
+        _traceback_if(debug)
+        err(
+            f"Error: Unauthorized by the proxy at {_base_url()}: {str(exc).rstrip('.')}. "
+            "Check --master-key / LITELLM_MASTER_KEY, and that --base-url / LITELLM_BASE_URL is the proxy you mean."
+        )
         raise CliExit(unusable) from None
     except UnavailableError as exc:
-        if debug:
-            raise
+        _traceback_if(debug)
         err(f"Error: Connection failed: {exc}. Check --base-url and that the proxy is running.")
         raise CliExit(unusable) from None
     except (InputError, ConfigError) as exc:
         err(f"Error: {exc}")
         raise CliExit(unusable) from None
     except ProxyError as exc:
-        if debug:
-            raise
-        err(f"Error: the proxy answered: {exc}")
+        _traceback_if(debug)
+        hint = ""
+        if exc.status == 404 and exc.method == "GET":
+            hint = f" Is {_base_url()} the proxy's root URL (without /v1 or another path)?"
+        err(f"Error: the proxy answered: {exc}.{hint}")
         raise CliExit(unusable) from None
     except UsersyncError as exc:
-        if debug:
-            raise
+        _traceback_if(debug)
         err(f"Error: {exc}")
         raise CliExit(unusable) from None
+
+
+def _base_url() -> str:
+    ctx = click.get_current_context(silent=True)
+    value = ctx.params.get("base_url") if ctx else None
+    return str(value or DEFAULT_BASE_URL)
+
+
+def _traceback_if(debug: bool) -> None:
+    """With --debug the traceback goes to stderr too; the exit code stays the documented one."""
+    if debug:
+        import traceback
+
+        err(traceback.format_exc().rstrip())
 
 
 def run_async(coro_fn: Callable[[asyncio.Event], Awaitable[T]]) -> T:
