@@ -26,6 +26,8 @@ from litellm_usersync.settings import ClientSettings
 
 T = TypeVar("T")
 REPO = pathlib.Path(__file__).resolve().parents[2]
+#: the LITELLM_* variables an admin exports for real use must never be enough to let the tests erase a proxy
+ERASE_CONSENT = "USERSYNC_ERASE_TEST_PROXY"
 TOOL = pathlib.Path(os.environ.get("LITELLM_PROXY_TOOL", REPO.parent / "shared" / "litellm-proxy"))
 
 
@@ -68,6 +70,14 @@ def proxy() -> Proxy:
         )
     if not url.startswith(("http://127.", "http://localhost", "http://[::1]")):
         pytest.fail(f"integration tests only run against a loopback proxy, not {url}")
+    if os.environ.get(ERASE_CONSENT) != "1":
+        reason = (
+            f"the integration tests EMPTY the proxy at {url} (every user, team and key): set {ERASE_CONSENT}=1 "
+            "to confirm it is a disposable test proxy (e.g. ../shared/litellm-proxy)"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
     return Proxy(url, key)
 
 
