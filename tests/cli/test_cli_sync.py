@@ -139,3 +139,11 @@ def test_debug_keeps_the_exit_code_and_adds_the_traceback(
     assert result.exit_code == 2
     assert "Traceback" in result.stderr and "Unauthorized by the proxy at http://proxy.test" in result.stderr
     assert "sk-wrong-0123456789" not in result.stderr
+
+
+def test_apply_plan_refuses_options_it_would_ignore(run: Callable[..., tuple[Result, list[str]]]) -> None:
+    """Regression: --apply-plan PLAN --no-delete --protect X silently deleted (the plan's own options won)."""
+    result, calls = run("sync", "--apply-plan", "plan.json", "--no-delete", "--max-delete", "0")
+    assert result.exit_code == 2
+    assert "--no-delete, --max-delete cannot change it" in result.stderr
+    assert calls == []

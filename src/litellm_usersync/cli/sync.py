@@ -175,6 +175,8 @@ def sync_command(
     (bad CSV, bad credentials, proxy unreachable), 3 refused by a safety brake, 130 interrupted.
     """
     setup_logging(debug)
+    if apply_plan_path:
+        _refuse_plan_shaping_options()
     with handle_errors(debug, unusable=ExitCode.FAILED if detailed_exitcode else ExitCode.UNUSABLE):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
         saved = read_plan_file(apply_plan_path) if apply_plan_path else None
@@ -242,6 +244,35 @@ def sync_command(
         note = f" (mode 0600; holds {keys} new API key(s))" if keys else " (mode 0600)"
         out(f"\nReport written to {written}{note}")
     exit_for_report(report, failed=bool(report.failed))
+
+
+#: options that shape a plan: a saved plan was shaped when it was made, so they cannot apply to it
+_PLAN_SHAPING = (
+    "csv_file",
+    "user_role",
+    "no_add",
+    "no_delete",
+    "no_update",
+    "no_recreate",
+    "max_delete",
+    "protect",
+    "protect_role",
+)
+
+
+def _refuse_plan_shaping_options() -> None:
+    """--apply-plan with --no-delete, --protect, ... would silently ignore them: refuse instead."""
+    ctx = click.get_current_context()
+    given = [
+        "--" + name.replace("_", "-")
+        for name in _PLAN_SHAPING
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise click.UsageError(
+            f"--apply-plan applies the saved plan exactly as it was made; {', '.join(given)} cannot change it. "
+            "Make a new plan with these options (sync --dry-run --plan-out PLAN ...) and apply that."
+        )
 
 
 def _show_plan_only(plan: Plan, *, output: str, detailed_exitcode: bool) -> None:
