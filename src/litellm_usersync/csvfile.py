@@ -7,6 +7,7 @@ raised together as one :class:`CsvError`, so an operator can fix the whole file 
 from __future__ import annotations
 
 import csv
+import difflib
 import functools
 import io
 import re
@@ -82,6 +83,23 @@ def _domain_problem(domain: str) -> str | None:
     return _full_check(f"x@{domain}")
 
 
+def _column_typos(header: Sequence[str], *, with_key_name: bool) -> list[tuple[int, str, str]]:
+    """Header cells that are not ours but look like one of ours (``rol``, ``roles``, ``emial``): an error,
+    since ignoring them would silently give every new user the default role. Other extra columns (an HR
+    export's ``name``, ``department``) are fine and ignored."""
+    known = [a for f, aliases in COLUMN_ALIASES.items() if with_key_name or f != "key_name" for a in aliases]
+    ours = {a for aliases in COLUMN_ALIASES.values() for a in aliases}
+    typos = []
+    for i, raw in enumerate(header):
+        name = raw.strip().lstrip("\ufeff").strip().lower()
+        if not name or name in ours:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        if close:
+            typos.append((i, raw.strip(), f"unknown column {raw.strip()!r}: did you mean {close[0]!r}?"))
+    return typos
+
+
 def _check_email(raw: str) -> str | None:
     """None when the address is acceptable, else what is wrong with it.
 
@@ -114,6 +132,9 @@ def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = Fal
     except csv.Error as exc:
         raise CsvError([CsvProblem(path, 1, None, f"unreadable header: {exc}")]) from None
     cols = _header_map(header)
+    typos = _column_typos(header, with_key_name=with_key_name)
+    if typos:
+        raise CsvError([CsvProblem(path, 1, f"{i + 1} ({name})", msg) for i, name, msg in typos])
     if "email" not in cols:
         got = ", ".join(repr(h) for h in header) or "nothing"
         raise CsvError([CsvProblem(path, 1, None, f"missing the 'email' column in the header (found {got})")])
