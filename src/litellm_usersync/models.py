@@ -280,6 +280,8 @@ class PlanItem:
     spend: float = 0.0
     #: True when a failed verification would recreate this user (team changes with recreate allowed)
     may_recreate: bool = False
+    #: True when the role is the default role (--user-role) because the CSV row gave none
+    role_from_default: bool = False
     line: int = 0
     #: team ids the user should end up in, and those it was in (for verification after team moves)
     team_ids: tuple[str, ...] = ()

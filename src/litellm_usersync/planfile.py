@@ -105,6 +105,7 @@ def _item_to_dict(item: PlanItem) -> dict[str, Any]:
         "key_count": item.key_count,
         "spend": item.spend,
         "may_recreate": item.may_recreate,
+        "role_from_default": item.role_from_default,
         "line": item.line,
         "actions": [action_to_dict(a) for a in item.actions],
     }
@@ -297,6 +298,7 @@ def _item_from_dict(data: object, where: str) -> PlanItem:
         key_count=r.get_int("key_count", 0),
         spend=r.get_float("spend", 0.0),
         may_recreate=r.get_bool("may_recreate", False),
+        role_from_default=r.get_bool("role_from_default", False),
         line=r.get_int("line", 0),
         team_ids=r.get_strs("team_ids", []),
         old_team_ids=r.get_strs("old_team_ids", []),

@@ -80,6 +80,7 @@ def _plan_new_user(want: DesiredUser, snapshot: Snapshot, options: PlanOptions) 
         blocked=blocked,
         line=want.line,
         team_ids=team_ids,
+        role_from_default=want.role is None,
     )
 
 

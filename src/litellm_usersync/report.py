@@ -24,7 +24,8 @@ def _money(x: float) -> str:
 def describe_item(item: PlanItem) -> str:
     """One line of the dry-run listing, in the seed's format."""
     if item.kind is ItemKind.ADD:
-        text = f"+ {item.email} (Role: {item.role}, Team: {_teams(item.team_names)})"
+        default = " (default: no role in the CSV)" if item.role_from_default else ""
+        text = f"+ {item.email} (Role: {item.role}{default}, Team: {_teams(item.team_names)})"
     elif item.kind is ItemKind.DELETE:
         text = f"- {item.email} (Role: {item.role}, Team: {_teams(item.team_names)})"
         text += f" — destroys {item.key_count} API key(s), spend {_money(item.spend)}"
@@ -159,6 +160,7 @@ def _item_dict(item: PlanItem) -> dict[str, Any]:
         "key_count": item.key_count,
         "spend": item.spend,
         "may_recreate": item.may_recreate,
+        "role_from_default": item.role_from_default,
         "line": item.line or None,
     }
 
