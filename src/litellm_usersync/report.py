@@ -10,6 +10,8 @@ from .models import ItemKind, ItemResult, Plan, PlanItem, RunReport
 
 SYNC_REPORT_COLUMNS = ("action", "email", "user_id", "role", "team_name", "api_keys", "status", "error_reason")
 PLAN_SCHEMA_VERSION = 1
+#: more users left alone for one reason than this are summed up in one line of the plan
+SKIPPED_LISTED = 10
 RESULT_SCHEMA_VERSION = 1
 
 
@@ -73,7 +75,15 @@ def render_plan_changes(plan: Plan, *, header: str = "DRY RUN - Changes that wou
     if plan.skipped:
         lines.append("")
         lines.append("  Users left alone:")
-        lines.extend(f"    ! {s.email or s.user_id} ({s.reason})" for s in plan.skipped)
+        by_reason: dict[str, list[str]] = {}
+        for sk in plan.skipped:
+            by_reason.setdefault(sk.reason, []).append(sk.email or sk.user_id)
+        for reason, who in by_reason.items():
+            if len(who) > SKIPPED_LISTED:  # --no-delete on a big proxy: one line, not hundreds
+                shown = ", ".join(who[:3])
+                lines.append(f"    ! {len(who)} users: {reason} (e.g. {shown}, …)")
+            else:
+                lines.extend(f"    ! {w} ({reason})" for w in who)
     if len(lines) == 1:
         lines.append("")
         lines.append("  Nothing to change.")
@@ -85,7 +95,12 @@ def render_refusals(plan: Plan) -> str:
 
 
 def render_plan(plan: Plan, *, dry_run: bool = True) -> str:
-    header = "DRY RUN - Changes that would be made:" if dry_run else "Changes to be made:"
+    if dry_run:
+        header = "DRY RUN - Changes that would be made:"
+    elif plan.refusals:
+        header = "Changes that were refused (nothing was changed):"
+    else:
+        header = "Changes to be made:"
     text = render_plan_summary(plan) + "\n\n" + render_plan_changes(plan, header=header)
     if plan.refusals:
         text += "\n\n" + render_refusals(plan)
@@ -133,14 +148,25 @@ def render_summary(report: RunReport) -> str:
     recreated = [r for r in report.results if r.recreated]
     if recreated:
         lines.append(f"  Recreated by the fallback: {len(recreated)} (their previous API keys were deleted)")
+    not_started = [r for r in report.failed if r.error and "not attempted" in r.error]
     if report.aborted:
-        lines.append(f"  Aborted: {report.aborted}; the remaining actions were not started.")
+        lines.append(f"  Aborted: {report.aborted}; {len(not_started)} row(s) not started.")
+    elif report.interrupted and not_started:
+        lines.append(f"  Interrupted: {len(not_started)} row(s) not started; run again to finish.")
     elif report.interrupted:
-        lines.append("  Interrupted: the remaining actions were not started; run again to finish.")
-    if report.failed:
+        lines.append("  Interrupted after every change had been sent; run again to check.")
+    failed = [r for r in report.failed if r not in not_started]
+    if failed:
         lines.append("")
         lines.append("Failed:")
-        lines.extend(f"  {r.item.kind.value} {r.item.email}: {r.error}" for r in report.failed)
+        lines.extend(f"  {r.item.kind.value} {r.item.email}: {r.error}" for r in failed)
+    if not_started:
+        lines.append("")
+        lines.append(
+            f"Not started ({len(not_started)}; see the report): "
+            + ", ".join(r.item.email for r in not_started[:5])
+            + (", …" if len(not_started) > 5 else "")
+        )
     return "\n".join(lines)
 
 

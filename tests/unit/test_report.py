@@ -231,12 +231,22 @@ def test_render_summary() -> None:
         "  UPDATED   1 succeeded",
         "  UNCHANGED 1 succeeded",
         "  Recreated by the fallback: 1 (their previous API keys were deleted)",
-        "  Interrupted: the remaining actions were not started; run again to finish.",
+        "  Interrupted after every change had been sent; run again to check.",
         "",
         "Failed:",
         "  ADDED b@x.com: Team not found: x",
     ]
     assert KEY_A not in text and KEY_B not in text
+
+
+def test_render_summary_groups_rows_an_interruption_left_unstarted() -> None:
+    """Regression (new-user trial): 300 'not attempted' rows buried the summary under 'Failed:'."""
+    items = [PlanItem(ItemKind.ADD, f"n{i}@x.com", f"n{i}@x.com", "internal_user", ()) for i in range(8)]
+    results = tuple(ItemResult(it, success=False, error="create: not attempted (run interrupted)") for it in items)
+    text = render_summary(RunReport(results=results, interrupted=True))
+    assert "  Interrupted: 8 row(s) not started; run again to finish." in text
+    assert "Failed:" not in text
+    assert "Not started (8; see the report): n0@x.com, n1@x.com, n2@x.com, n3@x.com, n4@x.com, …" in text
 
 
 def test_plan_to_dict() -> None:
@@ -285,3 +295,16 @@ def test_plan_to_dict_contains_no_key_of_a_create() -> None:
     )
     text = json.dumps(plan_to_dict(Plan(items=(item,))))
     assert "sk-" not in text
+
+
+def test_many_users_left_alone_for_one_reason_are_one_line() -> None:
+    """Regression (new-user trial): --no-delete listed 617 lines of 'Users left alone'."""
+    from litellm_usersync.models import Plan, Skipped
+    from litellm_usersync.report import render_plan_changes
+
+    many = tuple(Skipped(f"u{i:02d}@x.com", f"u{i:02d}", "not deleted (--no-delete)") for i in range(15))
+    few = (Skipped("boss@x.com", "boss", "not deleted: protected (--protect)"),)
+    text = render_plan_changes(Plan(items=(), skipped=many + few))
+    assert "    ! 15 users: not deleted (--no-delete) (e.g. u00@x.com, u01@x.com, u02@x.com, …)" in text
+    assert "    ! boss@x.com (not deleted: protected (--protect))" in text
+    assert "u03@x.com" not in text

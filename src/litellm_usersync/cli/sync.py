@@ -227,7 +227,7 @@ def sync_command(
         plan, report = run_async(run)
 
     if report is None:
-        _show_plan_only(plan, output=output, detailed_exitcode=detailed_exitcode)
+        _show_plan_only(plan, output=output, detailed_exitcode=detailed_exitcode, dry_run=dry_run)
         return
     written = write_secret_report(
         report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), out if output == "text" else err
@@ -275,14 +275,14 @@ def _refuse_plan_shaping_options() -> None:
         )
 
 
-def _show_plan_only(plan: Plan, *, output: str, detailed_exitcode: bool) -> None:
+def _show_plan_only(plan: Plan, *, output: str, detailed_exitcode: bool, dry_run: bool = True) -> None:
     """A dry run, or a plan refused by a brake: show it and pick the exit code."""
     if output == "json":
         out(json.dumps(plan_to_dict(plan), indent=2))
         for r in plan.refusals:
             err(f"Refused: {r}")
     else:
-        out(render_plan(plan, dry_run=True))
+        out(render_plan(plan, dry_run=dry_run))
     if plan.refusals:
         raise CliExit(ExitCode.REFUSED)
     if detailed_exitcode and (plan.has_changes or plan.has_blocked):
