@@ -37,7 +37,7 @@ def read_users_csv(path: str | Path, *, with_key_name: bool = False) -> DesiredS
     try:
         data = p.read_bytes()
     except FileNotFoundError:
-        raise CsvError([CsvProblem(str(p), 0, None, "file not found")]) from None
+        raise InputError(f"CSV file not found: {p} (see --csv-file)") from None
     except OSError as exc:
         raise CsvError([CsvProblem(str(p), 0, None, f"cannot read file: {exc.strerror}")]) from exc
     return parse_users_csv(decode_csv_bytes(data, str(p)), str(p), with_key_name=with_key_name)
@@ -137,7 +137,10 @@ def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = Fal
         raise CsvError([CsvProblem(path, 1, f"{i + 1} ({name})", msg) for i, name, msg in typos])
     if "email" not in cols:
         got = ", ".join(repr(h) for h in header) or "nothing"
-        raise CsvError([CsvProblem(path, 1, None, f"missing the 'email' column in the header (found {got})")])
+        hint = ""
+        if len(header) == 1 and ";" in header[0]:
+            hint = "; the file looks separated by ';' (Excel in some locales): save it as comma-separated CSV"
+        raise CsvError([CsvProblem(path, 1, None, f"missing the 'email' column in the header (found {got}){hint}")])
 
     def col(field_name: str) -> str:
         return f"{cols[field_name] + 1} ({field_name})"

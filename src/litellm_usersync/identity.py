@@ -5,6 +5,7 @@ Pure functions, no I/O.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping, Sequence
 
 #: The user id of the master key and of the UI's admin login (LiteLLM ``LITELLM_PROXY_ADMIN_NAME``).
@@ -59,7 +60,9 @@ def resolve_team(name: str, teams_by_name: Mapping[str, Sequence[str]]) -> tuple
     """
     ids = teams_by_name.get(normalize_team_name(name), ())
     if not ids:
-        return None, f"Team not found: {name}"
+        close = difflib.get_close_matches(normalize_team_name(name), list(teams_by_name), n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return None, f"Team not found: {name}{hint}"
     if len(ids) > 1:
         return None, f"Team name is ambiguous: {name} matches {len(ids)} teams ({', '.join(sorted(ids))})"
     return ids[0], None

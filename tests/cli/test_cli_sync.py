@@ -72,7 +72,8 @@ def test_bad_csv_sends_nothing(run: Callable[..., tuple[Result, list[str]]], tmp
 
 def test_missing_csv_file(run: Callable[..., tuple[Result, list[str]]]) -> None:
     result, calls = run("sync", "--csv-file", "nope.csv")
-    assert result.exit_code == 2 and "nope.csv:0: file not found" in result.stderr and calls == []
+    assert result.exit_code == 2 and "Error: CSV file not found: nope.csv (see --csv-file)" in result.stderr
+    assert calls == []
 
 
 def test_bad_key_is_unauthorized_and_masked(

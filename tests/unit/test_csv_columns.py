@@ -40,3 +40,17 @@ def test_key_name_is_only_known_to_add() -> None:
     assert parse_users_csv("email,key_nme\na@x.com,k\n").users  # not ours for sync: ignored
     with pytest.raises(CsvError, match="did you mean 'key_name'"):
         parse_users_csv("email,key_nme\na@x.com,k\n", with_key_name=True)
+
+
+def test_a_semicolon_separated_file_gets_a_hint() -> None:
+    with pytest.raises(CsvError) as info:
+        parse_users_csv("email;role;team_name\na@x.com;internal_user;dev\n", "excel.csv")
+    assert "separated by ';'" in info.value.problems[0].message
+
+
+def test_a_team_name_typo_gets_a_suggestion() -> None:
+    from litellm_usersync.identity import resolve_team
+
+    index = {"development": ["t-dev"], "support": ["t-sup"]}
+    assert resolve_team("devlopment", index) == (None, "Team not found: devlopment (did you mean development?)")
+    assert resolve_team("nope", index) == (None, "Team not found: nope")

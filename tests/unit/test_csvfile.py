@@ -259,10 +259,11 @@ def test_invalid_utf8_reports_the_line(tmp_path: pathlib.Path) -> None:
     assert "not valid UTF-8" in problem.message and "0xfc" in problem.message
 
 
-def test_missing_file_is_a_csv_error(tmp_path: pathlib.Path) -> None:
-    with pytest.raises(CsvError) as info:
+def test_missing_file_is_an_input_error_naming_it(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(InputError) as info:
         read_users_csv(tmp_path / "nope.csv")
-    assert info.value.problems[0].message == "file not found"
+    assert not isinstance(info.value, CsvError)  # no "1 problem(s) in the CSV ... :0:" for a file that is not there
+    assert str(info.value) == f"CSV file not found: {tmp_path / 'nope.csv'} (see --csv-file)"
 
 
 def test_directory_is_a_csv_error(tmp_path: pathlib.Path) -> None:
