@@ -85,7 +85,7 @@ class ListFilter:
                 return False
             if self.role is None and user.role not in PROXY_ROLES:
                 return False
-        if self.role is not None and user.role != self.role:
+        if self.role is not None and (user.role or "").casefold() != self.role.strip().casefold():
             return False
         if self.email_like:
             return bool(user.email) and self.email_like.casefold() in (user.email or "").casefold()

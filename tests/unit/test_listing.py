@@ -179,3 +179,13 @@ def test_pure_modules_import_no_io(module: str) -> None:
             names.add(("." * node.level) + (node.module or ""))
     forbidden = {"os", "time", "random", "asyncio", "httpx", "click", "rich", ".client", ".executor", ".snapshot"}
     assert not names & forbidden, names & forbidden
+
+
+def test_role_filter_ignores_case() -> None:
+    """Regression (new-user trial): --role Proxy_Admin listed nobody, silently."""
+    from litellm_usersync.listing import ListFilter
+    from litellm_usersync.models import LiveUser
+
+    admin = LiveUser("a", "a@x.com", "proxy_admin")
+    assert ListFilter(role="Proxy_Admin").accepts(admin)
+    assert not ListFilter(role="internal_user").accepts(admin)

@@ -38,7 +38,7 @@ def _columns(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 
 
 @click.command("list")
-@click.option("--role", default=None, help="Only users with exactly this role (e.g. internal_user).")
+@click.option("--role", default=None, help="Only users with this role (e.g. internal_user; any case).")
 @click.option("--email-like", default=None, metavar="TEXT", help="Only users whose email contains TEXT (any case).")
 @click.option(
     "--columns",
