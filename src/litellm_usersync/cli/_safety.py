@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -59,6 +60,13 @@ def make_audit_log(backup_dir: str, audit_log: str | None, *, command: str, mast
     )
 
 
+@dataclass(frozen=True)
+class SafetyNet:
+    audit: AuditLog
+    #: the snapshot written before the first change (None with --no-backup)
+    backup_file: Path | None
+
+
 def prepare_safety_net(
     snapshot: Snapshot,
     *,
@@ -67,20 +75,22 @@ def prepare_safety_net(
     no_backup: bool,
     audit_log: str | None,
     master_key: str | None,
-) -> AuditLog:
-    """Before the first change: write the backup and check the audit log is writable, or stop (exit 2).
+    report_paths: Sequence[str] = (),
+) -> SafetyNet:
+    """Before the first change: check the report paths (a report that cannot be written would lose the new
+    keys), write the backup and check the audit log is writable, or stop (exit 2, nothing changed).
 
     The backup is the snapshot the plan was made from: no extra read of the proxy.
     """
+    for path in report_paths:
+        check_output_path(path)
     try:
-        if not no_backup:
-            path = write_backup(snapshot, backup_dir, command=command)
-            err(f"Backup of the current state: {path}")
+        backup_file = None if no_backup else write_backup(snapshot, backup_dir, command=command)
         audit = make_audit_log(backup_dir, audit_log, command=command, master_key=master_key)
         audit.check_writable()
     except OSError as exc:
         raise InputError(f"cannot write the backup or the audit log ({exc}); nothing was changed") from None
-    return audit
+    return SafetyNet(audit, backup_file)
 
 
 def audit_hook(audit: AuditLog | None, plan: Plan) -> Callable[[Outcome], None] | None:
@@ -109,10 +119,10 @@ async def apply_safely(
     """Apply ``plan`` the way every changing command does: report paths checked, backup and audit log
     first (when there is something to change), a progress bar on a terminal, one audit line per outcome."""
     for path in report_paths:
-        check_output_path(path)  # a report that cannot be written would lose the new keys: stop now
+        check_output_path(path)  # also for a run without changes: its report is written too
     audit = None
     if plan.has_changes:
-        audit = prepare_safety_net(
+        net = prepare_safety_net(
             snapshot,
             command=command,
             backup_dir=backup_dir,
@@ -120,6 +130,9 @@ async def apply_safely(
             audit_log=audit_log,
             master_key=client.settings.master_key,
         )
+        audit = net.audit
+        if net.backup_file:
+            err(f"Backup of the current state: {net.backup_file}")
     with progress_bar(show_progress and plan.has_changes) as progress:
         report = await apply_plan(
             client, plan, concurrency=concurrency, on_progress=progress, stop=stop, on_outcome=audit_hook(audit, plan)

@@ -10,8 +10,7 @@ from pathlib import Path
 import click
 
 from ..audit import AuditLog
-from ..backup import read_snapshot_file, snapshot_created_at, write_backup
-from ..errors import InputError
+from ..backup import read_snapshot_file, snapshot_created_at
 from ..executor import apply_plan
 from ..identity import PROXY_ROLES, normalize_email
 from ..models import ItemKind, Plan, PlanOptions, RunReport
@@ -40,7 +39,7 @@ from ._common import (
     setup_logging,
 )
 from ._progress import progress_bar
-from ._safety import audit_log_option, backup_dir_option, make_audit_log, write_secret_report
+from ._safety import audit_hook, audit_log_option, backup_dir_option, prepare_safety_net, write_secret_report
 
 DEFAULT_RESTORE_REPORT = "user_restore_result.csv"
 
@@ -160,15 +159,17 @@ def restore_command(
                 if dry_run or plan.refusals:
                     return _Run(plan)
                 result = _Run(plan)
-                result.audit = make_audit_log(backup_dir, audit_log, command="restore", master_key=settings.master_key)
                 if plan.has_changes:
-                    try:
-                        result.backup_file = write_backup(current, backup_dir, command="restore")
-                        result.audit.check_writable()
-                    except OSError as exc:
-                        raise InputError(
-                            f"cannot write the backup or the audit log ({exc}); nothing was changed"
-                        ) from None
+                    net = prepare_safety_net(
+                        current,
+                        command="restore",
+                        backup_dir=backup_dir,
+                        no_backup=False,
+                        audit_log=audit_log,
+                        master_key=settings.master_key,
+                        report_paths=(report_path,),
+                    )
+                    result.audit, result.backup_file = net.audit, net.backup_file
                 if output == "text":
                     out(render_plan(plan, dry_run=False) if plan.has_changes else render_plan_summary(plan))
                     notice = keys_notice(plan, report_path)
@@ -184,7 +185,7 @@ def restore_command(
                         concurrency=concurrency,
                         on_progress=progress,
                         stop=stop,
-                        on_outcome=result.audit.for_plan(plan),
+                        on_outcome=audit_hook(result.audit, plan),
                     )
                 return result
 
