@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .client import ProxyClient
+from .client import ProxyClient, RowResult
 from .errors import AuthError, ConflictError, ProxyError
 from .identity import PROXY_ROLES
 from .models import (
@@ -50,6 +50,7 @@ DELETE_CHUNK = 100
 ProgressCallback = Callable[[str, int, int], None]
 T = TypeVar("T")
 M = TypeVar("M", AddMembership, RemoveMembership)
+A = TypeVar("A", DeleteUser, ChangeRole, RemoveMembership)
 
 
 @dataclass
@@ -80,6 +81,15 @@ def _failed(action: Action, error: BaseException | str) -> Outcome:
 
 def _skipped(action: Action, reason: str) -> Outcome:
     return Outcome(action, OutcomeStatus.SKIPPED, error=reason)
+
+
+def _outcomes_from_rows(actions: Sequence[A], rows: Sequence[RowResult], missing: str) -> list[Outcome]:
+    """One outcome per action from a batch endpoint's per-row answers (matched by user id)."""
+    by_id = {r.user_id: r for r in rows}
+    return [
+        _done(a) if (r := by_id.get(a.user_id)) and r.success else _failed(a, (r.error if r else None) or missing)
+        for a in actions
+    ]
 
 
 def create_body(action: CreateUser | RecreateUser, *, with_teams: bool, create_key: bool) -> dict[str, Any]:
@@ -260,11 +270,7 @@ class Executor:
         if bulk and not self.stopping:
             rows = await self._guard(lambda: self.client.bulk_delete_users([a.user_id for a in actions]))
             if isinstance(rows, list):
-                by_id = {r.user_id: r for r in rows}
-                out = []
-                for a in actions:
-                    r = by_id.get(a.user_id)
-                    out.append(_done(a) if r and r.success else _failed(a, (r.error if r else None) or "not deleted"))
+                out = _outcomes_from_rows(actions, rows, "not deleted")
                 self._progress.advance(len(out))
                 return out
         # older proxies leave rosters behind on /user/delete: leave the teams first (not with --no-bulk on a
@@ -301,13 +307,7 @@ class Executor:
                 )
             )
             if isinstance(rows, list):
-                by_id = {r.user_id: r for r in rows}
-                out = [
-                    _done(a)
-                    if (r := by_id.get(a.user_id)) and r.success
-                    else _failed(a, (r.error if r else None) or "not updated")
-                    for a in actions
-                ]
+                out = _outcomes_from_rows(actions, rows, "not updated")
                 self._progress.advance(len(out))
                 return out
 
@@ -395,13 +395,7 @@ class Executor:
                     rows = None
                     log.info("bulk leave for team %s failed (%s); one by one", tid, exc)
                 if rows is not None:
-                    by_id = {r.user_id: r for r in rows}
-                    return [
-                        _done(a)
-                        if (r := by_id.get(a.user_id)) and r.success
-                        else _failed(a, (r.error if r else None) or "not removed")
-                        for a in batch
-                    ]
+                    return _outcomes_from_rows(batch, rows, "not removed")
             out: list[Outcome] = []
             for a in batch:  # sequential within one team
                 if self._stop.is_set():
