@@ -10,8 +10,11 @@ import csv
 import difflib
 import functools
 import io
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
@@ -232,8 +235,6 @@ def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = Fal
 def check_output_path(path: str | Path) -> None:
     """Fail early (before any change) when a report cannot be written there: its folder must exist and be
     writable, and the path must not be a folder."""
-    import os
-
     target = Path(path)
     folder = target.parent
     if target.is_dir():
@@ -251,9 +252,6 @@ _SECRET_MARKERS = ("sk-", "invitation_id=")
 def keep_previous_secrets(path: str | Path) -> Path | None:
     """If ``path`` holds API keys or invitation links from an earlier run, move it aside (mode kept) so the
     new report does not destroy the only copy of those keys. Returns where it went, or None."""
-    import os
-    from datetime import UTC, datetime
-
     target = Path(path)
     try:
         text = target.read_text(encoding="utf-8", errors="replace")
@@ -278,9 +276,6 @@ def write_csv_file(
 
     The folder must exist (a mistyped path must not silently create folders).
     """
-    import os
-    import tempfile
-
     target = Path(path)
     if not target.parent.is_dir():
         raise InputError(f"cannot write {target}: the folder {target.parent} does not exist")
