@@ -53,6 +53,17 @@ def mask_secret(value: str | None, keep: int = 5) -> str:
     return value[:keep] + "…"
 
 
+def team_problem(name: str, teams_by_name: Mapping[str, Sequence[str]]) -> str | None:
+    """Why ``name`` resolves to no single team, in a few words (``no such team; did you mean x?``), or None."""
+    ids = teams_by_name.get(normalize_team_name(name), ())
+    if not ids:
+        close = difflib.get_close_matches(normalize_team_name(name), list(teams_by_name), n=1, cutoff=0.8)
+        return "no such team" + (f"; did you mean {close[0]}?" if close else "")
+    if len(ids) > 1:
+        return f"ambiguous: {len(ids)} teams have this name"
+    return None
+
+
 def resolve_team(name: str, teams_by_name: Mapping[str, Sequence[str]]) -> tuple[str | None, str | None]:
     """Find one team id for ``name`` in an index ``normalize_team_name(alias) -> [team_id, ...]``.
 

@@ -286,6 +286,8 @@ class PlanItem:
     #: team ids the user should end up in, and those it was in (for verification after team moves)
     team_ids: tuple[str, ...] = ()
     old_team_ids: tuple[str, ...] = ()
+    #: team names of the CSV row that resolve to no team, each with why (``no such team; did you mean x?``)
+    unresolved_teams: tuple[tuple[str, str], ...] = ()
 
     @property
     def email_key(self) -> str:

@@ -106,6 +106,7 @@ def _item_to_dict(item: PlanItem) -> dict[str, Any]:
         "spend": item.spend,
         "may_recreate": item.may_recreate,
         "role_from_default": item.role_from_default,
+        "unresolved_teams": [list(pair) for pair in item.unresolved_teams],
         "line": item.line,
         "actions": [action_to_dict(a) for a in item.actions],
     }
@@ -211,6 +212,14 @@ class _Reader:
             raise self._bad(name, "a list of strings", v)
         return tuple(v)
 
+    def get_pairs(self, name: str, default: object = _MISSING) -> tuple[tuple[str, str], ...]:
+        v = self.get(name, default)
+        if not isinstance(v, list) or not all(
+            isinstance(x, list) and len(x) == 2 and all(isinstance(y, str) for y in x) for x in v
+        ):
+            raise self._bad(name, "a list of [string, string] pairs", v)
+        return tuple((x[0], x[1]) for x in v)
+
     def get_list(self, name: str, default: object = _MISSING) -> list[object]:
         v = self.get(name, default)
         if not isinstance(v, list):
@@ -302,6 +311,7 @@ def _item_from_dict(data: object, where: str) -> PlanItem:
         line=r.get_int("line", 0),
         team_ids=r.get_strs("team_ids", []),
         old_team_ids=r.get_strs("old_team_ids", []),
+        unresolved_teams=r.get_pairs("unresolved_teams", []),
     )
 
 

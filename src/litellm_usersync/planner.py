@@ -5,7 +5,7 @@ No I/O, no clock, no randomness. Safety brakes are checked here and reported as 
 
 from __future__ import annotations
 
-from .identity import DEFAULT_USER_ID, PROXY_ROLES, normalize_email, resolve_team
+from .identity import DEFAULT_USER_ID, PROXY_ROLES, normalize_email, resolve_team, team_problem
 from .models import (
     Action,
     AddMembership,
@@ -55,13 +55,35 @@ def _resolve_teams(names: tuple[str, ...], snapshot: Snapshot) -> tuple[tuple[st
     return tuple(ids), errors
 
 
+def _unresolved(names: tuple[str, ...], snapshot: Snapshot) -> tuple[tuple[str, str], ...]:
+    """The names that resolve to no single team, each with why (for the plan line ``✗ suport (...)``)."""
+    index = snapshot.team_ids_by_name
+    return tuple((n, why) for n in names if (why := team_problem(n, index)) is not None)
+
+
+def _id_taken(user_id: str, snapshot: Snapshot) -> str:
+    """A new user's id is taken by a user without this email (added to a team by id, e.g. ``user_id`` = the
+    email and no ``user_email``): say what to run instead of 'fix it by hand'."""
+    live = snapshot.users_by_id[user_id]
+    if live.email:
+        return (
+            f"a user with id {user_id} already exists with email {live.email}; "
+            "change that user's email or this row, then run again"
+        )
+    return (
+        f"a user with id {user_id} already exists without an email (added to a team by id?): give it this email "
+        f'with POST /user/update {{"user_id": "{user_id}", "user_email": "{user_id}"}} '
+        "(see docs/sync.md), then run again and the sync manages it as this row"
+    )
+
+
 def _plan_new_user(want: DesiredUser, snapshot: Snapshot, options: PlanOptions) -> PlanItem:
     role = want.role or options.default_role
     team_ids, errors = _resolve_teams(want.team_names or (), snapshot)
     user_id = user_id_for(want.email)
     blocked = "; ".join(errors) or None
     if not blocked and user_id in snapshot.users_by_id:
-        blocked = f"a user with id {user_id} already exists without this email; fix it by hand"
+        blocked = _id_taken(user_id, snapshot)
     create = CreateUser(
         user_id=user_id,
         email=want.email,
@@ -81,6 +103,7 @@ def _plan_new_user(want: DesiredUser, snapshot: Snapshot, options: PlanOptions) 
         line=want.line,
         team_ids=team_ids,
         role_from_default=want.role is None,
+        unresolved_teams=_unresolved(want.team_names or (), snapshot) if errors else (),
     )
 
 
@@ -122,14 +145,23 @@ def _plan_existing_user(
         "old_team_ids": tuple(sorted(current)),
     }
     if errors and not options.allow_update:
-        skipped.append(Skipped(live.email or "", live.user_id, f"not updated (--no-update); {'; '.join(errors)}"))
+        skipped.append(Skipped(live.email or "", live.user_id, f"not updated: --no-update; {'; '.join(errors)}"))
         return None
     if errors:
-        return PlanItem(kind=ItemKind.UPDATE, actions=tuple(actions), blocked="; ".join(errors), **base)  # type: ignore[arg-type]
+        assert want.team_names is not None  # errors come only from the row's team names
+        # the row's teams as written (the user still has its old ones: nothing is sent for a blocked row)
+        base["team_names"] = want.team_names
+        return PlanItem(
+            kind=ItemKind.UPDATE,
+            actions=tuple(actions),
+            blocked="; ".join(errors),
+            unresolved_teams=_unresolved(want.team_names, snapshot),
+            **base,  # type: ignore[arg-type]
+        )
     if not actions:
         return PlanItem(kind=ItemKind.UNCHANGED, **base)  # type: ignore[arg-type]
     if not options.allow_update:
-        skipped.append(Skipped(live.email or "", live.user_id, "differs but not updated (--no-update)"))
+        skipped.append(Skipped(live.email or "", live.user_id, "differs but not updated: --no-update"))
         return None
     has_team_change = target != current
     return PlanItem(
@@ -177,7 +209,7 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
             if options.allow_add:
                 items.append(_plan_new_user(want, snapshot, options))
             else:
-                skipped.append(Skipped(want.email, "", "not added (--no-add)"))
+                skipped.append(Skipped(want.email, "", "not added: --no-add"))
             continue
         item = _plan_existing_user(want, matches[0], snapshot, options, skipped)
         if item is not None:
@@ -203,7 +235,7 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
             skipped.append(Skipped(live.email or key, live.user_id, f"not deleted: {reason}"))
             continue
         if not options.allow_delete:
-            skipped.append(Skipped(live.email or key, live.user_id, "not deleted (--no-delete)"))
+            skipped.append(Skipped(live.email or key, live.user_id, "not deleted: --no-delete"))
             continue
         deletions.append(
             PlanItem(

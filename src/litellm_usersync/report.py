@@ -12,6 +12,8 @@ SYNC_REPORT_COLUMNS = ("action", "email", "user_id", "role", "team_name", "api_k
 PLAN_SCHEMA_VERSION = 1
 #: more users left alone for one reason than this are summed up in one line of the plan
 SKIPPED_LISTED = 10
+#: on a terminal a plan lists at most this many users of each kind (``--show-all``: every one)
+TTY_LISTED = 20
 RESULT_SCHEMA_VERSION = 1
 
 
@@ -23,20 +25,34 @@ def _money(x: float) -> str:
     return f"${x:,.2f}"
 
 
+def count_of(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 user``, ``2,000 users``: a count with its noun, singular when it is one."""
+    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+
+
+def _wanted_teams(item: PlanItem) -> str:
+    """The teams an item asks for; a team that does not resolve is marked ``✗ name (why)``."""
+    bad = dict(item.unresolved_teams)
+    if not bad:
+        return _teams(item.team_names)
+    good = [n for n in item.team_names if n not in bad]
+    return ", ".join([*good, *(f"✗ {name} ({why})" for name, why in item.unresolved_teams)])
+
+
 def describe_item(item: PlanItem) -> str:
-    """One line of the dry-run listing, in the seed's format."""
+    """One line of the dry-run listing, in the seed's format. The one place a plan item becomes text."""
     if item.kind is ItemKind.ADD:
         default = " (default: no role in the CSV)" if item.role_from_default else ""
-        text = f"+ {item.email} (Role: {item.role}{default}, Team: {_teams(item.team_names)})"
+        text = f"+ {item.email} (Role: {item.role}{default}, Team: {_wanted_teams(item)})"
     elif item.kind is ItemKind.DELETE:
         text = f"- {item.email} (Role: {item.role}, Team: {_teams(item.team_names)})"
         text += f" — destroys {item.key_count} API key(s), spend {_money(item.spend)}"
     elif item.kind is ItemKind.UPDATE:
         parts = []
-        if item.role != item.old_role:
+        if item.role is not None and item.role != item.old_role:
             parts.append(f"Role: {item.old_role} → {item.role}")
-        if tuple(item.team_names) != tuple(item.old_team_names):
-            parts.append(f"Teams: {_teams(item.old_team_names)} → {_teams(item.team_names)}")
+        if item.unresolved_teams or tuple(item.team_names) != tuple(item.old_team_names):
+            parts.append(f"Teams: {_teams(item.old_team_names)} → {_wanted_teams(item)}")
         text = f"~ {item.email} ({', '.join(parts) or 'no change'})"
         if item.may_recreate:
             text += " [recreated if verification fails: its API keys would be lost]"
@@ -47,10 +63,14 @@ def describe_item(item: PlanItem) -> str:
     return text
 
 
-def render_plan_summary(plan: Plan) -> str:
+#: title of each kind of plan: what the summary and the listing are headed with
+_TITLES = {"sync": "Synchronization", "restore": "Restore"}
+
+
+def render_plan_summary(plan: Plan, *, title: str = "sync") -> str:
     c = plan.counts
     lines = [
-        "Synchronization Plan:",
+        f"{_TITLES.get(title, title)} Plan:",
         f"  Users to add: {c[ItemKind.ADD]}",
         f"  Users to delete: {c[ItemKind.DELETE]}",
         f"  Users to update: {c[ItemKind.UPDATE]}",
@@ -64,14 +84,46 @@ def render_plan_summary(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def render_plan_changes(plan: Plan, *, header: str = "DRY RUN - Changes that would be made:") -> str:
+def render_plan_counts(plan: Plan, *, title: str = "sync") -> str:
+    """The plan's counts on one line: the last line of every plan, so ``| tail -1`` shows them."""
+    c = plan.counts
+    parts = [
+        f"{c[ItemKind.ADD]:,} to add",
+        f"{c[ItemKind.DELETE]:,} to delete",
+        f"{c[ItemKind.UPDATE]:,} to update",
+        f"{c[ItemKind.UNCHANGED]:,} unchanged",
+    ]
+    if plan.skipped:
+        parts.append(f"{len(plan.skipped):,} left alone")
+    blocked = sum(1 for i in plan.items if i.blocked)
+    if blocked:
+        parts.append(f"{blocked:,} cannot be applied")
+    text = f"{_TITLES.get(title, title)} plan: {', '.join(parts)}."
+    if plan.refusals:
+        text += " REFUSED (see the reason on stderr); nothing was changed."
+    return text
+
+
+def _listed(items: Sequence[str], limit: int | None, indent: str) -> list[str]:
+    """Lines for ``items``; past ``limit`` one line says how many more and how to see them."""
+    if limit is None or len(items) <= limit:
+        return [indent + i for i in items]
+    shown = [indent + i for i in items[:limit]]
+    shown.append(f"{indent}… and {len(items) - limit:,} more — `--show-all`")
+    return shown
+
+
+def render_plan_changes(
+    plan: Plan, *, header: str = "DRY RUN - Changes that would be made:", limit: int | None = None
+) -> str:
+    """The plan's items grouped by kind. ``limit``: list at most this many of each kind (None: all)."""
     lines = [header]
     for kind, title in ((ItemKind.ADD, "ADD"), (ItemKind.DELETE, "DELETE"), (ItemKind.UPDATE, "UPDATE")):
         items = plan.of_kind(kind)
         if items:
             lines.append("")
             lines.append(f"  Users to {title}:")
-            lines.extend(f"    {describe_item(i)}" for i in items)
+            lines.extend(_listed([describe_item(i) for i in items], limit, "    "))
     if plan.skipped:
         lines.append("")
         lines.append("  Users left alone:")
@@ -81,7 +133,7 @@ def render_plan_changes(plan: Plan, *, header: str = "DRY RUN - Changes that wou
         for reason, who in by_reason.items():
             if len(who) > SKIPPED_LISTED:  # --no-delete on a big proxy: one line, not hundreds
                 shown = ", ".join(who[:3])
-                lines.append(f"    ! {len(who)} users: {reason} (e.g. {shown}, …)")
+                lines.append(f"    ! {count_of(len(who), 'user')} ({reason}; e.g. {shown}, …)")
             else:
                 lines.extend(f"    ! {w} ({reason})" for w in who)
     if len(lines) == 1:
@@ -94,17 +146,33 @@ def render_refusals(plan: Plan) -> str:
     return "\n".join(f"Refused: {r}" for r in plan.refusals)
 
 
-def render_plan(plan: Plan, *, dry_run: bool = True) -> str:
+def plan_header(*, dry_run: bool, refused: bool, title: str = "sync") -> str:
+    restore = title == "restore"
     if dry_run:
-        header = "DRY RUN - Changes that would be made:"
-    elif plan.refusals:
-        header = "Changes that were refused (nothing was changed):"
-    else:
-        header = "Changes to be made:"
-    text = render_plan_summary(plan) + "\n\n" + render_plan_changes(plan, header=header)
-    if plan.refusals:
+        return "DRY RUN - Changes the restore would make:" if restore else "DRY RUN - Changes that would be made:"
+    if refused:
+        return "Changes that were refused (nothing was changed):"
+    return "Changes the restore will make:" if restore else "Changes to be made:"
+
+
+def render_plan(
+    plan: Plan,
+    *,
+    dry_run: bool = True,
+    limit: int | None = None,
+    title: str = "sync",
+    with_refusals: bool = True,
+) -> str:
+    """The whole plan as text: summary, the items grouped by kind, the counts again on the last line.
+
+    ``limit`` lists at most that many items of each kind (a terminal; None lists all, as for a pipe).
+    ``with_refusals`` False leaves the ``Refused:`` lines out (the CLI prints them on stderr).
+    """
+    header = plan_header(dry_run=dry_run, refused=bool(plan.refusals), title=title)
+    text = render_plan_summary(plan, title=title) + "\n\n" + render_plan_changes(plan, header=header, limit=limit)
+    if plan.refusals and with_refusals:
         text += "\n\n" + render_refusals(plan)
-    return text
+    return text + "\n\n" + render_plan_counts(plan, title=title)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -123,12 +191,16 @@ def result_rows(report: RunReport, *, show_keys: bool) -> Iterator[tuple[str, ..
             reason = r.note
         elif r.note:
             reason = f"{reason}; {r.note}"
+        teams = item.team_names
+        role = item.role
+        if item.blocked and item.kind is ItemKind.UPDATE:  # nothing was sent: the row keeps what the user has
+            teams, role = item.old_team_names, item.old_role
         yield (
             item.kind.value,
             item.email,
             item.user_id,
-            item.role or "",
-            join_team_names(item.team_names),
+            role or "",
+            join_team_names(teams),
             key,
             "SUCCESS" if r.success else "FAILED",
             reason,

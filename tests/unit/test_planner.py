@@ -328,21 +328,21 @@ def _mixed() -> tuple[DesiredState, Snapshot]:
                 "leave:u-move@x.com:t-dev",
                 "role:u-role@x.com",
             ],
-            [("new@x.com", "", "not added (--no-add)")],
+            [("new@x.com", "", "not added: --no-add")],
             id="no-add",
         ),
         pytest.param(
             PlanOptions(allow_delete=False),
             ["create:new@x.com", "join:u-move@x.com:t-sup", "leave:u-move@x.com:t-dev", "role:u-role@x.com"],
-            [("gone@x.com", "u-gone@x.com", "not deleted (--no-delete)")],
+            [("gone@x.com", "u-gone@x.com", "not deleted: --no-delete")],
             id="no-delete",
         ),
         pytest.param(
             PlanOptions(allow_update=False),
             ["create:new@x.com", "delete:u-gone@x.com"],
             [
-                ("move@x.com", "u-move@x.com", "differs but not updated (--no-update)"),
-                ("role@x.com", "u-role@x.com", "differs but not updated (--no-update)"),
+                ("move@x.com", "u-move@x.com", "differs but not updated: --no-update"),
+                ("role@x.com", "u-role@x.com", "differs but not updated: --no-update"),
             ],
             id="no-update",
         ),
@@ -350,10 +350,10 @@ def _mixed() -> tuple[DesiredState, Snapshot]:
             PlanOptions(allow_add=False, allow_delete=False, allow_update=False),
             [],
             [
-                ("gone@x.com", "u-gone@x.com", "not deleted (--no-delete)"),
-                ("move@x.com", "u-move@x.com", "differs but not updated (--no-update)"),
-                ("new@x.com", "", "not added (--no-add)"),
-                ("role@x.com", "u-role@x.com", "differs but not updated (--no-update)"),
+                ("gone@x.com", "u-gone@x.com", "not deleted: --no-delete"),
+                ("move@x.com", "u-move@x.com", "differs but not updated: --no-update"),
+                ("new@x.com", "", "not added: --no-add"),
+                ("role@x.com", "u-role@x.com", "differs but not updated: --no-update"),
             ],
             id="nothing",
         ),
@@ -495,7 +495,12 @@ def test_new_user_whose_id_is_taken_without_this_email_is_blocked() -> None:
     plan = build_plan(desired(want("A@x.com", "internal_user")), snap([squatter]))
     [item] = plan.items
     assert item.kind is ItemKind.ADD
-    assert item.blocked == "a user with id a@x.com already exists without this email; fix it by hand"
+    # actionable (issue 11): it says what to send, not "fix it by hand"
+    assert item.blocked == (
+        "a user with id a@x.com already exists without an email (added to a team by id?): give it this email "
+        'with POST /user/update {"user_id": "a@x.com", "user_email": "a@x.com"} (see docs/sync.md), '
+        "then run again and the sync manages it as this row"
+    )
     assert plan.actions == ()
 
 

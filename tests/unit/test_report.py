@@ -73,6 +73,8 @@ def test_render_plan_matches_the_seed_format() -> None:
             "  Users to UPDATE:",
             "    ~ existing@example.com (Role: internal_user → proxy_admin, Teams: support → development)",
             "    ~ r@example.com (Role: internal_user → proxy_admin)",
+            "",
+            "Synchronization plan: 2 to add, 1 to delete, 2 to update, 5 unchanged.",
         ]
     )
 
@@ -104,6 +106,8 @@ def test_render_plan_nothing_to_change() -> None:
             "DRY RUN - Changes that would be made:",
             "",
             "  Nothing to change.",
+            "",
+            "Synchronization plan: 0 to add, 0 to delete, 0 to update, 1 unchanged.",
         ]
     )
 
@@ -115,13 +119,21 @@ def test_render_plan_blocked_skipped_and_refused() -> None:
     lines = text.splitlines()
     assert "  Users left alone: 1" in lines
     assert "  Rows that cannot be applied: 1" in lines
-    assert "    + ghost@x.com (Role: internal_user, Team: Nope)  ✗ will FAIL: Team not found: Nope" in lines
+    assert (
+        "    + ghost@x.com (Role: internal_user, Team: ✗ Nope (no such team))  ✗ will FAIL: Team not found: Nope"
+    ) in lines
     assert "  Users left alone:" in lines
     assert "    ! me@x.com (not deleted: protected: the identity of the credentials in use)" in lines
-    assert lines[-1] == (
+    assert lines[-3] == (
         "Refused: this run would delete 12 users, more than the limit of 10 (13 managed users); "
         "check the CSV, or raise the limit with --max-delete 12"
     )
+    assert lines[-1] == (
+        "Synchronization plan: 1 to add, 12 to delete, 0 to update, 0 unchanged, 1 left alone, "
+        "1 cannot be applied. REFUSED (see the reason on stderr); nothing was changed."
+    )
+    # the CLI prints the refusal on stderr: the plan on stdout can leave it out
+    assert "Refused:" not in render_plan(plan, with_refusals=False)
 
 
 @pytest.mark.parametrize(
@@ -267,9 +279,9 @@ def test_plan_to_dict() -> None:
 
 
 def test_plan_to_dict_lists_skipped() -> None:
-    plan = Plan(items=(), skipped=(Skipped("a@x.com", "u-a", "not deleted (--no-delete)"),))
+    plan = Plan(items=(), skipped=(Skipped("a@x.com", "u-a", "not deleted: --no-delete"),))
     assert plan_to_dict(plan)["skipped"] == [
-        {"email": "a@x.com", "user_id": "u-a", "reason": "not deleted (--no-delete)"}
+        {"email": "a@x.com", "user_id": "u-a", "reason": "not deleted: --no-delete"}
     ]
 
 
@@ -302,9 +314,9 @@ def test_many_users_left_alone_for_one_reason_are_one_line() -> None:
     from litellm_usersync.models import Plan, Skipped
     from litellm_usersync.report import render_plan_changes
 
-    many = tuple(Skipped(f"u{i:02d}@x.com", f"u{i:02d}", "not deleted (--no-delete)") for i in range(15))
+    many = tuple(Skipped(f"u{i:02d}@x.com", f"u{i:02d}", "not deleted: --no-delete") for i in range(15))
     few = (Skipped("boss@x.com", "boss", "not deleted: protected (--protect)"),)
     text = render_plan_changes(Plan(items=(), skipped=many + few))
-    assert "    ! 15 users: not deleted (--no-delete) (e.g. u00@x.com, u01@x.com, u02@x.com, …)" in text
+    assert "    ! 15 users (not deleted: --no-delete; e.g. u00@x.com, u01@x.com, u02@x.com, …)" in text
     assert "    ! boss@x.com (not deleted: protected (--protect))" in text
     assert "u03@x.com" not in text
