@@ -176,6 +176,94 @@ def render_plan(
 
 
 # --------------------------------------------------------------------------------------------------
+# Markdown (a pull-request comment: the plan of the CSV in the PR, the result of the apply on merge)
+
+#: a Markdown plan lists at most this many users of each kind unless told otherwise (a PR comment holds 65,536
+#: characters)
+MARKDOWN_LISTED = 50
+
+_MD_KIND = {
+    ItemKind.ADD: "+ add",
+    ItemKind.DELETE: "- delete",
+    ItemKind.UPDATE: "~ update",
+    ItemKind.UNCHANGED: "= unchanged",
+}
+
+
+def _md(text: object) -> str:
+    """A table cell: pipes escaped, no line breaks, no HTML."""
+    return (
+        str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+    )
+
+
+def _md_row(item: PlanItem) -> str:
+    """The Markdown form of one plan item (the counterpart of :func:`describe_item`)."""
+    role = item.role or ""
+    if item.kind is ItemKind.UPDATE and item.role is not None and item.role != item.old_role:
+        role = f"{item.old_role} → {item.role}"
+    teams = _wanted_teams(item)
+    if item.kind is ItemKind.UPDATE and (item.unresolved_teams or tuple(item.team_names) != tuple(item.old_team_names)):
+        teams = f"{_teams(item.old_team_names)} → {teams}"
+    notes = []
+    if item.kind is ItemKind.DELETE:
+        notes.append(f"destroys {item.key_count} API key(s), spend {_money(item.spend)}")
+    if item.role_from_default:
+        notes.append("role by default: none in the CSV")
+    if item.may_recreate:
+        notes.append("recreated if verification fails (its API keys would be lost)")
+    if item.blocked:
+        notes.append(f"**✗ will FAIL:** {_md(item.blocked)}")
+    cells = [_MD_KIND[item.kind], f"`{item.email.replace('`', '')}`", _md(role), _md(teams)]
+    return "| " + " | ".join(cells) + " | " + "; ".join(notes) + " |"
+
+
+def render_plan_markdown(
+    plan: Plan, *, dry_run: bool = True, title: str = "sync", limit: int | None = MARKDOWN_LISTED
+) -> str:
+    """The plan as a Markdown summary and table, for a pull-request comment. Refusals are a warning on top."""
+    heading = f"### {_TITLES.get(title, title)} plan" + (" (dry run)" if dry_run else "")
+    lines = [heading, "", f"**{render_plan_counts(plan, title=title).split(': ', 1)[1].rstrip('.')}**", ""]
+    for r in plan.refusals:
+        lines.extend([f"> **Refused, nothing will be changed:** {_md(r)}", ""])
+    changes = [i for i in plan.items if i.kind is not ItemKind.UNCHANGED]
+    if changes:
+        lines.append("| | user | role | teams | note |")
+        lines.append("|---|---|---|---|---|")
+        for kind in (ItemKind.ADD, ItemKind.DELETE, ItemKind.UPDATE):
+            items = plan.of_kind(kind)
+            shown = items if limit is None else items[:limit]
+            lines.extend(_md_row(i) for i in shown)
+            if len(items) > len(shown):
+                lines.append(
+                    f"| {_MD_KIND[kind]} | … and {len(items) - len(shown):,} more | | | `--show-all` lists every one |"
+                )
+    else:
+        lines.append("Nothing to change.")
+    if plan.skipped:
+        lines.extend(["", f"<details><summary>{count_of(len(plan.skipped), 'user')} left alone</summary>", ""])
+        by_reason: dict[str, int] = {}
+        for sk in plan.skipped:
+            by_reason[sk.reason] = by_reason.get(sk.reason, 0) + 1
+        lines.extend(f"- {count_of(n, 'user')}: {_md(reason)}" for reason, n in by_reason.items())
+        lines.extend(["", "</details>"])
+    return "\n".join(lines)
+
+
+def render_summary_markdown(report: RunReport, *, title: str = "sync", limit: int | None = MARKDOWN_LISTED) -> str:
+    """A run's result as Markdown: the counts, then a table of the rows that failed."""
+    lines = [f"### {_TITLES.get(title, title)} result", "", f"**{render_result_counts(report).split(': ', 1)[1]}**"]
+    failed = list(report.failed)
+    if failed:
+        lines.extend(["", "| | user | error |", "|---|---|---|"])
+        shown = failed if limit is None else failed[:limit]
+        lines.extend(f"| {_MD_KIND[r.item.kind]} | `{r.item.email}` | {_md(r.error or 'failed')} |" for r in shown)
+        if len(failed) > len(shown):
+            lines.append(f"| | … and {len(failed) - len(shown):,} more | see the report file |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
 # Results
 
 
@@ -207,7 +295,8 @@ def result_rows(report: RunReport, *, show_keys: bool) -> Iterator[tuple[str, ..
         )
 
 
-def render_summary(report: RunReport) -> str:
+def render_summary(report: RunReport, *, limit: int | None = None) -> str:
+    """The result of a run; ``limit`` lists at most that many failed rows (the report file has them all)."""
     counts: dict[tuple[str, bool], int] = {}
     for r in report.results:
         k = (r.item.kind.value, r.success)
@@ -231,7 +320,7 @@ def render_summary(report: RunReport) -> str:
     if failed:
         lines.append("")
         lines.append("Failed:")
-        lines.extend(f"  {r.item.kind.value} {r.item.email}: {r.error}" for r in failed)
+        lines.extend(_listed([f"✗ {r.item.kind.value} {r.item.email}: {r.error}" for r in failed], limit, "  "))
     if not_started:
         lines.append("")
         lines.append(
@@ -240,6 +329,25 @@ def render_summary(report: RunReport) -> str:
             + (", …" if len(not_started) > 5 else "")
         )
     return "\n".join(lines)
+
+
+def render_result_counts(report: RunReport, *, title: str = "sync") -> str:
+    """The run's counts on one line: the last line of every run, so ``| tail -1`` shows them."""
+    done: dict[ItemKind, int] = {}
+    for r in report.results:
+        if r.success:
+            done[r.item.kind] = done.get(r.item.kind, 0) + 1
+    text = (
+        f"{_TITLES.get(title, title)} result: {done.get(ItemKind.ADD, 0):,} added, "
+        f"{done.get(ItemKind.DELETE, 0):,} deleted, {done.get(ItemKind.UPDATE, 0):,} updated, "
+        f"{done.get(ItemKind.UNCHANGED, 0):,} unchanged, "
+        + (f"{len(report.failed):,} FAILED" if report.failed else "0 failed")
+    )
+    if report.aborted:
+        text += "; aborted"
+    elif report.interrupted:
+        text += "; interrupted"
+    return text + "."
 
 
 def _item_dict(item: PlanItem) -> dict[str, Any]:

@@ -41,6 +41,8 @@ def test_dry_run_prints_the_seed_format(run: Callable[..., tuple[Result, list[st
         "  Users to UPDATE:\n"
         "    ~ stay@x.com (Role: internal_user → proxy_admin, Teams: development → support)"
         " [recreated if verification fails: its API keys would be lost]\n"
+        "\n"
+        "Synchronization plan: 1 to add, 1 to delete, 1 to update, 0 unchanged.\n"
     )
     assert all(c.startswith("GET ") for c in calls), "a dry run only reads"
     assert not (tmp_path / "user_sync_result.csv").exists()

@@ -246,7 +246,7 @@ def test_render_summary() -> None:
         "  Interrupted after every change had been sent; run again to check.",
         "",
         "Failed:",
-        "  ADDED b@x.com: Team not found: x",
+        "  ✗ ADDED b@x.com: Team not found: x",
     ]
     assert KEY_A not in text and KEY_B not in text
 

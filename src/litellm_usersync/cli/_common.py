@@ -163,6 +163,65 @@ def out(text: str = "") -> None:
     click.echo(text)
 
 
+def stdout_is_tty() -> bool:
+    """A person is reading stdout (plans are grouped and truncated, colour is on)."""
+    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def colour_enabled(*, err: bool = False) -> bool:
+    """Colour only on a terminal, and never with ``NO_COLOR`` set to anything (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    return stderr_is_tty() if err else stdout_is_tty()
+
+
+_MARK_COLOURS = {"+ ": "green", "- ": "red", "~ ": "yellow", "✓ ": "green"}
+
+
+def colourize(text: str) -> str:
+    """Colour a rendered plan or result by each line's mark: ``+`` green, ``-`` red, ``~`` yellow, ``✗`` bold.
+
+    Only the CLI styles text; the renderers stay plain (and so do pipes, files and ``NO_COLOR``).
+    """
+    lines = []
+    for line in text.split("\n"):
+        body = line.lstrip(" ")
+        indent = line[: len(line) - len(body)]
+        colour = _MARK_COLOURS.get(body[:2])
+        cut = body.find("✗")
+        head, tail = (body[:cut], body[cut:]) if cut >= 0 else (body, "")
+        styled = click.style(head, fg=colour) if colour and head else head
+        if tail:
+            styled += click.style(tail, bold=True)
+        lines.append(indent + styled)
+    return "\n".join(lines)
+
+
+def out_marked(text: str = "") -> None:
+    """``out`` for plan and result lines: coloured by their marks on a terminal, plain otherwise."""
+    if colour_enabled():
+        click.echo(colourize(text), color=True)
+    else:
+        click.echo(text)
+
+
+def plan_limit(show_all: bool) -> int | None:
+    """How many users of each kind a plan lists: all when piped (a file or grep wants every line) or with
+    ``--show-all``; the first ``TTY_LISTED`` on a terminal."""
+    from ..report import TTY_LISTED
+
+    return None if show_all or not stdout_is_tty() else TTY_LISTED
+
+
+def show_all_option(f: F) -> F:
+    return click.option(
+        "--show-all",
+        is_flag=True,
+        help="List every user of the plan on a terminal too (by default a terminal shows the first "
+        "20 of each kind and the counts; piped output always lists all).",
+    )(f)
+
+
 @contextlib.contextmanager
 def handle_errors(debug: bool, *, unusable: int = ExitCode.UNUSABLE) -> Iterator[None]:
     """Turn our exceptions into one ``Error: ...`` line and the right exit code.
@@ -270,14 +329,19 @@ def exit_for_report(report: RunReport, *, failed: bool) -> NoReturn:
     raise CliExit(ExitCode.FAILED if failed else ExitCode.OK)
 
 
+#: what ``--output`` means on every command: the format of what is printed on stdout
+OUTPUT_FORMATS = ("text", "json", "markdown")
+
+
 def output_option(f: F) -> F:
-    """``--output text|json``: json prints one document on stdout (schemas in docs/output.md)."""
+    """``--output text|json|markdown``: the format of stdout, the same on every command (docs/output.md)."""
     return click.option(
         "--output",
-        type=click.Choice(["text", "json"]),
+        type=click.Choice(OUTPUT_FORMATS),
         default="text",
         show_default=True,
-        help="json: print the plan (dry run) or the result as one JSON document on stdout.",
+        help="text: for people; json: one JSON document (schemas in docs/output.md); markdown: a summary "
+        "and a table, e.g. for a pull-request comment.",
     )(f)
 
 

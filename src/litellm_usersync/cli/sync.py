@@ -16,11 +16,15 @@ from ..models import Plan, PlanOptions, RunReport
 from ..planfile import check_plan_fresh
 from ..planner import build_plan
 from ..report import (
+    MARKDOWN_LISTED,
     SYNC_REPORT_COLUMNS,
     plan_to_dict,
     render_plan,
+    render_plan_markdown,
     render_plan_summary,
+    render_result_counts,
     render_summary,
+    render_summary_markdown,
     report_to_dict,
     result_rows,
 )
@@ -35,8 +39,12 @@ from ._common import (
     handle_errors,
     make_client,
     out,
+    out_marked,
+    output_option,
+    plan_limit,
     run_async,
     setup_logging,
+    show_all_option,
 )
 from ._progress import progress_bar
 from ._safety import apply_safely, safety_options, write_secret_report
@@ -96,17 +104,13 @@ def sync_options(f: Any) -> Any:
             type=click.Path(dir_okay=False),
             help="Where to write the report (mode 0600: it holds new users' API keys).",
         ),
-        click.option(
-            "--output",
-            type=click.Choice(["text", "json"]),
-            default="text",
-            show_default=True,
-            help="json: print the plan (dry run) or the result as JSON on stdout.",
-        ),
+        output_option,
+        show_all_option,
         click.option(
             "--detailed-exitcode",
             is_flag=True,
-            help="With --dry-run: exit 0 when there is nothing to do, 2 when changes are pending.",
+            help="With --dry-run, as terraform plan: exit 0 when there is nothing to do, 2 when changes are "
+            "pending, 1 on any error (usage errors too).",
         ),
         click.option(
             "--plan-out",
@@ -128,7 +132,34 @@ def sync_options(f: Any) -> Any:
     return f
 
 
-@click.command("sync")
+class _DetailedUsageError(click.UsageError):
+    exit_code = ExitCode.FAILED
+
+
+class _SyncCommand(click.Command):
+    """``--detailed-exitcode`` promises 1 for any error, as terraform's: usage errors too (click's are 2)."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        detailed = "--detailed-exitcode" in args  # read before parsing consumes the list
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if detailed and not isinstance(exc, _DetailedUsageError):
+                raise _DetailedUsageError(exc.message, exc.ctx) from exc
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            if ctx.params.get("detailed_exitcode") and not isinstance(exc, _DetailedUsageError):
+                raise _DetailedUsageError(exc.message, exc.ctx) from exc
+            raise
+
+
+@click.command("sync", cls=_SyncCommand)
 @click.version_option(__version__, prog_name="litellm-usersync")
 @sync_options
 @common_options
@@ -145,6 +176,7 @@ def sync_command(
     protect_role: tuple[str, ...],
     report_path: str,
     output: str,
+    show_all: bool,
     detailed_exitcode: bool,
     plan_out: str | None,
     apply_plan_path: str | None,
@@ -175,6 +207,8 @@ def sync_command(
     (bad CSV, bad credentials, proxy unreachable), 3 refused by a safety brake, 130 interrupted.
     """
     setup_logging(debug)
+    if detailed_exitcode and not dry_run:
+        raise click.UsageError("--detailed-exitcode needs --dry-run (it reports whether changes are pending).")
     if apply_plan_path:
         _refuse_plan_shaping_options()
     with handle_errors(debug, unusable=ExitCode.FAILED if detailed_exitcode else ExitCode.UNUSABLE):
@@ -207,7 +241,10 @@ def sync_command(
                 if dry_run or plan.refusals:
                     return plan, None
                 if output == "text":
-                    out(render_plan(plan, dry_run=False) if plan.has_changes else render_plan_summary(plan))
+                    if plan.has_changes:
+                        out_marked(render_plan(plan, dry_run=False, limit=plan_limit(show_all)))
+                    else:
+                        out(render_plan_summary(plan))
                     out()
                 report = await apply_safely(
                     client,
@@ -227,7 +264,7 @@ def sync_command(
         plan, report = run_async(run)
 
     if report is None:
-        _show_plan_only(plan, output=output, detailed_exitcode=detailed_exitcode, dry_run=dry_run)
+        _show_plan_only(plan, output=output, detailed_exitcode=detailed_exitcode, dry_run=dry_run, show_all=show_all)
         return
     written = write_secret_report(
         report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), out if output == "text" else err
@@ -236,13 +273,17 @@ def sync_command(
         data = report_to_dict(report)
         data["report_file"] = str(written)
         out(json.dumps(data, indent=2))
+    elif output == "markdown":
+        out(render_summary_markdown(report, limit=None if show_all else MARKDOWN_LISTED))
+        out(f"\nReport: `{written}` (mode 0600)")
     else:
         if not plan.has_changes and not plan.has_blocked:
             out("Nothing to change.")
-        out(render_summary(report))
+        out_marked(render_summary(report, limit=plan_limit(show_all)))
         keys = sum(1 for r in report.results if r.api_key)
         note = f" (mode 0600; holds {keys} new API key(s))" if keys else " (mode 0600)"
         out(f"\nReport written to {written}{note}")
+        out(render_result_counts(report))
     exit_for_report(report, failed=bool(report.failed))
 
 
@@ -275,14 +316,21 @@ def _refuse_plan_shaping_options() -> None:
         )
 
 
-def _show_plan_only(plan: Plan, *, output: str, detailed_exitcode: bool, dry_run: bool = True) -> None:
-    """A dry run, or a plan refused by a brake: show it and pick the exit code."""
+def _show_plan_only(
+    plan: Plan, *, output: str, detailed_exitcode: bool, dry_run: bool = True, show_all: bool = False
+) -> None:
+    """A dry run, or a plan refused by a brake: show it and pick the exit code.
+
+    Refusals go to stderr in every format (a cron job that drops stdout still logs why it exited 3).
+    """
     if output == "json":
         out(json.dumps(plan_to_dict(plan), indent=2))
-        for r in plan.refusals:
-            err(f"Refused: {r}")
+    elif output == "markdown":
+        out(render_plan_markdown(plan, dry_run=dry_run, limit=None if show_all else MARKDOWN_LISTED))
     else:
-        out(render_plan(plan, dry_run=dry_run))
+        out_marked(render_plan(plan, dry_run=dry_run, limit=plan_limit(show_all), with_refusals=False))
+    for r in plan.refusals:
+        err(f"Refused: {r}")
     if plan.refusals:
         raise CliExit(ExitCode.REFUSED)
     if detailed_exitcode and (plan.has_changes or plan.has_blocked):

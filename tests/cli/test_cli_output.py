@@ -1,0 +1,136 @@
+"""Output that reads at 2,000 users (issue 11): a terminal groups and truncates, colour only on a terminal,
+refusals on stderr, --output markdown, --detailed-exitcode as terraform's."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable
+
+import pytest
+from click.testing import Result
+
+from litellm_usersync.cli import _common
+
+from ._scripted import user
+
+Run = Callable[..., tuple[Result, list[str]]]
+
+
+def _csv(tmp: pathlib.Path, rows: list[str]) -> None:
+    (tmp / "user_list.csv").write_text("email,role,team_name\n" + "".join(r + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.fixture
+def tty(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_common, "stdout_is_tty", lambda: True)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+def _many(tmp: pathlib.Path, n: int = 45) -> list[dict[str, object]]:
+    _csv(tmp, [f"new{i:03d}@x.com,internal_user,development" for i in range(n)])
+    return [user(f"old{i:03d}@x.com") for i in range(3)]
+
+
+def test_a_terminal_lists_the_first_20_of_each_kind_and_ends_with_the_counts(
+    run: Run, tmp_path: pathlib.Path, tty: None
+) -> None:
+    result, _ = run("sync", "--dry-run", "--max-delete", "10", users=_many(tmp_path))
+    assert result.exit_code == 0, result.output
+    lines = [_strip(x) for x in result.stdout.splitlines()]
+    assert sum(1 for x in lines if x.startswith("    + ")) == 20
+    assert "    … and 25 more — `--show-all`" in lines
+    assert sum(1 for x in lines if x.startswith("    - ")) == 3
+    assert lines[-1] == "Synchronization plan: 45 to add, 3 to delete, 0 to update, 0 unchanged."
+
+
+def test_show_all_lists_everyone_on_a_terminal(run: Run, tmp_path: pathlib.Path, tty: None) -> None:
+    result, _ = run("sync", "--dry-run", "--show-all", "--max-delete", "10", users=_many(tmp_path))
+    assert sum(1 for x in result.stdout.splitlines() if _strip(x).startswith("    + ")) == 45
+    assert "more — `--show-all`" not in result.stdout
+
+
+def test_piped_output_lists_everyone_plain_and_ends_with_the_counts(run: Run, tmp_path: pathlib.Path) -> None:
+    result, _ = run("sync", "--dry-run", "--max-delete", "10", users=_many(tmp_path))
+    assert sum(1 for x in result.stdout.splitlines() if x.startswith("    + ")) == 45
+    assert "\x1b[" not in result.stdout
+    assert result.stdout.splitlines()[-1] == "Synchronization plan: 45 to add, 3 to delete, 0 to update, 0 unchanged."
+
+
+def test_colour_on_a_terminal(run: Run, tmp_path: pathlib.Path, tty: None) -> None:
+    _csv(tmp_path, ["new@x.com,internal_user,development", "stay@x.com,proxy_admin,suport"])
+    result, _ = run("sync", "--dry-run", users=[user("stay@x.com"), user("old@x.com")])
+    out = result.stdout
+    assert "    \x1b[32m+ new@x.com" in out  # green
+    assert "    \x1b[31m- old@x.com" in out  # red
+    assert "    \x1b[33m~ stay@x.com" in out  # yellow
+    assert "\x1b[1m✗ suport (no such team; did you mean support?)" in out  # bold
+
+
+def test_no_color_turns_colour_off_on_a_terminal(run: Run, tmp_path: pathlib.Path, tty: None) -> None:
+    _csv(tmp_path, ["new@x.com,internal_user,development"])
+    result, _ = run("sync", "--dry-run", env={"NO_COLOR": "1"})
+    assert "\x1b[" not in result.stdout
+    assert "    + new@x.com (Role: internal_user, Team: development)" in result.stdout
+
+
+def test_a_brake_refusal_goes_to_stderr(run: Run, tmp_path: pathlib.Path) -> None:
+    _csv(tmp_path, ["keep@x.com,internal_user,"])
+    users = [user("keep@x.com"), *[user(f"gone{i:02d}@x.com") for i in range(12)]]
+    result, calls = run("sync", "--dry-run", users=users)
+    assert result.exit_code == 3
+    assert "Refused: this run would delete 12 users" in result.stderr
+    assert "Refused:" not in result.stdout
+    assert result.stdout.splitlines()[-1].endswith("REFUSED (see the reason on stderr); nothing was changed.")
+    # a real run too: stdout dropped by cron, stderr still says why it exited 3
+    result, calls = run("sync", users=users)
+    assert result.exit_code == 3 and "Refused: this run would delete 12 users" in result.stderr
+    assert all(c.startswith("GET ") for c in calls)
+
+
+def test_markdown_plan(run: Run, tmp_path: pathlib.Path) -> None:
+    _csv(tmp_path, ["new@x.com,internal_user,development", "stay@x.com,proxy_admin,suport"])
+    result, _ = run("sync", "--dry-run", "--output", "markdown", users=[user("stay@x.com"), user("old@x.com")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[:5] == [
+        "### Synchronization plan (dry run)",
+        "",
+        "**1 to add, 1 to delete, 1 to update, 0 unchanged, 1 cannot be applied**",
+        "",
+        "| | user | role | teams | note |",
+    ]
+    assert "| + add | `new@x.com` | internal_user | development |  |" in result.stdout
+    assert "| - delete | `old@x.com` | internal_user | - | destroys 2 API key(s), spend $1.50 |" in result.stdout
+    assert (
+        "| ~ update | `stay@x.com` | internal_user → proxy_admin | - → ✗ suport (no such team; did you mean support?)"
+        " | **✗ will FAIL:** Team not found: suport (did you mean support?) |"
+    ) in result.stdout
+
+
+def test_markdown_refusal_is_on_top_and_on_stderr(run: Run, tmp_path: pathlib.Path) -> None:
+    _csv(tmp_path, [])
+    result, _ = run("sync", "--dry-run", "--output", "markdown", users=[user("a@x.com")])
+    assert result.exit_code == 3
+    assert "> **Refused, nothing will be changed:** the CSV has no users" in result.stdout
+    assert "Refused: the CSV has no users" in result.stderr
+
+
+def test_detailed_exitcode_without_dry_run_is_a_usage_error_1(run: Run, tmp_path: pathlib.Path) -> None:
+    _csv(tmp_path, ["a@x.com,internal_user,"])
+    result, calls = run("sync", "--detailed-exitcode")
+    assert result.exit_code == 1
+    assert "--detailed-exitcode needs --dry-run" in result.stderr
+    assert calls == []
+
+
+def test_detailed_exitcode_usage_errors_are_1(run: Run, tmp_path: pathlib.Path) -> None:
+    result, calls = run("sync", "--dry-run", "--detailed-exitcode", "--no-such-option")
+    assert result.exit_code == 1 and "No such option" in result.stderr
+    result, calls = run("sync", "--dry-run", "--no-such-option")
+    assert result.exit_code == 2  # without the flag: click's usual 2
+    assert calls == []
+
+
+def _strip(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
