@@ -101,8 +101,37 @@ def _key_text(item: PlanItem) -> str:
     return f", Key Name: {alias}" if alias else ""
 
 
-def render_add_plan(add: AddPlan, *, dry_run: bool) -> str:
-    """The plan as text: counts, then one line per row (``+`` create, ``!`` exists, ``✗`` cannot be applied)."""
+def _users(n: int) -> str:
+    return f"{n:,} user" if n == 1 else f"{n:,} users"
+
+
+def _listed(lines: list[str], limit: int | None, indent: str = "  ") -> list[str]:
+    """At most ``limit`` lines, then one saying how many more (``limit`` None: all)."""
+    if limit is None or len(lines) <= limit:
+        return [indent + x for x in lines]
+    return [indent + x for x in lines[:limit]] + [f"{indent}… and {len(lines) - limit:,} more — `--show-all`"]
+
+
+def describe_registration(i: PlanItem) -> str:
+    """One ``+`` line of the add plan; a role from ``--user-role`` is marked, as sync marks it."""
+    teams = ", ".join(i.team_names) or "-"
+    default = " (default: no role in the CSV)" if i.role_from_default else ""
+    return f"+ {i.email} (Role: {i.role}{default}, Team: {teams}{_key_text(i)})"
+
+
+def render_add_counts(add: AddPlan) -> str:
+    """The plan's counts on one line, the plan's last line (``| tail -1``)."""
+    text = f"Registration plan: {len(add.creatable):,} to add, {len(add.existing):,} already exist"
+    if add.blocked:
+        text += f", {len(add.blocked):,} cannot be applied"
+    return text + "."
+
+
+def render_add_plan(add: AddPlan, *, dry_run: bool, limit: int | None = None) -> str:
+    """The plan as text: counts, then one line per row (``+`` create, ``!`` exists, ``✗`` cannot be applied).
+
+    ``limit``: list at most that many rows of each group (a terminal); the counts end the plan.
+    """
     lines = [
         "Registration Plan:",
         f"  Users to add: {len(add.creatable)}",
@@ -112,19 +141,19 @@ def render_add_plan(add: AddPlan, *, dry_run: bool) -> str:
         lines.append(f"  Rows that cannot be applied: {len(add.blocked)}")
     lines.append("")
     lines.append("DRY RUN - Users that would be created:" if dry_run else "Users to be created:")
-    for i in add.creatable:
-        teams = ", ".join(i.team_names) or "-"
-        lines.append(f"  + {i.email} (Role: {i.role}, Team: {teams}{_key_text(i)})")
+    lines.extend(_listed([describe_registration(i) for i in add.creatable], limit))
     if not add.creatable:
         lines.append("  (none)")
     if add.existing:
         lines.append("")
         lines.append("  Skipped (already exist; use sync to change them):")
-        lines.extend(f"  ! {e.want.email}: {e.reason}" for e in add.existing)
+        lines.extend(_listed([f"! {e.want.email}: {e.reason}" for e in add.existing], limit))
     if add.blocked:
         lines.append("")
         lines.append("  Cannot be applied:")
-        lines.extend(f"  ✗ {i.email}: {i.blocked}" for i in add.blocked)
+        lines.extend(_listed([f"✗ {i.email}: {i.blocked}" for i in add.blocked], limit))
+    lines.append("")
+    lines.append(render_add_counts(add))
     return "\n".join(lines)
 
 
@@ -216,14 +245,23 @@ def render_add_summary(add: AddPlan, outcome: AddOutcome) -> str:
     no_link = [r for r in created if (reg := outcome.registrations.get(r.item.user_id)) and reg.invitation_error]
     lines = [
         "Summary:",
-        f"  Successfully created: {len(created)} users",
-        f"  Already existed (skipped): {len(add.existing)} users",
-        f"  Failed: {len(failed)} users",
+        f"  Successfully created: {_users(len(created))}",
+        f"  Already existed (skipped): {_users(len(add.existing))}",
+        f"  Failed: {_users(len(failed))}",
     ]
     if partial:
-        lines.append(f"  Created but not in every team: {len(partial)} users")
+        lines.append(f"  Created but not in every team: {_users(len(partial))}")
     if no_link:
-        lines.append(f"  Created without an invitation link: {len(no_link)} users")
+        lines.append(f"  Created without an invitation link: {_users(len(no_link))}")
     if outcome.report.interrupted:
         lines.append("  Interrupted: the remaining users were not created; run again to finish.")
     return "\n".join(lines)
+
+
+def render_add_result_counts(add: AddPlan, outcome: AddOutcome) -> str:
+    """The run's counts on one line, the last line of a run (``| tail -1``)."""
+    failed = sum(1 for r in outcome.report.results if not r.success and not _created_anyway(r))
+    text = f"Registration result: {len(outcome.created):,} created, {len(add.existing):,} already existed, " + (
+        f"{failed:,} FAILED" if failed else "0 failed"
+    )
+    return text + ("; interrupted." if outcome.report.interrupted else ".")

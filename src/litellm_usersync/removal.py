@@ -112,7 +112,28 @@ def describe_deletion(item: PlanItem) -> str:
     )
 
 
-def render_delete_plan(dp: DeletePlan, *, dry_run: bool) -> str:
+def _users(n: int) -> str:
+    return f"{n:,} user" if n == 1 else f"{n:,} users"
+
+
+def _listed(lines: list[str], limit: int | None, indent: str = "  ") -> list[str]:
+    """At most ``limit`` lines, then one saying how many more (``limit`` None: all)."""
+    if limit is None or len(lines) <= limit:
+        return [indent + x for x in lines]
+    return [indent + x for x in lines[:limit]] + [f"{indent}… and {len(lines) - limit:,} more — `--show-all`"]
+
+
+def render_delete_counts(dp: DeletePlan) -> str:
+    """The plan's counts on one line, the plan's last line (``| tail -1``)."""
+    text = f"Deletion plan: {len(dp.plan.items):,} to delete, {len(dp.errors):,} cannot be deleted."
+    if dp.plan.refusals:
+        text += " REFUSED (see the reason on stderr); nothing was changed."
+    return text
+
+
+def render_delete_plan(dp: DeletePlan, *, dry_run: bool, limit: int | None = None, with_refusals: bool = True) -> str:
+    """The plan as text; ``limit`` lists at most that many rows per group, ``with_refusals`` False leaves the
+    ``Refused:`` lines to the caller (the CLI prints them on stderr). The counts end the plan."""
     items = dp.plan.items
     keys = sum(i.key_count for i in items)
     spend = sum(i.spend for i in items)
@@ -125,16 +146,20 @@ def render_delete_plan(dp: DeletePlan, *, dry_run: bool) -> str:
         "",
         "DRY RUN - Users that would be deleted:" if dry_run else "Users to be deleted:",
     ]
-    lines.extend(f"  {describe_deletion(i)}" for i in items)
+    lines.extend(_listed([describe_deletion(i) for i in items], limit))
     if not items:
         lines.append("  (none)")
     if dp.errors:
         lines.append("")
         lines.append("  Not deleted:")
-        lines.extend(f"  ✗ {e.email}{f' ({e.user_id})' if e.user_id else ''}: {e.reason}" for e in dp.errors)
-    if dp.plan.refusals:
+        lines.extend(
+            _listed([f"✗ {e.email}{f' ({e.user_id})' if e.user_id else ''}: {e.reason}" for e in dp.errors], limit)
+        )
+    if dp.plan.refusals and with_refusals:
         lines.append("")
         lines.extend(f"Refused: {r}" for r in dp.plan.refusals)
+    lines.append("")
+    lines.append(render_delete_counts(dp))
     return "\n".join(lines)
 
 
@@ -156,10 +181,20 @@ def render_delete_summary(dp: DeletePlan, report: RunReport) -> str:
     failed = len(report.results) - deleted
     lines = [
         "Summary:",
-        f"  Deleted: {deleted} users",
-        f"  Failed: {failed} users",
-        f"  Not deleted (not found, protected, ambiguous): {len(dp.errors)} rows",
+        f"  Deleted: {_users(deleted)}",
+        f"  Failed: {_users(failed)}",
+        f"  Not deleted (not found, protected, ambiguous): {len(dp.errors)} row" + ("" if len(dp.errors) == 1 else "s"),
     ]
     if report.interrupted:
         lines.append("  Interrupted: the remaining users were not deleted; run again to finish.")
     return "\n".join(lines)
+
+
+def render_delete_result_counts(dp: DeletePlan, report: RunReport) -> str:
+    """The run's counts on one line, the last line of a run (``| tail -1``)."""
+    deleted = sum(1 for r in report.results if r.success)
+    failed = len(report.results) - deleted
+    text = f"Deletion result: {deleted:,} deleted, {len(dp.errors):,} not deleted, " + (
+        f"{failed:,} FAILED" if failed else "0 failed"
+    )
+    return text + ("; interrupted." if report.interrupted else ".")

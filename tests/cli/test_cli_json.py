@@ -41,7 +41,8 @@ def test_delete_refused_json_exits_3(run: Callable[..., tuple[Result, list[str]]
     (tmp_path / "user_dellist.csv").write_text("email\n" + "".join(f"u{i}@x.com\n" for i in range(20)))
     result, calls = run("delete", "--output", "json", users=users)
     assert result.exit_code == 3
-    assert json.loads(result.output)["plan"]["refusals"]
+    assert json.loads(result.stdout)["plan"]["refusals"]
+    assert "Refused: this run would delete 20 users" in result.stderr  # cron drops stdout
     assert all(c.startswith("GET ") for c in calls)
 
 

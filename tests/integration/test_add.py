@@ -82,6 +82,8 @@ def test_seed_example_dry_run_then_register(
         "  + admin@company.com (Role: proxy_admin, Team: admin, Key Name: 00000002_admin)\n"
         "  + user@example.com (Role: internal_user, Team: development, Key Name: 00000001_chatbot)\n"
         "  + viewer@company.com (Role: internal_user_viewer, Team: support, Key Name: 00000003_support)\n"
+        "\n"
+        "Registration plan: 3 to add, 0 already exist.\n"
     )
     assert state(clean_proxy) == {}, "a dry run must not change anything"
     assert not (workdir / "user_reg_result.csv").exists() and not (workdir / "user_reg_error.csv").exists()

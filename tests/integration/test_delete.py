@@ -83,6 +83,8 @@ def test_seed_example_dry_run_then_delete(
         "\n"
         "  Not deleted:\n"
         "  ✗ test_user@example.com: User not found in the system\n"
+        "\n"
+        "Deletion plan: 2 to delete, 1 cannot be deleted.\n"
     )
     assert all_user_ids(clean_proxy) == before, "a dry run must not change anything"
     assert not (workdir / "user_del_result.csv").exists()

@@ -67,13 +67,15 @@ def test_dry_run_text() -> None:
         "\n"
         "DRY RUN - Users that would be created:\n"
         "  + new@example.com (Role: internal_user, Team: development, Key Name: 00000001_chatbot)\n"
-        "  + plain@example.com (Role: internal_user, Team: -)\n"
+        "  + plain@example.com (Role: internal_user (default: no role in the CSV), Team: -)\n"
         "\n"
         "  Skipped (already exist; use sync to change them):\n"
         "  ! OLD@example.com: User already exists\n"
         "\n"
         "  Cannot be applied:\n"
-        "  ✗ noteam@example.com: Team not found: nosuchteam"
+        "  ✗ noteam@example.com: Team not found: nosuchteam\n"
+        "\n"
+        "Registration plan: 2 to add, 1 already exist, 1 cannot be applied."
     )
 
 

@@ -85,7 +85,9 @@ def test_plan_text_shows_what_each_deletion_destroys() -> None:
         " — destroys 3 API key(s), spend $12.50\n"
         "\n"
         "  Not deleted:\n"
-        "  ✗ gone@example.com: User not found in the system"
+        "  ✗ gone@example.com: User not found in the system\n"
+        "\n"
+        "Deletion plan: 1 to delete, 1 cannot be deleted."
     )
 
 

@@ -346,8 +346,16 @@ def output_option(f: F) -> F:
 
 
 def printer(output: str) -> Callable[..., None]:
-    """``out`` for text output; a no-op when the command prints one JSON document instead."""
-    return out if output == "text" else (lambda *_args: None)
+    """``out`` for text output (coloured by line marks on a terminal); a no-op when the command prints one
+    JSON or Markdown document instead."""
+    return out_marked if output == "text" else (lambda *_args: None)
+
+
+def listed_lines(lines: list[str], limit: int | None, *, more: str = "`--show-all`") -> list[str]:
+    """At most ``limit`` of ``lines``, then ``… and N more — MORE`` (``limit`` None: all of them)."""
+    if limit is None or len(lines) <= limit:
+        return lines
+    return [*lines[:limit], f"… and {len(lines) - limit:,} more — {more}"]
 
 
 def print_json(doc: Any) -> None:

@@ -20,10 +20,11 @@ from ..registration import (
     error_rows,
     existing_rows,
     render_add_plan,
+    render_add_result_counts,
     render_add_summary,
     result_rows,
 )
-from ..report import plan_to_dict
+from ..report import MARKDOWN_LISTED, plan_to_dict, render_plan_markdown, render_summary_markdown
 from ..snapshot import read_snapshot
 from ._common import (
     CliExit,
@@ -32,12 +33,16 @@ from ._common import (
     common_options,
     exit_for_report,
     handle_errors,
+    listed_lines,
     make_client,
+    out,
     output_option,
+    plan_limit,
     print_json,
     printer,
     run_async,
     setup_logging,
+    show_all_option,
 )
 from ._progress import progress_bar
 from ._safety import apply_safely, safety_options, write_secret_report
@@ -51,6 +56,7 @@ DEFAULT_UPDATE_LIST = "user_update_list.csv"
 @click.command("add")
 @safety_options
 @output_option
+@show_all_option
 @click.option(
     "--csv-file",
     default=DEFAULT_CSV,
@@ -105,6 +111,7 @@ def add_command(
     result_file: str,
     error_file: str,
     output: str,
+    show_all: bool,
     backup_dir: str,
     no_backup: bool,
     audit_log: str | None,
@@ -139,6 +146,8 @@ def add_command(
     """
     setup_logging(debug)
     say = printer(output)
+    limit = plan_limit(show_all)
+    md_limit = None if show_all else MARKDOWN_LISTED
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
         desired = read_users_csv(csv_file, with_key_name=True)
@@ -148,7 +157,11 @@ def add_command(
                 with progress_bar(not debug) as progress:
                     snapshot = await read_snapshot(client, on_progress=progress)
                 add = build_add_plan(desired, snapshot, default_role=user_role)
-                say(render_add_plan(add, dry_run=dry_run))
+                say(render_add_plan(add, dry_run=dry_run, limit=limit))
+                if output == "markdown":
+                    out(render_plan_markdown(add.plan, dry_run=dry_run, title="Registration", limit=md_limit))
+                    if add.existing:
+                        out(f"\n{len(add.existing):,} row(s) already exist (skipped; use sync to change them).")
                 if dry_run:
                     return add, None
                 say()
@@ -192,14 +205,18 @@ def add_command(
         _write_existing(add, update_existing, say)
         raise CliExit(ExitCode.OK)
 
+    created_lines = []
     for row in result_rows(add, outcome, show_keys=False):
         email, role, user_id, _teams, _models, key, url = row
         extra = f", key {key}" if key else ""
         extra += ", invitation link created" if url else ""
-        say(f"✓ Created user: {email} (role: {role}, user_id: {user_id}{extra})")
+        created_lines.append(f"✓ Created user: {email} (role: {role}, user_id: {user_id}{extra})")
     errors = error_rows(add, outcome)
-    for email, role, reason in errors:
-        say(f"✗ {email} ({role}): {reason}")
+    error_lines = [f"✗ {email} ({role}): {reason}" for email, role, reason in errors]
+    for line in listed_lines(created_lines, limit, more=f"all in {result_file}"):
+        say(line)
+    for line in listed_lines(error_lines, limit, more=f"all in {error_file}"):
+        say(line)
     say()
     say(render_add_summary(add, outcome))
 
@@ -224,7 +241,11 @@ def add_command(
                 "files": {"result": str(written), "errors": str(err_path)},
             }
         )
+    elif output == "markdown":
+        out(render_summary_markdown(outcome.report, title="Registration", limit=md_limit))
+        out(f"\nResult: `{written}` (mode 0600), errors: `{err_path}`")
     _write_existing(add, update_existing, say)
+    say(render_add_result_counts(add, outcome))
     exit_for_report(outcome.report, failed=bool(errors))
 
 

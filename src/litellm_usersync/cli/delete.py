@@ -15,24 +15,30 @@ from ..removal import (
     build_delete_plan,
     error_rows,
     render_delete_plan,
+    render_delete_result_counts,
     render_delete_summary,
     result_rows,
 )
-from ..report import plan_to_dict
+from ..report import MARKDOWN_LISTED, plan_to_dict, render_plan_markdown, render_summary_markdown
 from ..snapshot import read_snapshot
 from ._common import (
     CliExit,
     ExitCode,
     build_settings,
     common_options,
+    err,
     exit_for_report,
     handle_errors,
+    listed_lines,
     make_client,
+    out,
     output_option,
+    plan_limit,
     print_json,
     printer,
     run_async,
     setup_logging,
+    show_all_option,
 )
 from ._progress import progress_bar
 from ._safety import apply_safely, safety_options
@@ -45,6 +51,7 @@ DEFAULT_ERRORS = "user_del_error.csv"
 @click.command("delete")
 @safety_options
 @output_option
+@show_all_option
 @click.option(
     "--csv-file",
     default=DEFAULT_CSV,
@@ -81,6 +88,7 @@ def delete_command(
     result_file: str,
     error_file: str,
     output: str,
+    show_all: bool,
     backup_dir: str,
     no_backup: bool,
     audit_log: str | None,
@@ -115,6 +123,8 @@ def delete_command(
     """
     setup_logging(debug)
     say = printer(output)
+    limit = plan_limit(show_all)
+    md_limit = None if show_all else MARKDOWN_LISTED
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
         desired = read_users_csv(csv_file)
@@ -124,7 +134,11 @@ def delete_command(
                 with progress_bar(not debug) as progress:
                     snapshot = await read_snapshot(client, on_progress=progress)
                 dp = build_delete_plan(desired, snapshot, max_delete=max_delete)
-                say(render_delete_plan(dp, dry_run=dry_run))
+                say(render_delete_plan(dp, dry_run=dry_run, limit=limit, with_refusals=False))
+                if output == "markdown":
+                    out(render_plan_markdown(dp.plan, dry_run=dry_run, title="Deletion", limit=md_limit))
+                for r in dp.plan.refusals:  # on stderr: a cron job that drops stdout still logs why it exited 3
+                    err(f"Refused: {r}")
                 if dry_run or dp.plan.refusals:
                     return dp, None
                 say()
@@ -156,11 +170,13 @@ def delete_command(
                 }
             )
         raise CliExit(ExitCode.REFUSED if dp.plan.refusals else ExitCode.OK)
-    for email, user_id, _status in result_rows(report):
-        say(f"✓ Deleted user: {email} ({user_id})")
     errors = error_rows(dp, report)
-    for email, user_id, reason in errors:
-        say(f"✗ {email}{f' ({user_id})' if user_id else ''}: {reason}")
+    deleted_lines = [f"✓ Deleted user: {email} ({user_id})" for email, user_id, _status in result_rows(report)]
+    error_lines = [f"✗ {email}{f' ({user_id})' if user_id else ''}: {reason}" for email, user_id, reason in errors]
+    for line in listed_lines(deleted_lines, limit, more=f"all in {result_file}"):
+        say(line)
+    for line in listed_lines(error_lines, limit, more=f"all in {error_file}"):
+        say(line)
     say()
     say(render_delete_summary(dp, report))
     done = result_rows(report)
@@ -180,4 +196,8 @@ def delete_command(
                 "files": {"result": str(written), "errors": str(err_path)},
             }
         )
+    elif output == "markdown":
+        out(render_summary_markdown(report, title="Deletion", limit=md_limit))
+        out(f"\nResult: `{written}`, errors: `{err_path}`")
+    say(render_delete_result_counts(dp, report))
     exit_for_report(report, failed=bool(errors))

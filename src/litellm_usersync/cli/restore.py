@@ -15,11 +15,15 @@ from ..executor import apply_plan
 from ..identity import PROXY_ROLES, normalize_email
 from ..models import ItemKind, Plan, PlanOptions, RunReport
 from ..report import (
+    MARKDOWN_LISTED,
     SYNC_REPORT_COLUMNS,
     plan_to_dict,
     render_plan,
+    render_plan_markdown,
     render_plan_summary,
+    render_result_counts,
     render_summary,
+    render_summary_markdown,
     report_to_dict,
     result_rows,
 )
@@ -35,8 +39,12 @@ from ._common import (
     handle_errors,
     make_client,
     out,
+    out_marked,
+    output_option,
+    plan_limit,
     run_async,
     setup_logging,
+    show_all_option,
 )
 from ._progress import progress_bar
 from ._safety import audit_hook, audit_log_option, backup_dir_option, prepare_safety_net, write_secret_report
@@ -92,13 +100,8 @@ class _Run:
 )
 @backup_dir_option
 @audit_log_option
-@click.option(
-    "--output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: print the plan (dry run) or the result as JSON on stdout.",
-)
+@output_option
+@show_all_option
 @common_options
 def restore_command(
     snapshot_file: str,
@@ -111,6 +114,7 @@ def restore_command(
     backup_dir: str,
     audit_log: str | None,
     output: str,
+    show_all: bool,
     base_url: str,
     master_key: str | None,
     debug: bool,
@@ -171,7 +175,10 @@ def restore_command(
                     )
                     result.audit, result.backup_file = net.audit, net.backup_file
                 if output == "text":
-                    out(render_plan(plan, dry_run=False) if plan.has_changes else render_plan_summary(plan))
+                    if plan.has_changes:
+                        out_marked(render_plan(plan, dry_run=False, title="restore", limit=plan_limit(show_all)))
+                    else:
+                        out(render_plan_summary(plan, title="restore"))
                     notice = keys_notice(plan, report_path)
                     if notice:
                         out(f"\n{notice}")
@@ -193,7 +200,7 @@ def restore_command(
 
     plan, report = result.plan, result.report
     if report is None:
-        _show_plan_only(plan, output=output, report_path=report_path)
+        _show_plan_only(plan, output=output, report_path=report_path, show_all=show_all)
         return
     written = write_secret_report(report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), err)
     audit_file = result.audit.path if result.audit and result.audit.lines_written else None
@@ -205,34 +212,42 @@ def restore_command(
             audit_log=str(audit_file) if audit_file else None,
         )
         out(json.dumps(data, indent=2))
+    elif output == "markdown":
+        out(render_summary_markdown(report, title="restore", limit=None if show_all else MARKDOWN_LISTED))
+        out(f"\nReport: `{written}` (mode 0600)")
     else:
         if not plan.has_changes and not plan.has_blocked:
             out("Nothing to change: the proxy already matches the snapshot.")
-        out(render_summary(report))
+        out_marked(render_summary(report, limit=plan_limit(show_all)))
         keys = sum(1 for r in report.results if r.api_key)
         note = f" (mode 0600; holds {keys} new API key(s))" if keys else " (mode 0600)"
         out(f"\nReport written to {written}{note}")
         if audit_file:
             out(f"Audit log: {audit_file} ({result.audit.lines_written if result.audit else 0} line(s) appended)")
+        out(render_result_counts(report, title="restore"))
     if result.audit and result.audit.write_errors:
         errors = result.audit.write_errors
         err(f"Warning: {len(errors)} audit line(s) could not be written to {result.audit.path}: {errors[0]}")
     exit_for_report(report, failed=bool(report.failed))
 
 
-def _show_plan_only(plan: Plan, *, output: str, report_path: str) -> None:
-    """A dry run, or a plan refused by a brake: show it and pick the exit code."""
+def _show_plan_only(plan: Plan, *, output: str, report_path: str, show_all: bool = False) -> None:
+    """A dry run, or a plan refused by a brake: show it and pick the exit code. Refusals go to stderr."""
     notice = keys_notice(plan, report_path)
     if output == "json":
         data = plan_to_dict(plan)
         data["notice"] = notice
         out(json.dumps(data, indent=2))
-        for r in plan.refusals:
-            err(f"Refused: {r}")
+    elif output == "markdown":
+        out(render_plan_markdown(plan, title="restore", limit=None if show_all else MARKDOWN_LISTED))
+        if notice:
+            out(f"\n> {notice}")
     else:
-        out(render_plan(plan, dry_run=True))
+        out_marked(render_plan(plan, dry_run=True, title="restore", limit=plan_limit(show_all), with_refusals=False))
         if notice:
             out(f"\n{notice}")
+    for r in plan.refusals:
+        err(f"Refused: {r}")
     if plan.refusals:
         raise CliExit(ExitCode.REFUSED)
     raise CliExit(ExitCode.OK)
