@@ -134,3 +134,40 @@ def _strip(text: str) -> str:
     import re
 
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def test_snapshot_output_is_a_format_and_the_file_has_its_own_option(run: Run, tmp_path: pathlib.Path) -> None:
+    import json
+
+    result, _ = run("snapshot", "--file", "s.json", "--output", "json", users=[user("a@x.com")])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["schema"] == "litellm-usersync/snapshot-written"
+    assert (doc["file"], doc["users"], doc["teams"]) == ("s.json", 1, 2)
+    assert json.loads((tmp_path / "s.json").read_text())["counts"] == {"users": 1, "teams": 2}
+
+
+def test_snapshot_output_path_is_the_old_spelling_of_file(run: Run, tmp_path: pathlib.Path) -> None:
+    result, _ = run("snapshot", "--output", "old.json", users=[user("a@x.com")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "old.json").exists()
+    assert "deprecated" in result.stderr and "--file old.json" in result.stderr
+    assert result.stdout.startswith("Snapshot written to old.json")
+
+
+def test_a_restore_plan_is_headed_as_a_restore(run: Run, tmp_path: pathlib.Path) -> None:
+    users = [user("a@x.com")]
+    assert run("snapshot", "--file", "s.json", users=users)[0].exit_code == 0
+    result, _ = run("restore", "s.json", "--dry-run", users=[*users, user("b@x.com")])
+    assert result.exit_code == 0, result.output
+    assert "Restore Plan:\n" in result.stdout and "Synchronization" not in result.stdout
+    assert "DRY RUN - Changes the restore would make:" in result.stdout
+    assert result.stdout.splitlines()[-1] == "Restore plan: 0 to add, 1 to delete, 0 to update, 1 unchanged."
+
+
+def test_add_marks_a_role_from_the_user_role_default(run: Run, tmp_path: pathlib.Path) -> None:
+    (tmp_path / "user_addlist.csv").write_text("email\nnew@x.com\n", encoding="utf-8")
+    result, _ = run("add", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "  + new@x.com (Role: proxy_admin (default: no role in the CSV), Team: -)" in result.stdout
+    assert result.stdout.splitlines()[-1] == "Registration plan: 1 to add, 0 already exist."

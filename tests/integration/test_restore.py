@@ -215,7 +215,7 @@ def test_restore_takes_a_user_out_of_two_teams_at_once(
 ) -> None:
     teams, _ = arranged
     before = state(clean_proxy)
-    assert cli_run("snapshot", "--output", "before.json").exit_code == 0
+    assert cli_run("snapshot", "--file", "before.json").exit_code == 0
 
     async def join_two(c: ProxyClient) -> None:  # dave joins two more teams, one after the other
         await c.add_team_members(teams["development"], [("dave@example.com", "dave@example.com")])
@@ -235,7 +235,7 @@ def test_a_team_deleted_since_fails_only_its_rows(
     workdir: pathlib.Path,
 ) -> None:
     teams, _ = arranged
-    assert cli_run("snapshot", "--output", "before.json").exit_code == 0
+    assert cli_run("snapshot", "--file", "before.json").exit_code == 0
 
     async def change(c: ProxyClient) -> None:
         await c.delete_users(["alice@example.com", "dave@example.com"])
@@ -265,7 +265,7 @@ def test_restore_is_refused_by_the_mass_deletion_brake(
     workdir: pathlib.Path,
 ) -> None:
     seed_users([("keep@example.com", "internal_user", [])])
-    assert cli_run("snapshot", "--output", "small.json").exit_code == 0
+    assert cli_run("snapshot", "--file", "small.json").exit_code == 0
 
     async def add_many(c: ProxyClient) -> None:
         for i in range(11):
@@ -297,7 +297,7 @@ def test_snapshot_to_stdout_and_a_bad_snapshot_file(
     workdir: pathlib.Path,
 ) -> None:
     _, keys = arranged
-    r = cli_run("snapshot", "--output", "-")
+    r = cli_run("snapshot", "--file", "-")
     assert r.exit_code == 0
     doc = json.loads(r.output)
     assert doc["schema"] == "litellm-usersync/snapshot"
@@ -388,7 +388,7 @@ def test_restore_without_a_writable_backup_folder_changes_nothing(
     clean_proxy: Proxy,
     workdir: pathlib.Path,
 ) -> None:
-    assert cli_run("snapshot", "--output", "before.json").exit_code == 0
+    assert cli_run("snapshot", "--file", "before.json").exit_code == 0
     clean_proxy.run(lambda c: c.delete_users(["alice@example.com"]))
     changed = state(clean_proxy)
     write(workdir / "a-file", "")
