@@ -50,7 +50,25 @@ LIST_VALUED: frozenset[str] = frozenset({"teams", "team_names", "models"})
 #: fields of the proxy's user rows that must never be printed (documentation; the allowlist enforces it)
 SENSITIVE_FIELDS: frozenset[str] = frozenset({"password", "hashed_password", "salt", "token"})
 
-FORMATS: tuple[str, ...] = ("tsv", "csv", "json", "table")
+FORMATS: tuple[str, ...] = ("tsv", "csv", "json", "table", "markdown")
+#: ``--format table`` without ``--columns``: by priority; on a narrow terminal the last ones are left out first
+TABLE_COLUMNS: tuple[str, ...] = (
+    "user_email",
+    "user_role",
+    "team_names",
+    "key_count",
+    "spend",
+    "created_at",
+    "updated_at",
+    "user_id",
+)
+#: table columns that wrap onto several lines instead of pushing other columns out
+TABLE_FOLDABLE: frozenset[str] = frozenset({"team_names", "teams", "models", "user_alias"})
+#: a folding column is given at least this many characters before a column is left out for it
+TABLE_MIN_FOLD = 16
+#: what a table column costs beside its text (rich's box: a space either side and a bar)
+TABLE_COLUMN_OVERHEAD = 3
+_TIMESTAMPS = frozenset({"created_at", "updated_at"})
 
 
 def parse_columns(text: str) -> tuple[str, ...]:
@@ -185,3 +203,49 @@ def render_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def render_json(rows: Sequence[Mapping[str, Any]]) -> str:
     """A JSON array of objects; list columns are real arrays."""
     return json.dumps(list(rows), indent=2, ensure_ascii=False) + "\n"
+
+
+def short_timestamp(value: Any) -> str:
+    """``2026-11-27T03:07:38.123456+00:00`` -> ``2026-11-27 03:07`` (a table has no room for microseconds)."""
+    text = render_cell(value)
+    if len(text) >= 16 and text[4] == "-" and text[10] in "T ":
+        return text[:10] + " " + text[11:16]
+    return text
+
+
+def table_cell(column: str, value: Any) -> str:
+    """One value as a table cell: lists joined with ``, `` (one line, wrapped only if need be), short times."""
+    if column in _TIMESTAMPS:
+        return short_timestamp(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if column == "spend" and isinstance(value, (int, float)):
+        return f"{value:,.2f}"
+    return render_cell(value)
+
+
+def fit_columns(rows: Sequence[Mapping[str, str]], columns: Sequence[str], width: int) -> tuple[str, ...]:
+    """The columns (in priority order) that fit ``width`` characters; a foldable column counts its minimum.
+
+    The first column is always kept. Columns that do not fit are left out from the end of ``columns``.
+    """
+    chosen: list[str] = []
+    used = 1  # the table's left edge
+    for c in columns:
+        natural = max([len(c), *(len(line) for r in rows for line in r[c].split("\n"))])
+        need = min(natural, max(TABLE_MIN_FOLD, len(c))) if c in TABLE_FOLDABLE else natural
+        if not chosen or used + need + TABLE_COLUMN_OVERHEAD <= width:
+            chosen.append(c)
+            used += need + TABLE_COLUMN_OVERHEAD
+    return tuple(chosen)
+
+
+def render_markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A Markdown table (lists joined with ``, ``, pipes escaped)."""
+
+    def cell(c: str, v: Any) -> str:
+        return table_cell(c, v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines.extend("| " + " | ".join(cell(c, r[c]) for c in columns) + " |" for r in rows)
+    return "\n".join(lines) + "\n"

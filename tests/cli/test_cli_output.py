@@ -171,3 +171,33 @@ def test_add_marks_a_role_from_the_user_role_default(run: Run, tmp_path: pathlib
     assert result.exit_code == 0, result.output
     assert "  + new@x.com (Role: proxy_admin (default: no role in the CSV), Team: -)" in result.stdout
     assert result.stdout.splitlines()[-1] == "Registration plan: 1 to add, 0 already exist."
+
+
+def test_table_fits_the_terminal(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11: at 160 columns every email, team id and microsecond timestamp wrapped onto two lines."""
+    import os
+    import shutil
+
+    from litellm_usersync.cli import listing as listing_cli
+
+    monkeypatch.setattr(listing_cli, "stdout_is_tty", lambda: True)
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *a: os.terminal_size((80, 24)))
+    users = [
+        {**user("someone.long@example.com", teams=("t-dev", "t-sup")), "created_at": "2026-11-27T03:07:38.123456Z"}
+    ]
+    result, _ = run("list", "--format", "table", users=users)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(len(x) <= 80 for x in lines[:-1]), result.stdout
+    row = next(x for x in lines if "someone.long@example.com" in x)
+    assert "development, support" in row  # team names, not ids, on the user's one line
+    assert "t-dev" not in result.stdout
+    assert lines[-1].startswith("1 user(s); left out to fit 80 columns: ")
+
+
+def test_list_markdown(run: Run) -> None:
+    result, _ = run(
+        "list", "--output", "markdown", "--columns", "user_email,team_names", users=[user("a@x.com", teams=("t-dev",))]
+    )
+    assert result.exit_code == 0
+    assert result.stdout == "| user_email | team_names |\n|---|---|\n| a@x.com | development |\n"

@@ -189,3 +189,25 @@ def test_role_filter_ignores_case() -> None:
     admin = LiveUser("a", "a@x.com", "proxy_admin")
     assert ListFilter(role="Proxy_Admin").accepts(admin)
     assert not ListFilter(role="internal_user").accepts(admin)
+
+
+def test_table_cells_are_short_and_on_one_line() -> None:
+    from litellm_usersync.listing import short_timestamp, table_cell
+
+    assert short_timestamp("2026-11-27T03:07:38.123456+00:00") == "2026-11-27 03:07"
+    assert short_timestamp("2026-11-27 03:07:38") == "2026-11-27 03:07"
+    assert short_timestamp(None) == ""
+    assert table_cell("team_names", ["dev", "support"]) == "dev, support"
+    assert table_cell("spend", 1234.5) == "1,234.50"
+
+
+def test_fit_columns_leaves_out_the_lowest_priority_columns_that_do_not_fit() -> None:
+    from litellm_usersync.listing import fit_columns
+
+    rows = [{"user_email": "a" * 30, "user_role": "internal_user", "team_names": "t" * 40, "user_id": "u" * 36}]
+    cols = ("user_email", "user_role", "team_names", "user_id")
+    assert fit_columns(rows, cols, 200) == cols
+    # team_names folds down to 16 characters before anything is left out: 1 + 33 + 16 + 19 = 69
+    assert fit_columns(rows, cols, 70) == ("user_email", "user_role", "team_names")
+    assert fit_columns(rows, cols, 60) == ("user_email", "user_role")
+    assert fit_columns(rows, cols, 10) == ("user_email",)  # the first column always stays

@@ -12,19 +12,33 @@ from ..listing import (
     FORMATS,
     LIST_COLUMNS,
     SYNC_INPUT_COLUMNS,
+    TABLE_COLUMNS,
+    TABLE_FOLDABLE,
     ListFilter,
     build_rows,
     build_sync_rows,
+    fit_columns,
     parse_columns,
-    render_cell,
     render_csv,
     render_json,
+    render_markdown,
     render_tsv,
     select_users,
+    table_cell,
 )
 from ..models import Snapshot
 from ..snapshot import read_snapshot
-from ._common import build_settings, common_options, err, handle_errors, make_client, run_async, setup_logging
+from ._common import (
+    build_settings,
+    colour_enabled,
+    common_options,
+    err,
+    handle_errors,
+    make_client,
+    run_async,
+    setup_logging,
+    stdout_is_tty,
+)
 from ._progress import progress_bar
 
 
@@ -57,11 +71,12 @@ def _columns(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     "--format",
     "--output",
     "fmt",
-    type=click.Choice(FORMATS),
+    type=click.Choice([*FORMATS, "text"]),
     default="tsv",
     show_default=True,
-    help="tsv: tab-separated, header first (the seed's); csv: sync's input format; json: an array of "
-    "objects; table: a table for the terminal. --output is the same option (as on the other commands).",
+    help="tsv (also text): tab-separated, header first (the seed's); csv: sync's input format; json: an array "
+    "of objects; table: a table that fits the terminal; markdown: a Markdown table. --output is the same "
+    "option (as on the other commands).",
 )
 @common_options
 def list_command(
@@ -117,35 +132,47 @@ def list_command(
         if left_out:
             err(f"{left_out} user(s) without an email left out: sync's input needs an email.")
         return
+    if fmt == "table":
+        _print_table(build_rows(users, snapshot, columns or TABLE_COLUMNS), columns or TABLE_COLUMNS, fit=not columns)
+        return
     cols = columns or DEFAULT_COLUMNS
     rows = build_rows(users, snapshot, cols)
-    if fmt == "tsv":
+    if fmt in ("tsv", "text"):
         click.echo(render_tsv(rows, cols), nl=False)
     elif fmt == "csv":
         click.echo(render_csv(cols, ([r[c] for c in cols] for r in rows)), nl=False)
     elif fmt == "json":
         click.echo(render_json(rows), nl=False)
     else:
-        _print_table(rows, cols)
+        click.echo(render_markdown(rows, cols), nl=False)
 
 
-def _print_table(rows: list[dict[str, object]], cols: tuple[str, ...]) -> None:
+def _print_table(rows: list[dict[str, object]], cols: tuple[str, ...], *, fit: bool) -> None:
+    """A table that fits the terminal: team names (not ids), short timestamps, one line per user where there is
+    room; ``fit`` (no --columns given) leaves out the lowest-priority columns that do not fit."""
+    import shutil
+
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(show_lines=False, header_style="bold")
-    for c in cols:
-        table.add_column(c, overflow="fold", justify="right" if c in ("spend", "max_budget", "key_count") else "left")
-    for r in rows:
-        table.add_row(*(Text(_table_cell(r[c])) for c in cols))  # Text: no markup
+    cells = [{c: table_cell(c, r[c]) for c in cols} for r in rows]
+    tty = stdout_is_tty()
     # on a terminal: its width; piped: as wide as the content (a folded table is useless in a file)
-    width = None if sys.stdout.isatty() else 100_000
-    Console(file=sys.stdout, width=width, soft_wrap=False).print(table)
-    click.echo(f"{len(rows)} user(s)")
-
-
-def _table_cell(value: object) -> str:
-    if isinstance(value, (list, tuple)):
-        return "\n".join(str(v) for v in value)
-    return render_cell(value)
+    width = shutil.get_terminal_size().columns if tty else 100_000
+    shown = fit_columns(cells, cols, width) if fit and tty else cols
+    table = Table(show_lines=False, header_style="bold")
+    for c in shown:
+        numeric = c in ("spend", "max_budget", "key_count")
+        table.add_column(
+            c,
+            overflow="fold",
+            no_wrap=c not in TABLE_FOLDABLE,
+            justify="right" if numeric else "left",
+        )
+    for r in cells:
+        table.add_row(*(Text(r[c]) for c in shown))  # Text: no markup
+    Console(file=sys.stdout, width=width, soft_wrap=False, no_color=not colour_enabled()).print(table)
+    left_out = [c for c in cols if c not in shown]
+    note = f"; left out to fit {width} columns: {', '.join(left_out)} (--columns chooses)" if left_out else ""
+    click.echo(f"{len(rows)} user(s){note}")
