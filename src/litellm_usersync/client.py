@@ -37,6 +37,9 @@ from .identity import DEFAULT_USER_ID, normalize_email
 from .settings import BULK_CHUNK, MAX_RETRY_AFTER_S, ClientSettings, RetryPolicy
 
 log = logging.getLogger("litellm_usersync.http")
+#: one line per retry ("retrying (2/5) in 1.0 s: ..."): the CLI shows these even without --debug, so a dead
+#: proxy is not 9 s of silence
+retry_log = logging.getLogger("litellm_usersync.retry")
 
 USER_AGENT = "litellm-usersync"
 _MAX_MESSAGE = 300
@@ -324,7 +327,8 @@ class ProxyClient:
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            log.info("retrying after %s (attempt %d of %d)", exc, state.attempt_number, policy.attempts)
+            delay = state.next_action.sleep if state.next_action else 0.0
+            retry_log.info("retrying (%d/%d) in %.1f s: %s", state.attempt_number + 1, policy.attempts, delay, exc)
 
         return AsyncRetrying(
             retry=retry_if_exception(predicate),
@@ -605,7 +609,9 @@ class ProxyClient:
                 if existing is not None:
                     return self._created_from_row(existing, recovered=True)
                 if attempt < policy.attempts:
-                    await self._sleep(min(policy.max_wait_s, policy.initial_s * 2 ** (attempt - 1)))
+                    delay = min(policy.max_wait_s, policy.initial_s * 2 ** (attempt - 1))
+                    retry_log.info("retrying (%d/%d) in %.1f s: %s", attempt + 1, policy.attempts, delay, exc)
+                    await self._sleep(delay)
                 continue
             key = data.get("key") or None
             self.remember_secret(key)

@@ -201,3 +201,47 @@ def test_list_markdown(run: Run) -> None:
     )
     assert result.exit_code == 0
     assert result.stdout == "| user_email | team_names |\n|---|---|\n| a@x.com | development |\n"
+
+
+def test_a_dead_proxy_says_it_is_retrying_instead_of_silence(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+    from click.testing import CliRunner
+
+    from litellm_usersync.cli import cli
+    from litellm_usersync.cli._common import Context
+
+    from ._scripted import KEY
+
+    monkeypatch.chdir(tmp_path)
+    _csv(tmp_path, ["a@x.com,internal_user,"])
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("Connection refused", request=request)
+
+    slept: list[float] = []
+
+    async def sleep(s: float) -> None:
+        slept.append(s)
+
+    result = CliRunner().invoke(
+        cli,
+        ["sync", "--dry-run"],
+        obj=Context(transport=httpx.MockTransport(refuse), sleep=sleep),
+        env={"LITELLM_MASTER_KEY": KEY, "LITELLM_BASE_URL": "http://proxy.test"},
+    )
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    retries = [x for x in lines if x.startswith("retrying (")]
+    # each request the run needed says so, attempt by attempt (the default policy: 5 attempts)
+    assert [x.split(")")[0] for x in retries[:4]] == [
+        "retrying (2/5",
+        "retrying (3/5",
+        "retrying (4/5",
+        "retrying (5/5",
+    ]
+    assert "cannot connect to http://proxy.test" in retries[0]
+    assert len(slept) == len(retries) >= 4
+    assert lines[-1].startswith("Error: Connection failed")
+    assert KEY not in result.stderr

@@ -137,16 +137,34 @@ def build_settings(
     )
 
 
+class _EchoHandler(logging.Handler):
+    """Log records as plain lines on the *current* stderr (a progress bar redirects it: lines go above the bar)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:  # pragma: no cover - logging must never break a run
+            self.handleError(record)
+
+
 def setup_logging(debug: bool) -> None:
+    """``--debug``: everything on stderr, timestamped. Without it: warnings, and the one line per retry
+    (``retrying (2/5) in 1.0 s: ...``) so that waiting on a dead proxy is never silent."""
     root = logging.getLogger("litellm_usersync")
     root.handlers.clear()
+    retry = logging.getLogger("litellm_usersync.retry")
+    retry.handlers.clear()
+    retry.propagate = True
     if debug:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _EchoHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         root.addHandler(handler)
         root.setLevel(logging.DEBUG)
     else:
         root.setLevel(logging.WARNING)
+        retry.setLevel(logging.INFO)
+        retry.addHandler(_EchoHandler())
+        retry.propagate = False
 
 
 def make_client(settings: ClientSettings) -> ProxyClient:
