@@ -37,6 +37,11 @@ from .identity import DEFAULT_USER_ID, normalize_email
 from .settings import BULK_CHUNK, MAX_RETRY_AFTER_S, ClientSettings, RetryPolicy
 
 log = logging.getLogger("litellm_usersync.http")
+#: answers that look like errors in --debug but are how the proxy says something normal
+_EXPECTED_ERRORS = {
+    ("GET", "/key/info", 404): "the master key is not a stored key, so the tool runs as default_user_id "
+    "(a virtual key would be found and its owner protected)",
+}
 #: one line per retry ("retrying (2/5) in 1.0 s: ..."): the CLI shows these even without --debug, so a dead
 #: proxy is not 9 s of silence
 retry_log = logging.getLogger("litellm_usersync.retry")
@@ -295,9 +300,12 @@ class ProxyClient:
                 path=path,
             ) from exc
         if log.isEnabledFor(logging.DEBUG):
+            expected = _EXPECTED_ERRORS.get((method, path, response.status_code))
             shown = (
                 "(body withheld: an invitation id lets its holder set the user's password)"
                 if path in _SECRET_ANSWERS and response.status_code < 400
+                else f"— expected, not an error: {expected}"
+                if expected
                 else self.mask(response.text[:2000])
             )
             log.debug("← %s %s %s %s", response.status_code, method, path, shown)

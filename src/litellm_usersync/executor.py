@@ -71,6 +71,13 @@ class _Progress:
             self.callback(self.phase, self.done, self.total)
 
 
+def _who(emails: Iterable[str], shown: int = 10) -> str:
+    """``3 user(s): a, b, c`` for a debug line (the first ``shown`` named)."""
+    names = list(emails)
+    more = f", … ({len(names) - shown} more)" if len(names) > shown else ""
+    return f"{len(names)} user(s): {', '.join(names[:shown])}{more}"
+
+
 def _done(action: Action, **kw: Any) -> Outcome:
     return Outcome(action, OutcomeStatus.DONE, **kw)
 
@@ -312,6 +319,7 @@ class Executor:
                 return out
 
         async def one(a: ChangeRole) -> list[Outcome]:
+            log.debug("step: role of %s: %s → %s", a.email, a.old_role, a.new_role)
             try:
                 await self.client.update_user(a.user_id, user_role=a.new_role)
             except AuthError:
@@ -358,6 +366,8 @@ class Executor:
 
         async def team(batch: list[AddMembership]) -> list[Outcome]:
             tid = batch[0].team_id
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("step: team %s: add %s", self._label(tid), _who(a.email for a in batch))
             try:
                 ok = await self.client.add_team_members(tid, [(a.user_id, a.email) for a in batch])
             except AuthError:
@@ -386,6 +396,8 @@ class Executor:
 
         async def team(batch: list[RemoveMembership]) -> list[Outcome]:
             tid = batch[0].team_id
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("step: team %s: remove %s", self._label(tid), _who(a.email for a in batch))
             if bulk and len(batch) > 1:
                 try:
                     rows = await self.client.bulk_remove_team_members(tid, [a.user_id for a in batch])
@@ -445,6 +457,7 @@ class Executor:
             self._unverified = {i.user_id for i in items}
             return {i.user_id: f"could not verify: {exc}" for i in items}
         wrong: dict[str, str] = {}
+        log.debug("verify: read back %d user(s) whose teams changed", len(items))
         for i in items:
             row = rows.get(i.user_id)
             if row is None:
@@ -467,13 +480,17 @@ class Executor:
                 parts.append(f"role is {row.get('user_role')}, expected {i.role}")
             if parts:
                 wrong[i.user_id] = "; ".join(parts)
+                log.debug("verify: %s: %s", i.email, wrong[i.user_id])
+        log.debug("verify: %d of %d as planned", len(items) - len(wrong), len(items))
         self._progress.advance(len(items))
         return wrong
 
     async def recreate(self, a: RecreateUser, *, create_key: bool = True) -> Outcome:
         """The seed's fallback: delete the user, create it again with the right role and teams."""
+        log.debug("fallback for %s: 1/3 delete the user (its API keys are deleted with it)", a.email)
         try:
             await self.client.delete_users([a.user_id])
+            log.debug("fallback for %s: 2/3 create it again (id %s, role %s)", a.email, a.user_id, a.role)
             created = await self.client.create_user(create_body(a, with_teams=False, create_key=create_key))
         except AuthError:
             raise
@@ -481,6 +498,9 @@ class Executor:
             return _failed(a, f"User recreation failed: {exc}")
         note = "recreated by the fallback; the user's previous API keys were deleted"
         missing = []
+        if log.isEnabledFor(logging.DEBUG):
+            teams = ", ".join(self._label(t) for t in a.team_ids) or "none"
+            log.debug("fallback for %s: 3/3 add it to its team(s): %s", a.email, teams)
         for tid in a.team_ids:
             try:
                 await self.client.add_team_members(tid, [(a.user_id, a.email)])

@@ -63,6 +63,36 @@ def describe_item(item: PlanItem) -> str:
     return text
 
 
+def explain_item(item: PlanItem) -> str:
+    """Why a user is in the plan (``--debug``'s difference detection): what the CSV says against the proxy."""
+    where = f"CSV line {item.line}" if item.line else "the source"
+    if item.kind is ItemKind.ADD:
+        why = f"{item.email}: in {where}, no user with this email in the proxy → create"
+    elif item.kind is ItemKind.DELETE:
+        why = f"{item.email} (user_id {item.user_id}, role {item.role}): in the proxy, not in the source → delete"
+    else:
+        diffs = []
+        if item.role is not None and item.role != item.old_role:
+            diffs.append(f"role {item.old_role} in the proxy, {item.role} in {where}")
+        if item.unresolved_teams or tuple(item.team_names) != tuple(item.old_team_names):
+            diffs.append(f"teams [{', '.join(item.old_team_names)}] in the proxy, [{_wanted_teams(item)}] in {where}")
+        if item.kind is ItemKind.UNCHANGED:
+            why = f"{item.email}: role and teams match {where} → nothing to do"
+        else:
+            why = f"{item.email}: {'; '.join(diffs) or 'differs'} → " + (", ".join(a.key for a in item.actions) or "-")
+    if item.blocked:
+        why += f" (cannot be applied: {item.blocked})"
+    return why
+
+
+def explain_plan(plan: Plan) -> list[str]:
+    """One line per user of the plan and per user left alone, saying why (for ``--debug``)."""
+    lines = [f"plan: {explain_item(i)}" for i in plan.items]
+    lines.extend(f"plan: {s.email or s.user_id}: left alone ({s.reason})" for s in plan.skipped)
+    lines.extend(f"plan: refused: {r}" for r in plan.refusals)
+    return lines
+
+
 #: title of each kind of plan: what the summary and the listing are headed with
 _TITLES = {"sync": "Synchronization", "restore": "Restore"}
 

@@ -245,3 +245,21 @@ def test_a_dead_proxy_says_it_is_retrying_instead_of_silence(
     assert len(slept) == len(retries) >= 4
     assert lines[-1].startswith("Error: Connection failed")
     assert KEY not in result.stderr
+
+
+def test_debug_explains_why_each_user_is_in_the_plan_and_the_master_keys_404(run: Run, tmp_path: pathlib.Path) -> None:
+    _csv(tmp_path, ["new@x.com,internal_user,development", "stay@x.com,proxy_admin,support", "same@x.com,,"])
+    users = [user("stay@x.com", "internal_user", ("t-dev",)), user("old@x.com"), user("same@x.com")]
+    result, _ = run("sync", "--dry-run", "--debug", users=users)
+    assert result.exit_code == 0, result.output
+    err = result.stderr
+    assert "plan: new@x.com: in CSV line 2, no user with this email in the proxy → create" in err
+    assert (
+        "plan: stay@x.com: role internal_user in the proxy, proxy_admin in CSV line 3; teams [development] in the "
+        "proxy, [support] in CSV line 3 → role:stay@x.com, join:stay@x.com:t-sup, leave:stay@x.com:t-dev"
+    ) in err
+    assert "plan: same@x.com: role and teams match CSV line 4 → nothing to do" in err
+    assert "plan: old@x.com (user_id old@x.com, role internal_user): in the proxy, not in the source → delete" in err
+    key_info = next(x for x in err.splitlines() if "← 404 GET /key/info" in x)
+    assert "expected, not an error: the master key is not a stored key" in key_info
+    assert "Key not found" not in key_info

@@ -887,3 +887,23 @@ async def test_a_user_id_with_a_comma_is_never_recreated_for_want_of_a_read_back
     (result,) = report.results
     assert not result.recreated and fake.count("POST /user/new") == 0
     assert not result.success and "user id contains a comma" in (result.error or "")
+
+
+async def test_debug_shows_each_team_step_the_verification_and_the_fallback_steps(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 11: --debug showed only HTTP lines; the manual promises the team update and fallback steps."""
+    import logging
+
+    fake = seeded(NEW)
+    fake.sticky.add(("u-move", "t-dev"))  # member_delete answers 200 but keeps the membership
+    plan = await plan_on(fake)
+    with caplog.at_level(logging.DEBUG, logger="litellm_usersync.executor"):
+        await run(fake, plan)
+    lines = [r.getMessage() for r in caplog.records if r.name == "litellm_usersync.executor"]
+    assert any(x.startswith("step: team support: add ") and "move@x.com" in x for x in lines), lines
+    assert any(x.startswith("step: team development: remove ") and "move@x.com" in x for x in lines), lines
+    assert "verify: move@x.com: still in team(s) development" in lines
+    fallback = [x for x in lines if x.startswith("fallback for move@x.com")]
+    assert [x.split(":")[1].strip()[:3] for x in fallback] == ["1/3", "2/3", "3/3"]
+    assert "3/3 add it to its team(s): support" in fallback[-1]

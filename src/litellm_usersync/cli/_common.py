@@ -223,6 +223,16 @@ def out_marked(text: str = "") -> None:
         click.echo(text)
 
 
+def debug_plan(plan: Any) -> None:
+    """``--debug``: the difference detection, one line per user (why it is in the plan, or left alone)."""
+    log = logging.getLogger("litellm_usersync.plan")
+    if log.isEnabledFor(logging.DEBUG):
+        from ..report import explain_plan
+
+        for line in explain_plan(plan):
+            log.debug("%s", line)
+
+
 def plan_limit(show_all: bool) -> int | None:
     """How many users of each kind a plan lists: all when piped (a file or grep wants every line) or with
     ``--show-all``; the first ``TTY_LISTED`` on a terminal."""

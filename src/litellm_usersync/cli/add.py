@@ -31,6 +31,7 @@ from ._common import (
     ExitCode,
     build_settings,
     common_options,
+    debug_plan,
     exit_for_report,
     handle_errors,
     listed_lines,
@@ -157,6 +158,7 @@ def add_command(
                 with progress_bar(not debug) as progress:
                     snapshot = await read_snapshot(client, on_progress=progress)
                 add = build_add_plan(desired, snapshot, default_role=user_role)
+                debug_plan(add.plan)
                 say(render_add_plan(add, dry_run=dry_run, limit=limit))
                 if output == "markdown":
                     out(render_plan_markdown(add.plan, dry_run=dry_run, title="Registration", limit=md_limit))

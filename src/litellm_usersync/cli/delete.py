@@ -26,6 +26,7 @@ from ._common import (
     ExitCode,
     build_settings,
     common_options,
+    debug_plan,
     err,
     exit_for_report,
     handle_errors,
@@ -134,6 +135,7 @@ def delete_command(
                 with progress_bar(not debug) as progress:
                     snapshot = await read_snapshot(client, on_progress=progress)
                 dp = build_delete_plan(desired, snapshot, max_delete=max_delete)
+                debug_plan(dp.plan)
                 say(render_delete_plan(dp, dry_run=dry_run, limit=limit, with_refusals=False))
                 if output == "markdown":
                     out(render_plan_markdown(dp.plan, dry_run=dry_run, title="Deletion", limit=md_limit))

@@ -34,6 +34,7 @@ from ._common import (
     ExitCode,
     build_settings,
     common_options,
+    debug_plan,
     err,
     exit_for_report,
     handle_errors,
@@ -160,6 +161,7 @@ def restore_command(
                 with progress_bar(not debug) as progress:
                     current = await read_snapshot(client, on_progress=progress)
                 plan = build_restore_plan(target, current, options)
+                debug_plan(plan)
                 if dry_run or plan.refusals:
                     return _Run(plan)
                 result = _Run(plan)

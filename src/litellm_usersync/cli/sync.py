@@ -34,6 +34,7 @@ from ._common import (
     ExitCode,
     build_settings,
     common_options,
+    debug_plan,
     err,
     exit_for_report,
     handle_errors,
@@ -236,6 +237,7 @@ def sync_command(
                 else:
                     assert desired is not None
                     plan = build_plan(desired, snapshot, options)
+                debug_plan(plan)
                 if plan_out:
                     write_plan_file(plan_out, plan, source=apply_plan_path or csv_file)
                 if dry_run or plan.refusals:
