@@ -473,7 +473,9 @@ class ProxyClient:
         parse: Callable[[dict[str, Any]], R],
     ) -> list[R]:
         """Every page of a listing, parsed as each page arrives (the raw rows of a page are dropped at once),
-        then checked: the same total on every page, as many distinct ids as the total."""
+        then checked: the same total on every page, as many distinct ids as the total.
+
+        ``on_page(rows_read, total)`` is called after each page, in rows (not pages)."""
         parsed: dict[int, tuple[int, list[str], list[R]]] = {}
 
         async def load(n: int) -> Page:
@@ -484,16 +486,20 @@ class ProxyClient:
         first = await load(1)
         total = first.total
         pages = max(first.total_pages, math.ceil(total / self.settings.page_size) if total else 1)
+        rows_read = len(first.items)
         del first
+        # progress counts rows (users, teams), not pages: "1,200/2,000 users" says how far a read is
         if on_page:
-            on_page(1, pages)
+            on_page(min(rows_read, total), total)
         sem = asyncio.Semaphore(max(self.settings.concurrency, 1))
 
         async def one(n: int) -> None:
+            nonlocal rows_read
             async with sem:
                 await load(n)
+            rows_read += len(parsed[n][1])
             if on_page:
-                on_page(len(parsed), pages)
+                on_page(min(rows_read, total), total)
 
         await asyncio.gather(*(one(n) for n in range(2, pages + 1)))
         items: list[R] = []

@@ -20,6 +20,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from .client import ProxyClient, RowResult
@@ -274,19 +275,21 @@ class Executor:
             return []
         self._progress.start("deleting users", len(actions))
         bulk = await self.client.supports_bulk("delete")
+        done: list[Outcome] = []
         if bulk and not self.stopping:
-            rows = await self._guard(lambda: self.client.bulk_delete_users([a.user_id for a in actions]))
-            if isinstance(rows, list):
-                out = _outcomes_from_rows(actions, rows, "not deleted")
-                self._progress.advance(len(out))
-                return out
+            done, rest = await self._in_bulk_chunks(
+                actions, lambda chunk: self.client.bulk_delete_users([a.user_id for a in chunk]), "not deleted"
+            )
+            if not rest:
+                return done
+            actions = rest
         # older proxies leave rosters behind on /user/delete: leave the teams first (not with --no-bulk on a
         # proxy whose delete cascades: that would only cost one request per team of every deleted user)
         if not await self.client.user_delete_cascades():
             leaves = [RemoveMembership(a.user_id, a.email, t) for a in actions for t in a.team_ids]
             await self._leaves(leaves, progress=False)
         chunks = [list(actions[i : i + DELETE_CHUNK]) for i in range(0, len(actions), DELETE_CHUNK)]
-        return await self._each(chunks, self._delete_chunk)
+        return done + await self._each(chunks, self._delete_chunk)
 
     async def _delete_chunk(self, chunk: list[DeleteUser]) -> list[Outcome]:
         try:
@@ -307,16 +310,18 @@ class Executor:
         if not actions:
             return []
         self._progress.start("changing roles", len(actions))
+        done: list[Outcome] = []
         if await self.client.supports_bulk("update") and not self.stopping:
-            rows = await self._guard(
-                lambda: self.client.bulk_update_users(
-                    [{"user_id": a.user_id, "user_role": a.new_role} for a in actions]
-                )
+            done, rest = await self._in_bulk_chunks(
+                actions,
+                lambda chunk: self.client.bulk_update_users(
+                    [{"user_id": a.user_id, "user_role": a.new_role} for a in chunk]
+                ),
+                "not updated",
             )
-            if isinstance(rows, list):
-                out = _outcomes_from_rows(actions, rows, "not updated")
-                self._progress.advance(len(out))
-                return out
+            if not rest:
+                return done
+            actions = rest
 
         async def one(a: ChangeRole) -> list[Outcome]:
             log.debug("step: role of %s: %s → %s", a.email, a.old_role, a.new_role)
@@ -328,7 +333,31 @@ class Executor:
                 return [_failed(a, exc)]
             return [_done(a)]
 
-        return await self._each(actions, one)
+        return done + await self._each(actions, one)
+
+    async def _in_bulk_chunks(
+        self,
+        actions: Sequence[A],
+        call: Callable[[list[A]], Awaitable[list[RowResult] | None]],
+        missing: str,
+    ) -> tuple[list[Outcome], list[A]]:
+        """Send ``actions`` through a batch endpoint one chunk at a time, so progress advances by what was done.
+
+        Returns the outcomes of the chunks sent in bulk and the actions left for per-user calls: all of them
+        when the proxy has no such route, the rest when a chunk fails as a whole or the run is stopping.
+        """
+        out: list[Outcome] = []
+        for i in range(0, len(actions), BULK_CHUNK):
+            if self.stopping:
+                return out, list(actions[i:])
+            chunk = list(actions[i : i + BULK_CHUNK])
+            rows = await self._guard(partial(call, chunk))
+            if not isinstance(rows, list):
+                return out, list(actions[i:])
+            got = _outcomes_from_rows(chunk, rows, missing)
+            out.extend(got)
+            self._progress.advance(len(got))
+        return out, []
 
     async def _guard(self, fn: Callable[[], Awaitable[T]]) -> T | ProxyError:
         try:

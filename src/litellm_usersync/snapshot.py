@@ -62,7 +62,7 @@ async def read_snapshot(
     version, caller = await asyncio.gather(client.proxy_version(), client.check_auth())
     # rows are parsed page by page: the raw rows (29 fields each) never all live at once
     users, teams = await asyncio.gather(
-        client.read_all_users(on_page=progress("users"), parse=parse_live_user),
-        client.read_all_teams(on_page=progress("teams"), parse=parse_team),
+        client.read_all_users(on_page=progress("reading users"), parse=parse_live_user),
+        client.read_all_teams(on_page=progress("reading teams"), parse=parse_team),
     )
     return Snapshot(users=tuple(users), teams=tuple(teams), proxy_version=version, caller_user_id=caller)

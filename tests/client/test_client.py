@@ -109,7 +109,9 @@ async def test_read_all_users_reads_every_page(n: int) -> None:
         assert r.url.path == "/user/list"
         assert r.url.params["sort_by"] == "user_id" and r.url.params["sort_order"] == "asc"
         assert r.headers["authorization"] == f"Bearer {MASTER}"
-    assert progress[0] == (1, pages) and progress[-1] == (pages, pages)
+    # progress counts users, not pages (issue 11: "1/20" pages said nothing about 2,000 users)
+    assert progress[0] == (min(n, 100), n) and progress[-1] == (n, n)
+    assert [d for d, _ in progress] == sorted(d for d, _ in progress)
 
 
 async def test_read_all_teams_reads_every_page() -> None:

@@ -24,7 +24,9 @@ async def test_read_snapshot_reads_everything_once() -> None:
     assert snap.team_ids_of("u007") == frozenset({"t007"})
     assert snap.teams_by_id["t007"].members[0].user_id == "u007"
     assert fake.count("GET /user/list") == 3 and fake.count("GET /v2/team/list") == 2
-    assert ("users", 3, 3) in progress and ("teams", 2, 2) in progress
+    # in rows, not pages: 260 users on 3 pages, 130 teams on 2
+    assert ("reading users", 100, 260) in progress and ("reading users", 260, 260) in progress
+    assert ("reading teams", 130, 130) in progress
 
 
 async def test_read_snapshot_with_a_virtual_key_names_its_owner() -> None:

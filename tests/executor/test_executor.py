@@ -907,3 +907,22 @@ async def test_debug_shows_each_team_step_the_verification_and_the_fallback_step
     fallback = [x for x in lines if x.startswith("fallback for move@x.com")]
     assert [x.split(":")[1].strip()[:3] for x in fallback] == ["1/3", "2/3", "3/3"]
     assert "3/3 add it to its team(s): support" in fallback[-1]
+
+
+async def test_bulk_deletes_and_role_changes_advance_the_progress_chunk_by_chunk() -> None:
+    """Issue 11: a bulk step of 1,200 users sat at 0 until all 1,200 were done; it now advances per batch."""
+    fake = FakeProxy(version=NEW)
+    for i in range(1200):
+        fake.add_user(f"u{i:04d}", f"u{i:04d}@x.com", "internal_user", ())
+    keep = DesiredState(tuple(row(f"u{i:04d}@x.com", "proxy_admin") for i in range(600)))
+    plan = await plan_on(fake, keep, max_delete=1000)
+    phases: list[tuple[str, int, int]] = []
+    report = await run(fake, plan, on_progress=lambda *a: phases.append(a))
+    assert report.ok
+    assert [p for p in phases if p[0] == "deleting users"] == [
+        ("deleting users", 0, 600),
+        ("deleting users", 500, 600),
+        ("deleting users", 600, 600),
+    ]
+    assert [p[1] for p in phases if p[0] == "changing roles"] == [0, 500, 600]
+    assert fake.count("POST /management/v1/users/bulk_delete") == 2

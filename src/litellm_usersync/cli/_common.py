@@ -336,6 +336,9 @@ def run_async(coro_fn: Callable[[asyncio.Event], Awaitable[T]]) -> T:
 
 
 def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+    from ._progress import freeze_progress_bars
+
+    freeze_progress_bars()  # a bar that keeps redrawing would overwrite what follows
     if stop.is_set():
         err("Second signal: stopping now.")
         raise KeyboardInterrupt
