@@ -88,6 +88,18 @@ def test_a_user_added_to_a_team_by_id_gets_what_to_run_and_that_works(
 
     clean_proxy.run(do_what_it_says)
     again = cli_run("sync", "--dry-run", "--detailed-exitcode")
-    assert "will FAIL" not in again.stdout
-    assert "alice@example.com" in again.stdout  # now matched by email: updated (its role), not created
-    assert "0 to add" in again.stdout.splitlines()[-1]
+    # now matched by email: member_add made it an internal_user in support, as the row wants
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines()[-1] == "Synchronization plan: 0 to add, 0 to delete, 0 to update, 1 unchanged."
+
+
+def test_a_dead_proxy_says_retrying_on_stderr(cli_run: Callable[..., Result], workdir: pathlib.Path) -> None:
+    """A real refused connection (nothing listens on loopback port 9): each retry is announced."""
+    write(workdir / "user_list.csv", "email\na@example.com\n")
+    run = cli_run("sync", "--dry-run", env={"LITELLM_BASE_URL": "http://127.0.0.1:9"})
+    assert run.exit_code == 2
+    retries = [x for x in run.stderr.splitlines() if x.startswith("retrying (")]
+    assert retries and retries[0].startswith("retrying (2/5) in ")
+    assert "cannot connect to http://127.0.0.1:9" in retries[0]
+    assert run.stderr.splitlines()[-1].startswith("Error: Connection failed")
+    assert run.stdout == ""
