@@ -30,3 +30,11 @@ def test_after_a_signal_no_bar_is_drawn_again(capsys: pytest.CaptureFixture[str]
     with _progress.progress_bar() as update:  # a later phase draws nothing either
         update("verifying", 1, 10)
     assert capsys.readouterr().err.strip() == ""
+
+
+def test_nothing_to_read_is_a_full_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    """Found on a real terminal: a proxy without teams showed 'reading teams 0/1' until the users were read."""
+    with _progress.progress_bar() as update:
+        update("reading teams", 0, 0)
+    text = capsys.readouterr().err
+    assert "1/1" in text and "0/1" not in text

@@ -61,9 +61,11 @@ def progress_bar(enabled: bool = True) -> Iterator[ProgressFn]:
     def update(phase: str, done: int, total: int) -> None:
         if progress not in _ACTIVE:
             return  # frozen by a signal: never drawn again
+        # nothing to do (a proxy without teams) is a full bar, not "0/1" until the other reads finish
+        shown_total, completed = (1, 1) if total <= 0 else (total, min(done, total))
         if phase not in tasks:
-            tasks[phase] = progress.add_task(phase, total=max(total, 1))
-        progress.update(tasks[phase], completed=min(done, total), total=max(total, 1))
+            tasks[phase] = progress.add_task(phase, total=shown_total)
+        progress.update(tasks[phase], completed=completed, total=shown_total)
 
     with progress:
         _ACTIVE.append(progress)
