@@ -17,10 +17,12 @@ Standard library only, and importable on its own (it is not part of the ``litell
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 #: import names of the runtime dependencies in pyproject.toml (keep in step with it; a test checks)
@@ -67,6 +69,20 @@ def _run(cmd: list[str]) -> None:
         )
 
 
+@contextlib.contextmanager
+def _locked(venv: Path) -> Iterator[None]:
+    """One set-up at a time (two cron jobs starting together must not install over each other)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f".{venv.name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def set_up(repo: Path, venv: Path) -> Path:
     """Create ``venv`` (if needed) and install the project into it (if needed). Returns its python."""
     python = venv_python(venv)
@@ -102,7 +118,8 @@ def ensure_environment(script: str) -> None:
         )
     repo = Path(script).resolve().parent
     venv = venv_dir(repo)
-    python = set_up(repo, venv)
+    with _locked(venv):
+        python = set_up(repo, venv)
     argv = [str(python), str(Path(script).resolve()), *sys.argv[1:]]
     os.environ[_MARKER] = "1"
     sys.stdout.flush()
