@@ -18,7 +18,9 @@ sys.path.insert(0, str(REPO / "src"))
 import _seed_bootstrap  # noqa: E402
 
 
-def run(python: str, *args: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def run(
+    python: str, *args: str, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("LITELLM_", "USERSYNC_"))}
     return subprocess.run(
         [python, *args], cwd=REPO, env={**clean, **(env or {})}, input=stdin, capture_output=True, text=True, timeout=60

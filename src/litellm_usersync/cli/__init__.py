@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import click
 
@@ -15,9 +16,8 @@ from .restore import restore_command
 from .snapshot_cmd import snapshot_command
 from .sync import sync_command
 
-
 #: ``-h`` as well as ``--help``, on the group, every subcommand and every seed script
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -57,7 +57,7 @@ def run_legacy(command: click.Command, prog_name: str, argv: list[str] | None = 
         command = copy.copy(command)
         command.params = list(command.params)
         click.version_option(__version__, prog_name="litellm-usersync")(command)
-    command.main(args=argv, prog_name=prog_name, obj=Context(), **CONTEXT_SETTINGS)  # type: ignore[arg-type]
+    command.main(args=argv, prog_name=prog_name, obj=Context(), **CONTEXT_SETTINGS)
 
 
 __all__ = ["cli", "main", "run_legacy"]

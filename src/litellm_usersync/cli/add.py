@@ -39,6 +39,7 @@ from ._common import (
     run_async,
     setup_logging,
 )
+from ._input import input_format, input_options
 from ._progress import progress_bar
 from ._safety import apply_safely, safety_options, write_secret_report
 
@@ -95,6 +96,7 @@ DEFAULT_UPDATE_LIST = "user_update_list.csv"
     type=click.Path(dir_okay=False),
     help="Rows that were not created (or got no invitation link), with the reason.",
 )
+@input_options
 @common_options
 def add_command(
     csv_file: str,
@@ -141,7 +143,7 @@ def add_command(
     say = printer(output)
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
-        desired = read_users_csv(csv_file, with_key_name=True)
+        desired = read_users_csv(csv_file, with_key_name=True, fmt=input_format())
 
         async def run(stop: asyncio.Event) -> tuple[AddPlan, AddOutcome | None]:
             async with make_client(settings) as client:

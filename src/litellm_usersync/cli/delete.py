@@ -34,6 +34,7 @@ from ._common import (
     run_async,
     setup_logging,
 )
+from ._input import input_format, input_options
 from ._progress import progress_bar
 from ._safety import apply_safely, safety_options
 
@@ -73,6 +74,7 @@ DEFAULT_ERRORS = "user_del_error.csv"
     type=click.Path(dir_okay=False),
     help="Rows not deleted: email,user_id,error_reason.",
 )
+@input_options
 @common_options
 def delete_command(
     csv_file: str,
@@ -117,7 +119,7 @@ def delete_command(
     say = printer(output)
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
-        desired = read_users_csv(csv_file)
+        desired = read_users_csv(csv_file, fmt=input_format())
 
         async def run(stop: asyncio.Event) -> tuple[DeletePlan, RunReport | None]:
             async with make_client(settings) as client:

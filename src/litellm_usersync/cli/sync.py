@@ -38,6 +38,7 @@ from ._common import (
     run_async,
     setup_logging,
 )
+from ._input import INPUT_PARAMS, input_format, input_options
 from ._progress import progress_bar
 from ._safety import apply_safely, safety_options, write_secret_report
 
@@ -131,6 +132,7 @@ def sync_options(f: Any) -> Any:
 @click.command("sync")
 @click.version_option(__version__, prog_name="litellm-usersync")
 @sync_options
+@input_options
 @common_options
 def sync_command(
     csv_file: str,
@@ -180,7 +182,7 @@ def sync_command(
     with handle_errors(debug, unusable=ExitCode.FAILED if detailed_exitcode else ExitCode.UNUSABLE):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
         saved = read_plan_file(apply_plan_path) if apply_plan_path else None
-        desired = None if saved else read_users_csv(csv_file)
+        desired = None if saved else read_users_csv(csv_file, fmt=input_format())
         options = PlanOptions(
             allow_add=not no_add,
             allow_delete=not no_delete,
@@ -257,6 +259,7 @@ _PLAN_SHAPING = (
     "max_delete",
     "protect",
     "protect_role",
+    *INPUT_PARAMS,
 )
 
 
