@@ -78,7 +78,7 @@ def _locked(venv: Path) -> Iterator[None]:
         yield
         return
     venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as fh:
+    with open(venv.with_name(venv.name + ".lock"), "w") as fh:  # .venv.lock, git-ignored
         fcntl.flock(fh, fcntl.LOCK_EX)
         yield
 
