@@ -57,7 +57,7 @@ DEFAULT_UPDATE_LIST = "user_update_list.csv"
     default=DEFAULT_CSV,
     show_default=True,
     type=click.Path(dir_okay=False),
-    help="Input CSV: email,role,team_name,key_name (all but email optional; teams separated by ';').",
+    help="Input CSV (or .xlsx): email,role,team_name,key_name (all but email optional; teams separated by ';').",
 )
 @click.option(
     "--user-role",

@@ -51,7 +51,7 @@ DEFAULT_ERRORS = "user_del_error.csv"
     default=DEFAULT_CSV,
     show_default=True,
     type=click.Path(dir_okay=False),
-    help="Input CSV with an 'email' column (role/team_name, if present, are checked as in sync but not used).",
+    help="Input CSV (or .xlsx) with an 'email' column (role/team_name, if present, are checked but not used).",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted (with key counts and spend); change nothing.")
 @click.option(

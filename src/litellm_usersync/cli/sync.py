@@ -52,7 +52,7 @@ def sync_options(f: Any) -> Any:
             default="user_list.csv",
             show_default=True,
             type=click.Path(dir_okay=False),
-            help="Input CSV: email,role,team_name (role and team_name optional; teams separated by ';').",
+            help="Input CSV (or .xlsx): email,role,team_name (role and team_name optional; teams separated by ';').",
         ),
         click.option(
             "--user-role",
