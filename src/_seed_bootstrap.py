@@ -51,6 +51,16 @@ def _say(text: str) -> None:
     print(f"litellm-usersync: {text}", file=sys.stderr, flush=True)
 
 
+#: the documented exit code for "nothing could be done" (cli._common.ExitCode.UNUSABLE)
+UNUSABLE = 2
+
+
+def _fail(text: str) -> SystemExit:
+    """Say why on stderr; the caller raises the result (exit 2: nothing could be done)."""
+    print(f"litellm-usersync: {text}", file=sys.stderr, flush=True)
+    return SystemExit(UNUSABLE)
+
+
 def _installed(venv: Path, repo: Path) -> bool:
     """The same stamps as scripts/bootstrap: installed, and not older than pyproject.toml."""
     pyproject = (repo / "pyproject.toml").stat().st_mtime
@@ -62,10 +72,10 @@ def _run(cmd: list[str]) -> None:
     # pip's chatter goes to stderr: stdout belongs to the command (a JSON plan, a list piped elsewhere)
     done = subprocess.run(cmd, stdout=sys.stderr.fileno(), check=False)
     if done.returncode != 0:
-        raise SystemExit(
-            f"litellm-usersync: setting up the environment failed ({' '.join(cmd)} exited {done.returncode}).\n"
+        raise _fail(
+            f"setting up the environment failed ({' '.join(cmd)} exited {done.returncode}).\n"
             "Fix the problem above and run the command again, or install the tool yourself: "
-            "pipx install . (see README.md, 'Installing')."
+            "pipx install . (see README.md, 'Installing it as a tool')."
         )
 
 
@@ -92,7 +102,7 @@ def set_up(repo: Path, venv: Path) -> Path:
         _say(f"first run: creating the project's environment in {venv} (needs a few seconds, once) ...")
         _run([sys.executable, "-m", "venv", str(venv)])
         if not python.exists():
-            raise SystemExit(f"litellm-usersync: {sys.executable} -m venv did not create {python}")
+            raise _fail(f"{sys.executable} -m venv did not create {python}")
     if inside or not _installed(venv, repo):
         _say(f"installing litellm-usersync and its dependencies into {venv} (pip install -e {repo}) ...")
         _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", str(repo)])
@@ -104,16 +114,16 @@ def set_up(repo: Path, venv: Path) -> Path:
 def ensure_environment(script: str) -> None:
     """Return when this interpreter can run ``script``; else re-execute it inside the project's venv."""
     if sys.version_info < MIN_PYTHON:
-        raise SystemExit(
-            f"litellm-usersync needs Python {'.'.join(map(str, MIN_PYTHON))} or newer; "
+        raise _fail(
+            f"needs Python {'.'.join(map(str, MIN_PYTHON))} or newer; "
             f"this is {sys.version.split()[0]} ({sys.executable})."
         )
     missing = missing_modules()
     if not missing:
         return
     if os.environ.get(_MARKER):
-        raise SystemExit(
-            f"litellm-usersync: {sys.executable} still cannot import {', '.join(missing)} after setting up "
+        raise _fail(
+            f"{sys.executable} still cannot import {', '.join(missing)} after setting up "
             f"its environment; remove {venv_dir(Path(script).resolve().parent)} and run again."
         )
     repo = Path(script).resolve().parent

@@ -14,6 +14,7 @@ import io
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -150,7 +151,9 @@ def _xlsx_records(data: bytes, path: str, sheet: str | None) -> tuple[list[str],
     from openpyxl import load_workbook
 
     try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        with warnings.catch_warnings():  # "Workbook contains no default style" and the like: noise to an admin
+            warnings.simplefilter("ignore")
+            book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises zipfile, KeyError, ValueError, ... for a damaged file
         raise CsvError([CsvProblem(path, 0, None, f"cannot read the workbook: {exc}")]) from None
     names = [ws.title for ws in book.worksheets]

@@ -107,7 +107,7 @@ def test_a_broken_environment_fails_once_with_a_message(bare_python: str, tmp_pa
     py.chmod(0o755)
     (venv / ".installed").touch()
     done = run(bare_python, "del_user.py", "-h", env={"USERSYNC_VENV": str(venv)})
-    assert done.returncode == 1
+    assert done.returncode == 2, "nothing could be done"
     assert "still cannot import httpx" in done.stderr
     assert done.stdout == ""
 
@@ -118,5 +118,20 @@ def test_too_old_python_is_named() -> None:
         "_seed_bootstrap.ensure_environment('sync_user.py')"
     )
     done = run(sys.executable, "-c", code)
-    assert done.returncode == 1
-    assert "needs Python 3.11 or newer" in done.stderr
+    assert done.returncode == 2
+    assert "litellm-usersync: needs Python 3.11 or newer; this is" in done.stderr
+
+
+def test_a_failed_set_up_exits_2_and_says_what_to_do(bare_python: str, tmp_path: pathlib.Path) -> None:
+    """pip cannot install (here: the venv's "python" fails): exit 2, nothing on stdout, the way out named."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    py = venv / "bin" / "python"
+    py.write_text("#!/bin/sh\necho 'no network' >&2\nexit 1\n")
+    py.chmod(0o755)  # no .installed stamp: the set-up runs pip through it
+    done = run(bare_python, "sync_user.py", "--dry-run", env={"USERSYNC_VENV": str(venv)})
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "no network" in done.stderr and "setting up the environment failed" in done.stderr
+    assert "pipx install ." in done.stderr
+    assert not (venv / ".installed").exists(), "a failed install is retried next time"
