@@ -135,3 +135,42 @@ def test_a_failed_set_up_exits_2_and_says_what_to_do(bare_python: str, tmp_path:
     assert "no network" in done.stderr and "setting up the environment failed" in done.stderr
     assert "pipx install ." in done.stderr
     assert not (venv / ".installed").exists(), "a failed install is retried next time"
+
+
+def test_reexec_is_an_exec_same_process_and_signals_reach_the_command(
+    bare_python: str, ready_venv: pathlib.Path
+) -> None:
+    """The set-up replaces the process (os.execv), it does not wrap a child: a supervisor's SIGTERM and the
+    exit status are the command's own."""
+    import signal
+    import time
+
+    if not pathlib.Path("/proc/self/cmdline").exists():
+        pytest.skip("needs /proc")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LITELLM_", "USERSYNC_"))}
+    env = {**clean, "USERSYNC_VENV": str(ready_venv), "LITELLM_MASTER_KEY": "sk-test-only"}
+    # --csv-file /dev/stdin: the command blocks reading its input, inside the re-executed interpreter
+    proc = subprocess.Popen(
+        [bare_python, "sync_user.py", "--csv-file", "/dev/stdin", "--dry-run"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        cmdline = pathlib.Path(f"/proc/{proc.pid}/cmdline")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            argv = cmdline.read_bytes().split(b"\0")
+            if argv and argv[0] == sys.executable.encode():
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"pid {proc.pid} never became {sys.executable}: {argv!r}")
+        assert argv[1:4] == [str(REPO / "sync_user.py").encode(), b"--csv-file", b"/dev/stdin"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.communicate()
