@@ -6,6 +6,12 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "src"))
 
+if __name__ == "__main__":
+    # any Python >= 3.11: set up the project's .venv on first use and re-exec inside it (see the module)
+    from _seed_bootstrap import ensure_environment
+
+    ensure_environment(__file__)
+
 from litellm_usersync.cli import run_legacy  # noqa: E402
 from litellm_usersync.cli.listing import list_command  # noqa: E402
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .client import ProxyClient
-from .csvfile import parse_users_csv, read_users_csv
+from .csvfile import InputFormat, parse_users_csv, read_users_csv
 from .errors import (
     AuthError,
     ConfigError,
@@ -46,6 +46,7 @@ __all__ = [
     "DesiredState",
     "DesiredUser",
     "InputError",
+    "InputFormat",
     "LiveUser",
     "NotFoundError",
     "Plan",

@@ -6,6 +6,7 @@ raised together as one :class:`CsvError`, so an operator can fix the whole file 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
 import functools
@@ -13,7 +14,9 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,8 +37,35 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 MAX_PROBLEMS = 200
 
 
-def read_users_csv(path: str | Path, *, with_key_name: bool = False) -> DesiredState:
-    """Read a user CSV file from disk. Raises :class:`CsvError` on any problem."""
+@dataclass(frozen=True)
+class InputFormat:
+    """How to read an input file: ``--delimiter``, ``--encoding``, ``--sheet``, ``--column``.
+
+    ``None`` means detect: the delimiter among ``,`` ``;`` and tab (from the header), the encoding UTF-8
+    (with or without BOM; UTF-16 when it has a UTF-16 BOM), the first sheet of a workbook.
+    ``columns`` maps our field names to the file's header names (``(("email", "Email Address"),)``).
+    """
+
+    delimiter: str | None = None
+    encoding: str | None = None
+    sheet: str | None = None
+    columns: tuple[tuple[str, str], ...] = ()
+
+
+#: the delimiters a CSV is detected with (Excel saves ';' in many locales, "Unicode text" with tabs)
+DELIMITERS = (",", ";", "\t")
+_DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
+XLSX_SUFFIXES = (".xlsx", ".xlsm")
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # the old binary .xls
+
+
+def read_users_csv(
+    path: str | Path, *, with_key_name: bool = False, fmt: InputFormat | None = None
+) -> DesiredState:
+    """Read a user file from disk: CSV (any of the delimiters, see :class:`InputFormat`) or an ``.xlsx``
+    workbook. Raises :class:`CsvError` on any problem, every one located."""
+    fmt = fmt or InputFormat()
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -43,28 +73,151 @@ def read_users_csv(path: str | Path, *, with_key_name: bool = False) -> DesiredS
         raise InputError(f"CSV file not found: {p} (see --csv-file)") from None
     except OSError as exc:
         raise CsvError([CsvProblem(str(p), 0, None, f"cannot read file: {exc.strerror}")]) from exc
-    return parse_users_csv(decode_csv_bytes(data, str(p)), str(p), with_key_name=with_key_name)
+    if data.startswith(_OLE_MAGIC):
+        raise InputError(f"{p} is an old Excel .xls workbook: save it as .xlsx (or as CSV) and use that")
+    if p.suffix.lower() in XLSX_SUFFIXES or data.startswith(_ZIP_MAGIC):
+        for given, option in ((fmt.delimiter, "--delimiter"), (fmt.encoding, "--encoding")):
+            if given is not None:
+                raise InputError(f"{option} applies to CSV files; {p} is an Excel workbook")
+        header, header_row, records, sheet = _xlsx_records(data, str(p), fmt.sheet)
+        return _parse_records(
+            header,
+            records,
+            str(p),
+            with_key_name=with_key_name,
+            columns=fmt.columns,
+            sheet=sheet,
+            header_line=header_row,
+        )
+    if fmt.sheet is not None:
+        raise InputError(f"--sheet applies to .xlsx workbooks; {p} is a CSV file")
+    text = decode_csv_bytes(data, str(p), fmt.encoding)
+    return parse_users_csv(text, str(p), with_key_name=with_key_name, delimiter=fmt.delimiter, columns=fmt.columns)
 
 
-def decode_csv_bytes(data: bytes, path: str) -> str:
-    """UTF-8 with or without BOM. Invalid bytes are reported with their line."""
+def decode_csv_bytes(data: bytes, path: str, encoding: str | None = None) -> str:
+    """UTF-8 with or without BOM (UTF-16 with its BOM), or ``encoding``. Invalid bytes are reported with
+    their line and what to do (``--encoding``)."""
+    if encoding is None and data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"  # Excel's "Unicode text": UTF-16 with a BOM (and tabs)
+    name = encoding or "utf-8-sig"
     try:
-        return data.decode("utf-8-sig")
+        if codecs.lookup(name).name == "utf-8":
+            name = "utf-8-sig"  # a BOM is not part of the header
+        return data.decode(name)
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r} (--encoding); e.g. utf-8, cp1252, latin-1") from None
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
+        byte = f"byte 0x{data[exc.start]:02x}"
+        if encoding is None:
+            msg = (
+                f"not valid UTF-8 ({byte}); if the file comes from Excel on Windows, read it with "
+                "--encoding cp1252 (or --encoding latin-1), or save it as UTF-8"
+            )
+        else:
+            msg = f"not valid {encoding} ({byte}), as read with --encoding {encoding}; try another --encoding"
+        raise CsvError([CsvProblem(path, line, None, msg)]) from None
+
+
+def detect_delimiter(text: str, columns: Sequence[tuple[str, str]] = ()) -> str:
+    """The delimiter of the header line among :data:`DELIMITERS`: the one that splits it into the most
+    recognised column names (ours, or those named by ``columns``), then into the most cells; ``,`` on a tie."""
+    first = text.lstrip("\ufeff").split("\n", 1)[0]
+    known = {_clean(a) for aliases in COLUMN_ALIASES.values() for a in aliases} | {_clean(h) for _, h in columns}
+
+    def score(delimiter: str) -> tuple[int, int, int]:
+        try:
+            cells = next(csv.reader([first], delimiter=delimiter), [])
+        except csv.Error:
+            return (-1, 0, 0)
+        return (sum(_clean(c) in known for c in cells), len(cells), delimiter == ",")
+
+    return max(DELIMITERS, key=score)
+
+
+def _clean(header_cell: str) -> str:
+    return header_cell.strip().lstrip("\ufeff").strip().lower()
+
+
+#: a record's line (CSV) or row (sheet) and its cells; or the problem that ends reading
+Record = tuple[int, list[str]] | CsvProblem
+
+
+def _xlsx_records(data: bytes, path: str, sheet: str | None) -> tuple[list[str], int, Iterator[Record], str]:
+    """The header, its row number, the rows after it and the title of a workbook's sheet (the first one
+    unless ``sheet``), as text cells."""
+    # imported here: openpyxl costs ~0.2 s to import and only workbooks need it
+    from openpyxl import load_workbook
+
+    try:
+        with warnings.catch_warnings():  # "Workbook contains no default style" and the like: noise to an admin
+            warnings.simplefilter("ignore")
+            book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises zipfile, KeyError, ValueError, ... for a damaged file
+        raise CsvError([CsvProblem(path, 0, None, f"cannot read the workbook: {exc}")]) from None
+    names = [ws.title for ws in book.worksheets]
+    if not names:
+        raise CsvError([CsvProblem(path, 0, None, "the workbook has no worksheet")])
+    if sheet is not None and sheet not in names:
+        listed = ", ".join(repr(n) for n in names)
+        raise InputError(f"{path}: no sheet named {sheet!r} (--sheet); the workbook has {listed}")
+    ws = book[sheet] if sheet is not None else book.worksheets[0]
+    title = str(ws.title)
+    rows = enumerate(ws.iter_rows(values_only=True), start=1)  # openpyxl yields empty rows too: numbers hold
+    for header_row, values in rows:  # noqa: B007 - the header is the first row with something in it
+        header = [_cell_text(v) for v in values]
+        if any(c.strip() for c in header):
+            break
+    else:
+        book.close()
         raise CsvError(
-            [CsvProblem(path, line, None, f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8")]
-        ) from None
+            [CsvProblem(path, 0, None, "the sheet is empty: expected a header row with an 'email' column", title)]
+        )
+
+    def records() -> Iterator[Record]:
+        try:
+            for number, values in rows:
+                yield number, [_cell_text(v) for v in values]
+        finally:
+            book.close()
+
+    return header, header_row, records(), title
 
 
-def _header_map(header: Sequence[str]) -> dict[str, int]:
-    cleaned = [h.strip().lstrip("\ufeff").strip().lower() for h in header]
+def _cell_text(value: object) -> str:
+    """A sheet cell as the text a CSV would hold: numbers without a spurious ``.0``, dates as ISO."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _header_map(header: Sequence[str], columns: Sequence[tuple[str, str]] = ()) -> dict[str, int]:
+    cleaned = [_clean(h) for h in header]
     found: dict[str, int] = {}
+    mapped = dict(columns)
+    for field_name, name in mapped.items():
+        if _clean(name) in cleaned:
+            found[field_name] = cleaned.index(_clean(name))
+    claimed = set(found.values())
     for field_name, aliases in COLUMN_ALIASES.items():
+        if field_name in mapped:
+            continue
         for i, h in enumerate(cleaned):
-            if h in aliases and field_name not in found:
+            if h in aliases and field_name not in found and i not in claimed:
                 found[field_name] = i
     return found
+
+
+def _email_lookalikes(header: Sequence[str]) -> list[str]:
+    """Header cells that are probably the email column under another name (``Email Address``, ``Mail``)."""
+    return [h.strip() for h in header if "mail" in _clean(h) and _clean(h) not in COLUMN_ALIASES["email"]]
 
 
 #: a plain dot-atom local part (the common case): its validity needs no library call
@@ -86,15 +239,17 @@ def _domain_problem(domain: str) -> str | None:
     return _full_check(f"x@{domain}")
 
 
-def _column_typos(header: Sequence[str], *, with_key_name: bool) -> list[tuple[int, str, str]]:
+def _column_typos(
+    header: Sequence[str], *, with_key_name: bool, columns: Sequence[tuple[str, str]] = ()
+) -> list[tuple[int, str, str]]:
     """Header cells that are not ours but look like one of ours (``rol``, ``roles``, ``emial``): an error,
     since ignoring them would silently give every new user the default role. Other extra columns (an HR
     export's ``name``, ``department``) are fine and ignored."""
     known = [a for f, aliases in COLUMN_ALIASES.items() if with_key_name or f != "key_name" for a in aliases]
-    ours = {a for aliases in COLUMN_ALIASES.values() for a in aliases}
+    ours = {a for aliases in COLUMN_ALIASES.values() for a in aliases} | {_clean(h) for _, h in columns}
     typos = []
     for i, raw in enumerate(header):
-        name = raw.strip().lstrip("\ufeff").strip().lower()
+        name = _clean(raw)
         if not name or name in ours:
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
@@ -116,16 +271,24 @@ def _check_email(raw: str) -> str | None:
     return _full_check(address)
 
 
-def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = False) -> DesiredState:
+def parse_users_csv(
+    text: str,
+    path: str = "<csv>",
+    *,
+    with_key_name: bool = False,
+    delimiter: str | None = None,
+    columns: Sequence[tuple[str, str]] = (),
+) -> DesiredState:
     """Parse CSV text into a :class:`DesiredState`.
 
     Columns: ``email`` (required), ``role`` and ``team_name`` (optional; several teams separated by ``;``),
-    and ``key_name`` when ``with_key_name``. Blank lines are skipped. Raises :class:`CsvError` listing every
+    and ``key_name`` when ``with_key_name``; ``columns`` maps them to other header names. The delimiter is
+    detected (``,`` ``;`` tab) unless given. Blank lines are skipped. Raises :class:`CsvError` listing every
     problem: a missing email column, an invalid email, an unknown role, the same email twice.
     """
     text = text.lstrip("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    problems: list[CsvProblem] = []
+    delimiter = delimiter or detect_delimiter(text, columns)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -134,50 +297,92 @@ def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = Fal
         ) from None
     except csv.Error as exc:
         raise CsvError([CsvProblem(path, 1, None, f"unreadable header: {exc}")]) from None
-    cols = _header_map(header)
-    typos = _column_typos(header, with_key_name=with_key_name)
+
+    def records() -> Iterator[Record]:
+        prev_end = reader.line_num
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                # e.g. an unterminated quote: name the line where the broken record starts, and stop (everything
+                # after it would be swallowed into one cell, and users missing from a CSV get deleted)
+                yield CsvProblem(path, prev_end + 1, None, f"malformed CSV: {exc}; check the quotes on this line")
+                return
+            yield prev_end + 1, row
+            prev_end = reader.line_num
+
+    return _parse_records(
+        header, records(), path, with_key_name=with_key_name, columns=columns, delimiter=delimiter
+    )
+
+
+def _parse_records(
+    header: list[str],
+    records: Iterator[Record],
+    path: str,
+    *,
+    with_key_name: bool,
+    columns: Sequence[tuple[str, str]],
+    sheet: str | None = None,
+    delimiter: str = ",",
+    header_line: int = 1,
+) -> DesiredState:
+    """Validate the records of a CSV file or of a sheet (``sheet``: its name; columns are then letters)."""
+
+    def label(i: int, name: str) -> str:
+        return f"{_column_letter(i) if sheet is not None else i + 1} ({name})"
+
+    def problem(line: int, column: str | None, message: str) -> CsvProblem:
+        return CsvProblem(path, line, column, message, sheet)
+
+    problems: list[CsvProblem] = []
+    cols = _header_map(header, columns)
+    unmatched = [(f, name) for f, name in columns if f not in cols]
+    if unmatched:
+        got = ", ".join(repr(h) for h in header) or "nothing"
+        raise CsvError(
+            [
+                problem(header_line, None, f'--column {f}="{n}": no such column in the header (found {got})')
+                for f, n in unmatched
+            ]
+        )
+    typos = _column_typos(header, with_key_name=with_key_name, columns=columns)
     if typos:
-        raise CsvError([CsvProblem(path, 1, f"{i + 1} ({name})", msg) for i, name, msg in typos])
+        raise CsvError([problem(header_line, label(i, name), msg) for i, name, msg in typos])
     if "email" not in cols:
         got = ", ".join(repr(h) for h in header) or "nothing"
         hint = ""
-        if len(header) == 1 and ";" in header[0]:
-            hint = "; the file looks separated by ';' (Excel in some locales): save it as comma-separated CSV"
-        raise CsvError([CsvProblem(path, 1, None, f"missing the 'email' column in the header (found {got}){hint}")])
+        lookalikes = _email_lookalikes(header)
+        if lookalikes:
+            hint = f'; if {lookalikes[0]!r} holds the addresses, map it: --column email="{lookalikes[0]}"'
+        raise CsvError([problem(header_line, None, f"missing the 'email' column in the header (found {got}){hint}")])
 
     def col(field_name: str) -> str:
-        return f"{cols[field_name] + 1} ({field_name})"
+        return label(cols[field_name], field_name)
 
     users: list[DesiredUser] = []
     first_line: dict[str, int] = {}
-    prev_end = reader.line_num
-    while len(problems) < MAX_PROBLEMS:
-        try:
-            row = next(reader)
-        except StopIteration:
+    for record in records:
+        if len(problems) >= MAX_PROBLEMS:
             break
-        except csv.Error as exc:
-            # e.g. an unterminated quote: name the line where the broken record starts, and stop (everything
-            # after it would be swallowed into one cell, and users missing from a CSV get deleted)
-            problems.append(
-                CsvProblem(path, prev_end + 1, None, f"malformed CSV: {exc}; check the quotes on this line")
-            )
+        if isinstance(record, CsvProblem):
+            problems.append(record)
             break
-        line = prev_end + 1
-        prev_end = reader.line_num
+        line, row = record
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) > len(header):
             extra = [c for c in row[len(header) :] if c.strip()]
             if extra:
-                problems.append(
-                    CsvProblem(
-                        path,
-                        line,
-                        None,
-                        f"{len(row)} fields but the header has {len(header)}; quote cells that contain commas",
-                    )
+                where = "cells" if sheet is not None else "fields"
+                fix = (
+                    "give every column a header"
+                    if sheet is not None
+                    else f"quote cells that contain {_DELIMITER_NAMES.get(delimiter, repr(delimiter))}"
                 )
+                problems.append(problem(line, None, f"{len(row)} {where} but the header has {len(header)}; {fix}"))
                 continue
 
         def cell(field_name: str, row: list[str] = row) -> str:
@@ -186,20 +391,17 @@ def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = Fal
 
         email = cell("email").lstrip("\ufeff").strip()
         if not email:
-            problems.append(
-                CsvProblem(path, line, col("email"), "email is empty; expected an address like user@example.com")
-            )
+            problems.append(problem(line, col("email"), "email is empty; expected an address like user@example.com"))
             continue
         bad = _check_email(email)
         if bad:
-            problems.append(CsvProblem(path, line, col("email"), f"invalid email {email!r}: {bad}"))
+            problems.append(problem(line, col("email"), f"invalid email {email!r}: {bad}"))
             continue
         key = normalize_email(email)
         if key in first_line:
+            what = "row" if sheet is not None else "line"
             problems.append(
-                CsvProblem(
-                    path, line, col("email"), f"duplicate email {email!r} (first seen on line {first_line[key]})"
-                )
+                problem(line, col("email"), f"duplicate email {email!r} (first seen on {what} {first_line[key]})")
             )
             continue
         first_line[key] = line
@@ -209,11 +411,8 @@ def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = Fal
             role = role.lower()
             if role not in PROXY_ROLES:
                 problems.append(
-                    CsvProblem(
-                        path,
-                        line,
-                        col("role"),
-                        f"unknown role {cell('role')!r}; expected one of {', '.join(PROXY_ROLES)}",
+                    problem(
+                        line, col("role"), f"unknown role {cell('role')!r}; expected one of {', '.join(PROXY_ROLES)}"
                     )
                 )
                 continue
@@ -225,7 +424,17 @@ def parse_users_csv(text: str, path: str = "<csv>", *, with_key_name: bool = Fal
         users.append(DesiredUser(email=email.strip(), role=role, team_names=team_names, key_name=key_name, line=line))
     if problems:
         raise CsvError(problems)
-    return DesiredState(users=tuple(users), source=path)
+    return DesiredState(users=tuple(users), source=path if sheet is None else f"{path}, sheet {sheet}")
+
+
+def _column_letter(i: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA (a spreadsheet's column names)."""
+    letters = ""
+    i += 1
+    while i:
+        i, rest = divmod(i - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
 
 
 # --------------------------------------------------------------------------------------------------

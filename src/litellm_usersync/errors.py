@@ -33,14 +33,20 @@ class InputError(UsersyncError):
 
 @dataclass(frozen=True)
 class CsvProblem:
-    """One located problem in a CSV file."""
+    """One located problem in a CSV file, or in a sheet of a workbook (``sheet``; ``line`` is then its row)."""
 
     path: str
     line: int
     column: str | None
     message: str
+    sheet: str | None = None
 
     def __str__(self) -> str:
+        if self.sheet is not None:
+            where = f"{self.path}, sheet {self.sheet}" + (f", row {self.line}" if self.line else "")
+            if self.column:
+                where += f", column {self.column}"
+            return f"{where}: {self.message}"
         where = f"{self.path}:{self.line}"
         if self.column:
             where += f" (column {self.column})"

@@ -51,3 +51,11 @@ def test_common_options_are_documented_once() -> None:
     page = (REPO / "docs" / "sync.md").read_text()
     for opt in COMMON - {"--help", "--no-bulk"}:
         assert opt in page, opt
+
+
+@pytest.mark.parametrize("name", sorted(DOC_PAGE))
+def test_short_help_option_on_every_command(name: str) -> None:
+    result = CliRunner().invoke(cli, [name, "-h"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Usage: ") and f" {name} [OPTIONS]" in result.output.splitlines()[0]
+    assert "-h, --help" in result.output

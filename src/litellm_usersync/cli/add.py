@@ -45,6 +45,7 @@ from ._common import (
     setup_logging,
     show_all_option,
 )
+from ._input import input_format, input_options
 from ._progress import progress_bar
 from ._safety import apply_safely, safety_options, write_secret_report
 
@@ -63,7 +64,7 @@ DEFAULT_UPDATE_LIST = "user_update_list.csv"
     default=DEFAULT_CSV,
     show_default=True,
     type=click.Path(dir_okay=False),
-    help="Input CSV: email,role,team_name,key_name (all but email optional; teams separated by ';').",
+    help="Input CSV (or .xlsx): email,role,team_name,key_name (all but email optional; teams separated by ';').",
 )
 @click.option(
     "--user-role",
@@ -102,6 +103,7 @@ DEFAULT_UPDATE_LIST = "user_update_list.csv"
     type=click.Path(dir_okay=False),
     help="Rows that were not created (or got no invitation link), with the reason.",
 )
+@input_options
 @common_options
 def add_command(
     csv_file: str,
@@ -151,7 +153,7 @@ def add_command(
     md_limit = None if show_all else MARKDOWN_LISTED
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
-        desired = read_users_csv(csv_file, with_key_name=True)
+        desired = read_users_csv(csv_file, with_key_name=True, fmt=input_format())
 
         async def run(stop: asyncio.Event) -> tuple[AddPlan, AddOutcome | None]:
             async with make_client(settings) as client:

@@ -41,6 +41,7 @@ from ._common import (
     setup_logging,
     show_all_option,
 )
+from ._input import input_format, input_options
 from ._progress import progress_bar
 from ._safety import apply_safely, safety_options
 
@@ -58,7 +59,7 @@ DEFAULT_ERRORS = "user_del_error.csv"
     default=DEFAULT_CSV,
     show_default=True,
     type=click.Path(dir_okay=False),
-    help="Input CSV with an 'email' column (role/team_name, if present, are checked as in sync but not used).",
+    help="Input CSV (or .xlsx) with an 'email' column (role/team_name, if present, are checked but not used).",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted (with key counts and spend); change nothing.")
 @click.option(
@@ -81,6 +82,7 @@ DEFAULT_ERRORS = "user_del_error.csv"
     type=click.Path(dir_okay=False),
     help="Rows not deleted: email,user_id,error_reason.",
 )
+@input_options
 @common_options
 def delete_command(
     csv_file: str,
@@ -128,7 +130,7 @@ def delete_command(
     md_limit = None if show_all else MARKDOWN_LISTED
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
-        desired = read_users_csv(csv_file)
+        desired = read_users_csv(csv_file, fmt=input_format())
 
         async def run(stop: asyncio.Event) -> tuple[DeletePlan, RunReport | None]:
             async with make_client(settings) as client:

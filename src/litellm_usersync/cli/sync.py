@@ -47,6 +47,7 @@ from ._common import (
     setup_logging,
     show_all_option,
 )
+from ._input import INPUT_PARAMS, input_format, input_options
 from ._progress import progress_bar
 from ._safety import apply_safely, safety_options, write_secret_report
 
@@ -60,7 +61,7 @@ def sync_options(f: Any) -> Any:
             default="user_list.csv",
             show_default=True,
             type=click.Path(dir_okay=False),
-            help="Input CSV: email,role,team_name (role and team_name optional; teams separated by ';').",
+            help="Input CSV (or .xlsx): email,role,team_name (role and team_name optional; teams separated by ';').",
         ),
         click.option(
             "--user-role",
@@ -163,6 +164,7 @@ class _SyncCommand(click.Command):
 @click.command("sync", cls=_SyncCommand)
 @click.version_option(__version__, prog_name="litellm-usersync")
 @sync_options
+@input_options
 @common_options
 def sync_command(
     csv_file: str,
@@ -215,7 +217,7 @@ def sync_command(
     with handle_errors(debug, unusable=ExitCode.FAILED if detailed_exitcode else ExitCode.UNUSABLE):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
         saved = read_plan_file(apply_plan_path) if apply_plan_path else None
-        desired = None if saved else read_users_csv(csv_file)
+        desired = None if saved else read_users_csv(csv_file, fmt=input_format())
         options = PlanOptions(
             allow_add=not no_add,
             allow_delete=not no_delete,
@@ -300,6 +302,7 @@ _PLAN_SHAPING = (
     "max_delete",
     "protect",
     "protect_role",
+    *INPUT_PARAMS,
 )
 
 
