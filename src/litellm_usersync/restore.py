@@ -6,8 +6,10 @@ state (``current``) and plans, with the same actions, brakes and protections as 
 * users deleted since are created again with the **same user_id**, email, role and teams (``ADDED`` rows);
   their API keys are gone for good: a recreated user that had keys gets one new key (``options.create_keys``);
 * users whose role or teams changed get them back (``UPDATED`` rows: role change, joins, then leaves);
-* users added since are deleted (``DELETED`` rows), only manageable ones (with an email, never
-  ``default_user_id``, never the caller, never a protected email or role), behind the mass-deletion brake;
+* users added since are deleted (``DELETED`` rows), only those ``sync`` would delete (with an email and one
+  of the four proxy roles, never ``default_user_id``, never the caller, never a protected email or role),
+  behind the mass-deletion brake; ``all_users=True`` (``restore --all``) widens this to users without a proxy
+  role (``org_admin``, none, ...), each such deletion named by :func:`scope_notice`;
 * a snapshot user whose id is gone but whose email now belongs to one new account (re-added under another id)
   is matched by email: that account gets the role and teams back and is kept (noted in ``Plan.skipped``).
 
@@ -161,14 +163,31 @@ def _delete_item(live: LiveUser, current: Snapshot) -> PlanItem:
     )
 
 
-def build_restore_plan(backup: Snapshot, current: Snapshot, options: PlanOptions | None = None) -> Plan:
+def scope_notice(plan: Plan) -> str | None:
+    """What ``restore --all`` adds beyond sync's scope: the deletions of users without a proxy role (None if none)."""
+    wide = [i for i in plan.of_kind(ItemKind.DELETE) if i.role not in PROXY_ROLES]
+    if not wide:
+        return None
+    who = ", ".join(f"{i.email} ({i.role or 'no role'})" for i in wide)
+    return (
+        f"--all: {len(wide)} of the deletions are users sync never deletes "
+        f"(no proxy role, or a role outside the four): {who}"
+    )
+
+
+def build_restore_plan(
+    backup: Snapshot, current: Snapshot, options: PlanOptions | None = None, *, all_users: bool = False
+) -> Plan:
     """Plan the way from ``current`` back to ``backup`` (see the module docstring). Pure and deterministic.
 
     ``options`` work as for ``sync``: ``allow_add`` (recreate deleted users), ``allow_update`` (revert roles
     and teams), ``allow_delete`` (remove users added since), ``max_delete`` (the brake; default: the larger of
-    10 and 20% of the manageable live users), ``protected_emails``/``protected_roles``, ``create_keys`` (a new
+    10 and 20% of the live users in scope), ``protected_emails``/``protected_roles``, ``create_keys`` (a new
     key for recreated users that had keys), ``allow_recreate`` (the executor's fallback after a failed team
     move). Brakes end up in ``Plan.refusals``; ``Plan.fingerprint`` covers every touched user of ``current``.
+
+    Users added since are deleted only within sync's scope (``LiveUser.is_managed``: a proxy role); the others
+    are left alone and listed in ``Plan.skipped``, unless ``all_users`` (every user with an email).
     """
     options = options or PlanOptions()
     options = PlanOptions(
@@ -236,8 +255,19 @@ def build_restore_plan(backup: Snapshot, current: Snapshot, options: PlanOptions
 
     deletions: list[PlanItem] = []
     manageable = [u for u in current.users if u.is_manageable]
+    in_scope = manageable if all_users else [u for u in manageable if u.is_managed]
     for live in manageable:
         if live.user_id in backup.users_by_id or live.user_id in claimed:
+            continue
+        if not all_users and not live.is_managed:
+            role = repr(live.role) if live.role else "no role"
+            skipped.append(
+                Skipped(
+                    live.email or "",
+                    live.user_id,
+                    f"added since the snapshot; not deleted: {role} is outside sync's scope (restore --all deletes it)",
+                )
+            )
             continue
         reason = _is_protected(live, current, options)
         if reason:
@@ -252,7 +282,7 @@ def build_restore_plan(backup: Snapshot, current: Snapshot, options: PlanOptions
 
     refusals: list[str] = []
     if deletions:
-        limit = options.max_delete if options.max_delete is not None else default_max_delete(len(manageable))
+        limit = options.max_delete if options.max_delete is not None else default_max_delete(len(in_scope))
         if not any(u.is_manageable for u in backup.users):
             refusals.append(
                 f"the snapshot has no users: refusing to delete all {len(deletions)} users added since "
@@ -261,7 +291,7 @@ def build_restore_plan(backup: Snapshot, current: Snapshot, options: PlanOptions
         elif len(deletions) > limit:
             refusals.append(
                 f"this restore would delete {len(deletions)} users added since the snapshot, more than the limit of "
-                f"{limit} ({len(manageable)} manageable users); check the snapshot, or raise the limit with "
+                f"{limit} ({len(in_scope)} users in scope); check the snapshot, or raise the limit with "
                 f"--max-delete {len(deletions)}"
             )
 

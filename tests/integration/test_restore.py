@@ -290,6 +290,39 @@ def test_restore_is_refused_by_the_mass_deletion_brake(
     assert set(state(clean_proxy)) == {"keep@example.com", "n0@example.com"}
 
 
+def test_restore_keeps_syncs_scope_and_all_widens_it(
+    seed_users: Callable[..., None],
+    cli_run: Callable[..., Result],
+    clean_proxy: Proxy,
+    workdir: pathlib.Path,
+) -> None:
+    """Issue 9 §4: a user added since without a proxy role (sync never deletes it) survives a restore."""
+    seed_users([("keep@example.com", "internal_user", [])])
+    assert cli_run("snapshot", "--output", "before.json").exit_code == 0
+
+    async def add(c: ProxyClient) -> None:
+        # /user/new without user_role stores role null (contract §1.3): outside sync's scope
+        no_key = {"auto_create_key": False}
+        await c.create_user({"user_id": "norole@example.com", "user_email": "norole@example.com", **no_key})
+        new = {"user_id": "new@example.com", "user_email": "new@example.com", "user_role": "internal_user"}
+        await c.create_user({**new, **no_key})
+
+    clean_proxy.run(add)
+    assert live_users(clean_proxy)["norole@example.com"]["user_role"] is None
+    r = cli_run("restore", "before.json")
+    assert r.exit_code == 0, r.output
+    assert set(live_users(clean_proxy)) == {"keep@example.com", "norole@example.com"}
+    assert "outside sync's scope (restore --all deletes it)" in r.output
+
+    dry = cli_run("restore", "before.json", "--all", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "--all: 1 of the deletions are users sync never deletes" in dry.output
+    assert "norole@example.com (no role)" in dry.output
+    r = cli_run("restore", "before.json", "--all")
+    assert r.exit_code == 0, r.output
+    assert set(live_users(clean_proxy)) == {"keep@example.com"}
+
+
 def test_snapshot_to_stdout_and_a_bad_snapshot_file(
     arranged: tuple[dict[str, str], list[str]],
     cli_run: Callable[..., Result],

@@ -27,7 +27,7 @@ from litellm_usersync.models import (
     Team,
 )
 from litellm_usersync.planfile import check_plan_fresh, plan_from_document, plan_to_document
-from litellm_usersync.restore import build_restore_plan
+from litellm_usersync.restore import build_restore_plan, scope_notice
 
 TEAMS = (Team("t-dev", "development"), Team("t-sup", "support"), Team("t-adm", "admin"))
 
@@ -223,7 +223,7 @@ def test_the_mass_deletion_brake() -> None:
     plan = build_restore_plan(backup, current, PlanOptions())
     assert plan.refusals == (
         "this restore would delete 11 users added since the snapshot, more than the limit of 10 "
-        "(12 manageable users); check the snapshot, or raise the limit with --max-delete 11",
+        "(12 users in scope); check the snapshot, or raise the limit with --max-delete 11",
     )
     assert not build_restore_plan(backup, current, PlanOptions(max_delete=11)).refusals
     assert build_restore_plan(backup, current, PlanOptions(max_delete=0)).refusals
@@ -305,3 +305,34 @@ def test_the_fallback_recreation_is_only_offered_for_a_role_it_can_give_back() -
     plan = build_restore_plan(backup, current, PlanOptions())
     assert {i.email: i.may_recreate for i in plan.items} == {"a@x.com": False, "b@x.com": True}
     assert not any(i.may_recreate for i in build_restore_plan(backup, current, PlanOptions(allow_recreate=False)).items)
+
+
+@pytest.mark.parametrize("role", [None, "org_admin", "customer"])
+def test_restore_keeps_syncs_scope_users_without_a_proxy_role_are_not_deleted(role: str | None) -> None:
+    """Issue 9 §4: sync never deletes a user without a proxy role; restore must not either, unless --all."""
+    backup = snap(user("a@x.com"))
+    current = snap(user("a@x.com"), user("wide@x.com", role), user("new@x.com"))
+    plan = build_restore_plan(backup, current, PlanOptions())
+    assert [i.user_id for i in plan.of_kind(ItemKind.DELETE)] == ["new@x.com"]
+    (skip,) = plan.skipped
+    assert skip.user_id == "wide@x.com"
+    assert "outside sync's scope (restore --all deletes it)" in skip.reason
+    assert scope_notice(plan) is None
+
+    wide = build_restore_plan(backup, current, PlanOptions(), all_users=True)
+    assert sorted(i.user_id for i in wide.of_kind(ItemKind.DELETE)) == ["new@x.com", "wide@x.com"]
+    assert not wide.skipped
+    notice = scope_notice(wide)
+    assert notice is not None and "1 of the deletions" in notice and "wide@x.com" in notice
+
+
+def test_the_restore_brake_counts_only_the_users_in_scope() -> None:
+    backup = snap(user("a@x.com"))
+    # 11 proxy-role users added since, 40 role-less users: 20% of 52 would be 10 (tripped either way), but
+    # the denominator must be the users a restore may delete, as for sync
+    added = [*(user(f"n{i}@x.com") for i in range(11)), *(user(f"r{i}@x.com", None) for i in range(40))]
+    current = snap(user("a@x.com"), *added)
+    (refusal,) = build_restore_plan(backup, current, PlanOptions()).refusals
+    assert "(12 users in scope)" in refusal
+    (refusal,) = build_restore_plan(backup, current, PlanOptions(), all_users=True).refusals
+    assert "(52 users in scope)" in refusal

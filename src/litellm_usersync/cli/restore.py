@@ -27,7 +27,7 @@ from ..report import (
     report_to_dict,
     result_rows,
 )
-from ..restore import build_restore_plan
+from ..restore import build_restore_plan, scope_notice
 from ..snapshot import read_snapshot
 from ._common import (
     CliExit,
@@ -82,6 +82,12 @@ class _Run:
 @click.option("--dry-run", is_flag=True, help="Show the restore plan; change nothing.")
 @click.option("--no-delete", is_flag=True, help="Do not delete users added since the snapshot.")
 @click.option(
+    "--all",
+    "all_users",
+    is_flag=True,
+    help="Also delete users added since that sync never deletes (no proxy role, org_admin, ...).",
+)
+@click.option(
     "--max-delete",
     type=click.IntRange(0),
     default=None,
@@ -108,6 +114,7 @@ def restore_command(
     snapshot_file: str,
     dry_run: bool,
     no_delete: bool,
+    all_users: bool,
     max_delete: int | None,
     protect: tuple[str, ...],
     protect_role: tuple[str, ...],
@@ -128,10 +135,11 @@ def restore_command(
     Users deleted since the snapshot are created again with the same user id, email, role and teams;
     roles and team memberships changed since are reverted; users added since are deleted (behind the
     same brakes as sync: --max-delete, --protect, --protect-role, never default_user_id or users
-    without an email). API keys of deleted users cannot be restored: a recreated user that had keys
-    gets one new key, written to the report. Teams deleted since cannot be restored either (those rows
-    fail). Before changing anything the current state is saved to --backup-dir, and every change is
-    appended to the audit log.
+    without an email), only those sync would delete: a user added since without a proxy role
+    (org_admin, none, ...) is kept unless --all. API keys of deleted users cannot be restored: a
+    recreated user that had keys gets one new key, written to the report. Teams deleted since cannot
+    be restored either (those rows fail). Before changing anything the current state is saved to
+    --backup-dir, and every change is appended to the audit log.
 
     \b
     Examples:
@@ -160,7 +168,7 @@ def restore_command(
             async with make_client(settings) as client:
                 with progress_bar(not debug) as progress:
                     current = await read_snapshot(client, on_progress=progress)
-                plan = build_restore_plan(target, current, options)
+                plan = build_restore_plan(target, current, options, all_users=all_users)
                 debug_plan(plan)
                 if dry_run or plan.refusals:
                     return _Run(plan)
@@ -181,9 +189,9 @@ def restore_command(
                         out_marked(render_plan(plan, dry_run=False, title="restore", limit=plan_limit(show_all)))
                     else:
                         out(render_plan_summary(plan, title="restore"))
-                    notice = keys_notice(plan, report_path)
-                    if notice:
-                        out(f"\n{notice}")
+                    for notice in (scope_notice(plan), keys_notice(plan, report_path)):
+                        if notice:
+                            out(f"\n{notice}")
                     if result.backup_file:
                         out(f"\nThe state before this restore is saved in {result.backup_file}.")
                     out()
@@ -202,13 +210,15 @@ def restore_command(
 
     plan, report = result.plan, result.report
     if report is None:
-        _show_plan_only(plan, output=output, report_path=report_path, show_all=show_all)
+        _show_plan_only(plan, output=output, report_path=report_path, show_all=show_all, all_users=all_users)
         return
     written = write_secret_report(report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), err)
     audit_file = result.audit.path if result.audit and result.audit.lines_written else None
     if output == "json":
         data = report_to_dict(report)
         data.update(
+            scope="all" if all_users else "sync",
+            scope_notice=scope_notice(plan),
             report_file=str(written),
             backup_file=str(result.backup_file) if result.backup_file else None,
             audit_log=str(audit_file) if audit_file else None,
@@ -233,21 +243,28 @@ def restore_command(
     exit_for_report(report, failed=bool(report.failed))
 
 
-def _show_plan_only(plan: Plan, *, output: str, report_path: str, show_all: bool = False) -> None:
+def _show_plan_only(
+    plan: Plan, *, output: str, report_path: str, show_all: bool = False, all_users: bool = False
+) -> None:
     """A dry run, or a plan refused by a brake: show it and pick the exit code. Refusals go to stderr."""
     notice = keys_notice(plan, report_path)
+    wide = scope_notice(plan)
     if output == "json":
         data = plan_to_dict(plan)
         data["notice"] = notice
+        data["scope"] = "all" if all_users else "sync"
+        data["scope_notice"] = wide
         out(json.dumps(data, indent=2))
     elif output == "markdown":
         out(render_plan_markdown(plan, title="restore", limit=None if show_all else MARKDOWN_LISTED))
-        if notice:
-            out(f"\n> {notice}")
+        for text in (wide, notice):
+            if text:
+                out(f"\n> {text}")
     else:
         out_marked(render_plan(plan, dry_run=True, title="restore", limit=plan_limit(show_all), with_refusals=False))
-        if notice:
-            out(f"\n{notice}")
+        for text in (wide, notice):
+            if text:
+                out(f"\n{text}")
     for r in plan.refusals:
         err(f"Refused: {r}")
     if plan.refusals:
