@@ -6,6 +6,7 @@ Pure functions, no I/O.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 
 #: The user id of the master key and of the UI's admin login (LiteLLM ``LITELLM_PROXY_ADMIN_NAME``).
@@ -20,9 +21,29 @@ TEAM_SEPARATOR = ";"
 _INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\u00a0"
 
 
+def _domain_label(label: str) -> str:
+    """An IDNA ``xn--`` label in its Unicode form (``xn--mnchen-3ya`` -> ``münchen``); anything else as is."""
+    if label[:4].lower() != "xn--":
+        return label
+    try:
+        return label[4:].encode("ascii").decode("punycode")
+    except (UnicodeError, ValueError):
+        return label  # not valid punycode: compare it as written
+
+
 def normalize_email(raw: str) -> str:
-    """The identity key of an email: BOM/zero-width characters and whitespace stripped, lower-cased."""
-    return raw.strip().strip(_INVISIBLE).strip().lower()
+    """The identity key of an email (the one place emails are keyed).
+
+    BOM/zero-width characters and whitespace stripped, Unicode NFC (an NFD ``josé`` from a Mac or Excel equals
+    the NFC one), lower-cased, and an internationalised domain in its Unicode form (``xn--mnchen-3ya.de`` equals
+    ``münchen.de``).
+    """
+    text = unicodedata.normalize("NFC", raw.strip().strip(_INVISIBLE).strip()).lower()
+    local, at, domain = text.rpartition("@")
+    if at and "xn--" in domain:
+        domain = ".".join(_domain_label(label) for label in domain.split("."))
+        text = f"{local}@{domain}"
+    return unicodedata.normalize("NFC", text)
 
 
 def normalize_team_name(raw: str) -> str:

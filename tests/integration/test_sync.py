@@ -230,6 +230,27 @@ def test_case_whitespace_and_bom_in_emails(
     assert "Users to add: 0" in r.output and r.exit_code == 0
 
 
+def test_nfd_and_idna_forms_of_a_live_email_are_the_same_user(
+    make_teams: Callable[..., dict[str, str]],
+    seed_users: Callable[..., None],
+    cli_run: Callable[..., Result],
+    clean_proxy: Proxy,
+    workdir: pathlib.Path,
+) -> None:
+    """Issue 9 §4: an NFD josé@ in the CSV deleted the live (NFC) user and created a twin."""
+    t = make_teams("dev")
+    seed_users([("jos\u00e9@example.com", "internal_user", [t["dev"]]), ("ana@m\u00fcnchen.de", "internal_user", [])])
+    before = {u["user_id"] for u in live_users(clean_proxy).values()}
+    (workdir / "user_list.csv").write_text(
+        "email,role,team_name\njose\u0301@example.com,internal_user,dev\nana@xn--mnchen-3ya.de,internal_user,\n",
+        encoding="utf-8",
+    )
+    r = cli_run("sync", "--csv-file", "user_list.csv")
+    assert r.exit_code == 0, r.output
+    assert "Users to add: 0\n  Users to delete: 0\n  Users to update: 0\n  Users unchanged: 2" in r.output
+    assert {u["user_id"] for u in live_users(clean_proxy).values()} == before
+
+
 def test_users_without_email_and_default_user_id_are_never_touched(
     make_teams: Callable[..., dict[str, str]], cli_run: Callable[..., Result], clean_proxy: Proxy, workdir: pathlib.Path
 ) -> None:

@@ -38,6 +38,27 @@ def test_normalize_email(raw: str, expected: str) -> None:
     assert normalize_email(raw) == expected
 
 
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("jose\u0301@example.com", "jos\u00e9@example.com"),  # NFD (macOS, some Excel exports) vs NFC
+        ("JOSE\u0301@Example.com", "jos\u00e9@example.com"),
+        ("a@xn--mnchen-3ya.de", "a@m\u00fcnchen.de"),  # IDNA ASCII form vs Unicode form
+        ("A@XN--MNCHEN-3YA.DE", "a@M\u00dcnchen.de"),
+        ("a@sub.xn--mnchen-3ya.de", "a@sub.mu\u0308nchen.de"),  # ... and NFD in the domain
+    ],
+)
+def test_emails_equal_in_nfc_nfd_and_idna_forms(one: str, other: str) -> None:
+    assert normalize_email(one) == normalize_email(other)
+    assert normalize_email(one) == normalize_email(normalize_email(one)), "the key is a fixed point"
+
+
+def test_invalid_punycode_and_a_local_part_with_xn_are_kept_as_written() -> None:
+    assert normalize_email("a@xn--zz.de") == "a@xn--zz.de"
+    assert normalize_email("xn--mnchen-3ya@example.com") == "xn--mnchen-3ya@example.com"
+    assert normalize_email("a@x.com") != normalize_email("a@y.com")
+
+
 def test_normalize_email_keeps_inner_characters() -> None:
     assert normalize_email("first.last+tag@sub.example.com") == "first.last+tag@sub.example.com"
 

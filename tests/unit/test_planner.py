@@ -872,3 +872,20 @@ def test_a_csv_row_for_the_admin_identity_does_not_create_a_second_account() -> 
     admin = live("admin@x.com", "proxy_admin", uid=DEFAULT_USER_ID)
     plan = build_plan(desired(want("Admin@x.com", "proxy_admin")), snap([admin]))
     assert not any(isinstance(a, CreateUser) for a in plan.actions)
+
+
+@pytest.mark.parametrize(
+    ("csv_email", "live_email"),
+    [
+        ("jose\u0301@example.com", "jos\u00e9@example.com"),  # NFD in the CSV, NFC live
+        ("jos\u00e9@example.com", "jose\u0301@example.com"),
+        ("ana@xn--mnchen-3ya.de", "ana@m\u00fcnchen.de"),  # IDNA ASCII form in the CSV, Unicode live
+        ("ana@m\u00fcnchen.de", "ana@XN--MNCHEN-3YA.de"),
+    ],
+)
+def test_an_email_in_another_unicode_or_idna_form_is_the_same_user(csv_email: str, live_email: str) -> None:
+    """Issue 9 §4: an NFD josé@ in the CSV deleted the live user and created a twin."""
+    current = snap([live(live_email, "internal_user", ["t-dev"])])
+    plan = build_plan(desired(want(csv_email, "internal_user", ["development"])), current)
+    assert keys(plan) == []
+    assert [i.kind for i in plan.items] == [ItemKind.UNCHANGED]
