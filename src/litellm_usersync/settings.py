@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 DEFAULT_BASE_URL = "http://localhost:4000"
 DEFAULT_TIMEOUT_S = 30.0
@@ -34,7 +34,8 @@ class RetryPolicy:
 @dataclass(frozen=True)
 class ClientSettings:
     base_url: str = DEFAULT_BASE_URL
-    master_key: str = ""
+    #: never in the repr (see ``__repr__``): settings end up in logs, tracebacks and test failures
+    master_key: str = field(default="", repr=False)
     timeout_s: float = DEFAULT_TIMEOUT_S
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
     concurrency: int = DEFAULT_CONCURRENCY
@@ -42,6 +43,11 @@ class ClientSettings:
     retry: RetryPolicy = RetryPolicy()
     #: "auto": detect the proxy version and use bulk endpoints where it has them; "never": per-user calls
     bulk: str = "auto"
+
+    def __repr__(self) -> str:
+        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr]
+        masked = f"'{self.master_key[:5]}…'" if len(self.master_key) > 5 else ("'…'" if self.master_key else "''")
+        return f"ClientSettings({', '.join([*shown[:1], f'master_key={masked}', *shown[1:]])})"
 
 
 def default_max_delete(managed_users: int) -> int:

@@ -1012,6 +1012,21 @@ def test_mask_text() -> None:
 
 
 @pytest.mark.parametrize("master", [MASTER, "plain-master-password-42"])
+async def test_the_master_key_is_in_no_repr(master: str) -> None:
+    """Issue 9 §4: ``repr(ClientSettings)`` showed the master key in full (logs, tracebacks, test failures)."""
+    settings = ClientSettings(base_url=BASE, master_key=master)
+    assert master not in repr(settings) and master not in str(settings) and master not in f"{settings!r}"
+    assert f"master_key='{master[:5]}…'" in repr(settings)
+    assert "master_key=''" in repr(ClientSettings())
+    assert repr(settings).startswith(f"ClientSettings(base_url='{BASE}', master_key=")
+    assert settings == ClientSettings(base_url=BASE, master_key=master)  # still compared by value
+    async with ProxyClient(settings) as client:
+        for shown in (repr(client), repr(client.settings), repr(client._http), repr(client._http.headers)):
+            assert master not in shown
+        assert repr(dict(client._http.headers)).count(master) == 1, "the header itself still carries the key"
+
+
+@pytest.mark.parametrize("master", [MASTER, "plain-master-password-42"])
 async def test_no_secret_in_exceptions_or_debug_logs(master: str, caplog: pytest.LogCaptureFixture) -> None:
     """Every path that shows text from the proxy: error messages, debug logs of requests and responses."""
     caplog.set_level(logging.DEBUG, logger="litellm_usersync")

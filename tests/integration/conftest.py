@@ -14,7 +14,7 @@ import pathlib
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pytest
@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @dataclass(frozen=True)
 class Proxy:
     base_url: str
-    master_key: str
+    master_key: str = field(repr=False)  # a failing assert shows the fixture: never the key
 
     def settings(self, **kw: Any) -> ClientSettings:
         return ClientSettings(base_url=self.base_url, master_key=self.master_key, **kw)

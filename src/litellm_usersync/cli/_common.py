@@ -56,13 +56,17 @@ class CliExit(click.exceptions.Exit):
 
 
 def load_dotenv_once() -> None:
-    """Read ``.env`` from the working directory (like the seed); real environment variables win."""
+    """Read ``.env`` from the working directory only (like the seed); real environment variables win.
+
+    Never from a parent directory: a ``.env`` further up (a home folder, another project) must not point the
+    run at another proxy or give it another key.
+    """
     try:
-        from dotenv import find_dotenv, load_dotenv
+        from dotenv import load_dotenv
     except ImportError:  # pragma: no cover - dotenv is a hard dependency
         return
-    path = find_dotenv(usecwd=True)
-    if path:
+    path = os.path.join(os.getcwd(), ".env")
+    if os.path.isfile(path):
         load_dotenv(path, override=False)
 
 
