@@ -481,8 +481,12 @@ def keep_previous_secrets(path: str | Path) -> Path | None:
 def write_csv_file(
     path: str | Path, header: Sequence[str], rows: Iterable[Sequence[object]], *, secret: bool = False
 ) -> Path:
-    """Write a CSV file atomically. ``secret`` files (they hold API keys) are created mode 0600.
+    """Write a CSV file atomically, mode 0600: the one helper for every file the tool writes that holds emails.
 
+    Every such file (reports, delete's result and error files, add's error file, ``--update-existing``
+    output) holds emails, which are personal data, so each is 0600 like the backups; ``secret`` (the file also
+    holds API keys or invitation links) changes nothing about the mode and is kept for the callers that say so.
+    An existing file is replaced, never rewritten in place, so its old mode does not survive either.
     The folder must exist (a mistyped path must not silently create folders).
     """
     target = Path(path)
@@ -490,15 +494,13 @@ def write_csv_file(
         raise InputError(f"cannot write {target}: the folder {target.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent))
     try:
-        os.fchmod(fd, 0o600 if secret else 0o644)
+        os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(header)
             for r in rows:
                 w.writerow(["" if v is None else v for v in r])
         os.replace(tmp, target)
-        if secret:
-            os.chmod(target, 0o600)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -155,6 +155,8 @@ def test_seed_script_existing_users_missing_team_and_update_existing(
     # the existing users, as sync input with their current role and teams: a no-op for sync
     update = workdir / "user_update_list.csv"
     assert update.read_text(encoding="utf-8") == "email,role,team_name\nold@example.com,proxy_admin,support\n"
+    for path in (update, workdir / "user_reg_error.csv"):  # they hold emails (issue 9 §4)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     noop = cli_run("sync", "--csv-file", str(update), "--no-delete", "--dry-run", "--output", "json")
     assert noop.exit_code == 0, noop.output
     assert '"update": 0' in noop.output and '"add": 0' in noop.output

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import pathlib
+import stat
 from collections.abc import Callable
 from typing import Any
 
@@ -99,6 +100,8 @@ def test_seed_example_dry_run_then_delete(
     assert rows(workdir / "user_del_error.csv", ERROR_COLUMNS) == [
         {"email": "test_user@example.com", "user_id": "", "error_reason": "User not found in the system"},
     ]
+    for name in ("user_del_result.csv", "user_del_error.csv"):  # they hold emails (issue 9 §4)
+        assert stat.S_IMODE((workdir / name).stat().st_mode) == 0o600, name
 
     # the seed's follow-up check: list what is left
     left = cli_run("list", "--email-like", "@example.com", "--columns", "user_email")

@@ -63,3 +63,18 @@ def test_a_report_without_secrets_is_simply_replaced(tmp_path: pathlib.Path, row
     assert keep_previous_secrets(report) is None
     assert report.exists()
     assert keep_previous_secrets(tmp_path / "absent.csv") is None
+
+
+@pytest.mark.parametrize("secret", [False, True])
+def test_every_csv_the_tool_writes_is_0600_even_over_a_0644_file(tmp_path: pathlib.Path, secret: bool) -> None:
+    """Issue 9 §4: delete's result and error files, add's error file and --update-existing output hold emails."""
+    target = tmp_path / "user_del_result.csv"
+    target.write_text("old\n")
+    target.chmod(0o644)
+    old_umask = os.umask(0o022)
+    try:
+        write_csv_file(target, ("email",), [("a@x.com",)], secret=secret)
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert target.read_text().splitlines() == ["email", "a@x.com"]
