@@ -304,10 +304,11 @@ def test_write_csv_file_secret_tightens_an_existing_world_readable_file(tmp_path
     assert target.read_text().splitlines() == ["k", "sk-new"]
 
 
-def test_write_csv_file_not_secret_is_0644(tmp_path: pathlib.Path) -> None:
+def test_write_csv_file_without_keys_is_0600_too(tmp_path: pathlib.Path) -> None:
+    """Every CSV the tool writes holds emails (issue 9 §4): there is no 0644 file any more."""
     target = tmp_path / "plain.csv"
     write_csv_file(target, ("a",), [("1",)])
-    assert _mode(target) == 0o644
+    assert _mode(target) == 0o600
 
 
 def test_write_csv_file_is_atomic_on_failure(tmp_path: pathlib.Path) -> None:
