@@ -14,6 +14,7 @@ kind            what the client sees                                  did the pr
 ``reset``       the connection is reset (RST) before forwarding       no
 ``reset_after`` the connection is reset after forwarding              **yes**: the answer is lost
 ``lost_502``    a 502 instead of the real answer                      **yes**: the answer is lost
+``answer``      a scripted status and JSON body (``Decision.answer``) no (never forwarded)
 =============== =====================================================================================
 
 Determinism: whether a request gets a fault, and which, is a function of the seed, the request (method,
@@ -77,6 +78,9 @@ class Decision:
     kind: str | None  #: None: forward untouched
     value: float = 0.0  #: latency or Retry-After seconds
     after: bool = False  #: latency: delay the answer (after forwarding) rather than the request
+    #: kind "answer" (scripted only): the status and JSON body sent instead of forwarding, e.g. LiteLLM's own
+    #: licence-limit 403, which the real proxy gives only with a signed licence
+    answer: tuple[int, object] | None = None
 
 
 @dataclass
@@ -346,6 +350,9 @@ class FaultProxy:
                 extra=[("Retry-After", str(int(d.value)))],
                 close=closing,
             )
+            return not closing
+        if d.kind == "answer" and d.answer is not None:
+            await _write_json(writer, d.answer[0], d.answer[1], close=closing)
             return not closing
         if d.kind == "reset":
             _reset(writer)

@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from .errors import (
     AuthError,
     ConflictError,
+    ForbiddenError,
     NotFoundError,
     ProxyError,
     RateLimitedError,
@@ -130,8 +131,10 @@ def error_for_response(response: httpx.Response, method: str, path: str, secrets
         message = message[:_MAX_MESSAGE] + "…"
     status = response.status_code
     kw: dict[str, Any] = {"method": method, "path": path, "status": status, "error_type": etype}
-    if status in (401, 403):
+    if status == 401:
         return AuthError(message, **kw)
+    if status == 403:  # about this request, not the credentials (check_auth turns its own 403 into AuthError)
+        return ForbiddenError(message, **kw)
     if status == 404:
         return NotFoundError(message, **kw)
     if status == 409 or ("already exists" in message.lower() and status == 400 and "user" in message.lower()):
@@ -397,6 +400,8 @@ class ProxyClient:
                     if path == "/health/readiness/details":
                         raise
                     continue
+                except ForbiddenError:  # the identity check (run alongside) judges the credentials
+                    continue
                 if isinstance(data, dict) and data.get("litellm_version"):
                     version = str(data["litellm_version"])
                     break
@@ -411,10 +416,15 @@ class ProxyClient:
         master key (it is not a stored key), the key's owner for a virtual key.
 
         A 5xx (after the retries) raises: guessing ``default_user_id`` would leave a virtual key's owner
-        unprotected, so a sync could delete or demote the account it runs as.
+        unprotected, so a sync could delete or demote the account it runs as. A 403 here is about the
+        credentials (they may not even describe themselves): :class:`AuthError`, the run stops.
         """
         try:
             info = await self.request_object("GET", "/key/info")
+        except ForbiddenError as exc:
+            raise AuthError(
+                exc.message, method=exc.method, path=exc.path, status=exc.status, error_type=exc.error_type
+            ) from exc
         except NotFoundError:
             return DEFAULT_USER_ID  # the master key is not a stored key
         except RejectedError:

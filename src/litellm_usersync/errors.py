@@ -104,7 +104,13 @@ class ProxyError(UsersyncError):
 
 
 class AuthError(ProxyError):
-    """401/403: bad master key or not allowed."""
+    """Bad credentials: a 401, or a 403 on the identity check. Ends the run."""
+
+
+class ForbiddenError(ProxyError):
+    """A 403 on one operation that is not about the credentials (the licence's seat limit, "not allowed for this
+    team", a route the key may not use): the proxy refuses this request, so that row fails with the proxy's
+    message and the run goes on. Only a 403 on the identity check is bad credentials (:class:`AuthError`)."""
 
 
 class NotFoundError(ProxyError):

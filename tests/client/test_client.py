@@ -19,6 +19,7 @@ from litellm_usersync.client import CreatedUser, ProxyClient, mask_text, parse_v
 from litellm_usersync.errors import (
     AuthError,
     ConflictError,
+    ForbiddenError,
     NotFoundError,
     ProxyError,
     RateLimitedError,
@@ -288,7 +289,7 @@ SHAPE_D = {"type": "urn:litellm:error:too_many", "title": "Too many users", "sta
             "Authentication Error",
             "auth_error",
         ),
-        (403, {"detail": {"error": "not allowed"}}, AuthError, "not allowed", None),
+        (403, {"detail": {"error": "not allowed"}}, ForbiddenError, "not allowed", None),
         (
             404,
             {"error": {"message": "User bob not found", "type": "not_found_error"}},
@@ -876,6 +877,20 @@ async def test_check_auth_master_key_and_virtual_key() -> None:
     async with client:
         with pytest.raises(AuthError):
             await client.check_auth()
+
+
+async def test_a_403_is_bad_credentials_only_on_the_identity_check() -> None:
+    """Issue 9 §4: a 403 elsewhere (seat limit, not allowed for this team) is ForbiddenError, never AuthError."""
+    forbidden = httpx.Response(403, json={"detail": {"error": "Call not allowed. User not proxy admin OR team admin."}})
+    client, _, _ = make(lambda r: forbidden)
+    async with client:
+        with pytest.raises(AuthError) as info:
+            await client.check_auth()
+        assert info.value.status == 403 and "Call not allowed" in info.value.message
+        with pytest.raises(ForbiddenError) as refused:
+            await client.request("POST", "/team/member_add", body={"team_id": "t"})
+        assert not isinstance(refused.value, AuthError)
+        assert await client.proxy_version() is None  # version detection does not judge the credentials
 
 
 NOT_FOUND = httpx.Response(404, json={"detail": "Not Found"})

@@ -7,6 +7,7 @@ overlapping, bulk and per-user paths giving the same report, the recreation fall
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -463,6 +464,37 @@ async def test_bad_credentials_stop_the_run_and_the_report_says_so() -> None:
     assert fake.count("POST /user/delete") == 0 and fake.count("POST /user/update") == 0
     assert all(not r.success for r in report.results if r.item.actions)
     assert any("run aborted" in (r.error or "") for r in report.results)
+
+
+@pytest.mark.parametrize("version", [NEW, OLD])
+async def test_a_403_that_is_not_about_credentials_fails_only_its_rows(version: str) -> None:
+    """Issue 9 §4: a seat-limit 403 on the creates (and a 'not allowed for this team' 403 on one join) used to
+    end the whole run as 'bad credentials'; the role change and the deletes must still be applied."""
+    fake = seeded(version)
+    plan = await plan_on(fake)
+    seat = "License is over limit. Please contact support@berri.ai to upgrade your license."
+
+    def refuse(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        if request.url.path in ("/user/new", "/management/v1/users/bulk"):
+            return httpx.Response(403, json={"error": {"message": seat, "type": "auth_error", "code": "403"}})
+        if "member_add" in request.url.path and "t-ops" in json.dumps(body):
+            refused = "Call not allowed. User not proxy admin OR team admin. route=/team/member_add, team_id=t-ops"
+            return httpx.Response(403, json={"detail": {"error": refused}})
+        return None
+
+    fake.faults.append(refuse)
+    report = await run(fake, plan)
+    assert report.aborted is None and not report.interrupted
+    by_email = {r.item.email: r for r in report.results}
+    for email in ("new1@x.com", "new2@x.com", "new3@x.com"):
+        assert not by_email[email].success and seat in (by_email[email].error or ""), by_email[email]
+    assert by_email["role@x.com"].success and by_email["move@x.com"].success
+    multi = by_email["Multi@x.com"]
+    assert not multi.success and "Call not allowed" in (multi.error or ""), multi
+    state = fake.state()
+    assert "u-gone1" not in state and "u-gone2" not in state, "the deletes ran after the refused creates"
+    assert state["u-role"][1] == "proxy_admin"
+    assert not any(u.startswith("new") for u in state)
 
 
 async def test_deleting_an_already_deleted_user_counts_as_done() -> None:

@@ -297,6 +297,8 @@ def handle_errors(debug: bool, *, unusable: int = ExitCode.UNUSABLE) -> Iterator
         hint = ""
         if exc.status == 404 and exc.method == "GET":
             hint = f" Is {_base_url()} the proxy's root URL (without /v1 or another path)?"
+        elif exc.status == 403:
+            hint = " The credentials in use may not do this: use the master key or a proxy admin's key."
         err(f"Error: the proxy answered: {exc}.{hint}")
         raise CliExit(unusable) from None
     except UsersyncError as exc:
