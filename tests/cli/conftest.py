@@ -34,3 +34,9 @@ def run(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
         return result, calls
 
     return go
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the run lock lives in the user's state directory: tests get their own, never ~/.local/state
+    monkeypatch.setenv("USERSYNC_STATE_DIR", str(tmp_path_factory.mktemp("state")))

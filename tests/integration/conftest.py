@@ -210,3 +210,9 @@ def _no_proxy_env_leak(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the run lock lives in the user's state directory: tests get their own, never ~/.local/state
+    monkeypatch.setenv("USERSYNC_STATE_DIR", str(tmp_path_factory.mktemp("state")))

@@ -46,6 +46,7 @@ from ._common import (
     show_all_option,
 )
 from ._input import input_format, input_options
+from ._lock import hold_run_lock
 from ._progress import progress_bar
 from ._safety import apply_safely, safety_options, write_secret_report
 
@@ -154,6 +155,8 @@ def add_command(
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
         desired = read_users_csv(csv_file, with_key_name=True, fmt=input_format())
+        if not dry_run:
+            hold_run_lock(settings.base_url, command="add")
 
         async def run(stop: asyncio.Event) -> tuple[AddPlan, AddOutcome | None]:
             async with make_client(settings) as client:

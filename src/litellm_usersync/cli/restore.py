@@ -47,6 +47,7 @@ from ._common import (
     setup_logging,
     show_all_option,
 )
+from ._lock import hold_run_lock
 from ._progress import progress_bar
 from ._safety import audit_hook, audit_log_option, backup_dir_option, prepare_safety_net, write_secret_report
 
@@ -153,6 +154,8 @@ def restore_command(
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
         target, doc = read_snapshot_file(snapshot_file)
+        if not dry_run:
+            hold_run_lock(settings.base_url, command="restore")
         options = PlanOptions(
             allow_delete=not no_delete,
             allow_recreate=False,  # a restore never deletes a user it means to keep

@@ -48,6 +48,7 @@ from ._common import (
     show_all_option,
 )
 from ._input import INPUT_PARAMS, input_format, input_options
+from ._lock import hold_run_lock
 from ._progress import progress_bar
 from ._safety import apply_safely, safety_options, write_secret_report
 
@@ -218,6 +219,8 @@ def sync_command(
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
         saved = read_plan_file(apply_plan_path) if apply_plan_path else None
         desired = None if saved else read_users_csv(csv_file, fmt=input_format())
+        if not dry_run:
+            hold_run_lock(settings.base_url, command="sync")
         options = PlanOptions(
             allow_add=not no_add,
             allow_delete=not no_delete,
