@@ -46,6 +46,15 @@ def normalize_email(raw: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+def nfc_email(raw: str) -> str:
+    """An email as it is sent to the proxy for a new user: trimmed, in Unicode NFC, its case kept.
+
+    The proxy's own duplicate check ignores case but not the Unicode form: an NFD address stored by us would
+    let another client create a twin in NFC.
+    """
+    return unicodedata.normalize("NFC", raw.strip().strip(_INVISIBLE).strip())
+
+
 def normalize_team_name(raw: str) -> str:
     """Team names are compared trimmed and case-insensitively."""
     return " ".join(raw.strip().strip(_INVISIBLE).split()).casefold()

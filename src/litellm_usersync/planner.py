@@ -5,7 +5,7 @@ No I/O, no clock, no randomness. Safety brakes are checked here and reported as 
 
 from __future__ import annotations
 
-from .identity import DEFAULT_USER_ID, PROXY_ROLES, normalize_email, resolve_team, team_problem
+from .identity import DEFAULT_USER_ID, PROXY_ROLES, nfc_email, normalize_email, resolve_team, team_problem
 from .models import (
     Action,
     AddMembership,
@@ -86,7 +86,7 @@ def _plan_new_user(want: DesiredUser, snapshot: Snapshot, options: PlanOptions) 
         blocked = _id_taken(user_id, snapshot)
     create = CreateUser(
         user_id=user_id,
-        email=want.email,
+        email=nfc_email(want.email),
         role=role,
         team_ids=team_ids,
         key_alias=want.key_name,
@@ -94,7 +94,7 @@ def _plan_new_user(want: DesiredUser, snapshot: Snapshot, options: PlanOptions) 
     )
     return PlanItem(
         kind=ItemKind.ADD,
-        email=want.email,
+        email=nfc_email(want.email),
         user_id=user_id,
         role=role,
         team_names=snapshot.team_names(team_ids) if not errors else tuple(want.team_names or ()),

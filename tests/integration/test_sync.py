@@ -242,13 +242,17 @@ def test_nfd_and_idna_forms_of_a_live_email_are_the_same_user(
     seed_users([("jos\u00e9@example.com", "internal_user", [t["dev"]]), ("ana@m\u00fcnchen.de", "internal_user", [])])
     before = {u["user_id"] for u in live_users(clean_proxy).values()}
     (workdir / "user_list.csv").write_text(
-        "email,role,team_name\njose\u0301@example.com,internal_user,dev\nana@xn--mnchen-3ya.de,internal_user,\n",
+        "email,role,team_name\njose\u0301@example.com,internal_user,dev\nana@xn--mnchen-3ya.de,internal_user,\n"
+        "Rene\u0301@example.com,internal_user,\n",
         encoding="utf-8",
     )
     r = cli_run("sync", "--csv-file", "user_list.csv")
     assert r.exit_code == 0, r.output
-    assert "Users to add: 0\n  Users to delete: 0\n  Users to update: 0\n  Users unchanged: 2" in r.output
-    assert {u["user_id"] for u in live_users(clean_proxy).values()} == before
+    assert "Users to add: 1\n  Users to delete: 0\n  Users to update: 0\n  Users unchanged: 2" in r.output
+    users = live_users(clean_proxy)
+    assert {u["user_id"] for u in users.values()} == before | {"ren\u00e9@example.com"}
+    # a new user is stored in NFC (the proxy's own duplicate check does not normalise Unicode)
+    assert users["ren\u00e9@example.com"]["user_email"] == "Ren\u00e9@example.com"
 
 
 def test_users_without_email_and_default_user_id_are_never_touched(

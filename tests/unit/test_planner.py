@@ -889,3 +889,11 @@ def test_an_email_in_another_unicode_or_idna_form_is_the_same_user(csv_email: st
     plan = build_plan(desired(want(csv_email, "internal_user", ["development"])), current)
     assert keys(plan) == []
     assert [i.kind for i in plan.items] == [ItemKind.UNCHANGED]
+
+
+def test_a_new_user_is_created_with_its_email_in_nfc_and_its_case_kept() -> None:
+    plan = build_plan(desired(want("Jose\u0301@Example.com", "internal_user")), snap([]))
+    (create,) = plan.actions
+    assert isinstance(create, CreateUser)
+    assert create.email == "Jos\u00e9@Example.com" and create.user_id == "jos\u00e9@example.com"
+    assert plan.items[0].email == "Jos\u00e9@Example.com"
