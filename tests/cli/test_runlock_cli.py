@@ -72,3 +72,15 @@ def test_the_state_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.
     monkeypatch.setenv("XDG_STATE_HOME", "relative/dir")  # invalid by the XDG spec: ignored
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert state_dir() == tmp_path / "home" / ".local" / "state" / "litellm-usersync"
+
+
+def test_an_unusable_state_directory_is_a_clear_error_before_any_request(
+    run: Callable[..., tuple[Result, list[str]]], inputs: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (inputs / "not-a-folder").write_text("x")
+    monkeypatch.setenv(STATE_DIR_ENV, str(inputs / "not-a-folder"))
+    result, calls = run("sync", "--csv-file", "users.csv")
+    assert result.exit_code == 2, result.output
+    assert calls == []
+    assert f"cannot take the run lock in {inputs / 'not-a-folder'}" in result.output
+    assert f"Set {STATE_DIR_ENV} to a writable local folder" in result.output

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import ConfigError
 from ..runlock import RunLock, acquire_run_lock
 from ._common import err
 
@@ -31,7 +32,14 @@ def state_dir() -> Path:
 def hold_run_lock(base_url: str, *, command: str) -> RunLock:
     """Take the run lock for this proxy (or raise ``RunLockedError``: exit 2, nothing read or changed) and keep
     it until the command's click context closes, i.e. after the report is written and the exit code chosen."""
-    lock = acquire_run_lock(state_dir(), base_url, command=command)
+    folder = state_dir()
+    try:
+        lock = acquire_run_lock(folder, base_url, command=command)
+    except OSError as exc:  # not writable, not a folder, no locks on this file system
+        raise ConfigError(
+            f"cannot take the run lock in {folder} ({exc}); nothing was read or changed. "
+            f"Set {STATE_DIR_ENV} to a writable local folder"
+        ) from None
     notice = lock.takeover_notice()
     if notice:
         err(f"Note: {notice}")
