@@ -39,6 +39,7 @@ from .models import (
     Plan,
     PlanItem,
     RecreateUser,
+    ReissueKey,
     RemoveMembership,
 )
 from .planfile import action_type
@@ -91,6 +92,9 @@ def _before_after(outcome: Outcome, item: PlanItem | None) -> tuple[dict[str, An
     if isinstance(a, RecreateUser):
         was = {"role": item.old_role, "team_ids": list(item.old_team_ids)} if item is not None else None
         return was, {"email": a.email, "role": a.role, "team_ids": list(a.team_ids), "keys": "deleted"}
+    if isinstance(a, ReissueKey):
+        # the key itself is never written here: it is in the report (0600)
+        return {"api_key": "unknown (lost in an interrupted run)"}, {"api_key": "new (in the report)"}
     raise TypeError(f"unknown action {a!r}")
 
 

@@ -35,7 +35,7 @@ from .errors import (
     UnavailableError,
 )
 from .identity import DEFAULT_USER_ID, normalize_email
-from .settings import BULK_CHUNK, MAX_RETRY_AFTER_S, ClientSettings, RetryPolicy
+from .settings import BULK_CHUNK, BULK_ROW_TIMEOUT_S, MAX_RETRY_AFTER_S, ClientSettings, RetryPolicy
 
 log = logging.getLogger("litellm_usersync.http")
 #: answers that look like errors in --debug but are how the proxy says something normal
@@ -270,7 +270,9 @@ class ProxyClient:
     # ---------------------------------------------------------------------------------------------
     # The transport layer
 
-    async def _send_once(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> Any:
+    async def _send_once(
+        self, method: str, path: str, params: Mapping[str, Any] | None, body: Any, timeout_s: float | None = None
+    ) -> Any:
         key = f"{method} {path}"
         self.request_counts[key] = self.request_counts.get(key, 0) + 1
         if self._on_request:
@@ -280,7 +282,11 @@ class ProxyClient:
             shown += f" body={self.mask(json.dumps(body))[:2000]}" if body is not None else ""
             log.debug("→ %s %s%s", method, path, shown)
         try:
-            response = await self._http.request(method, path, params=params, json=body)
+            if timeout_s is None:
+                response = await self._http.request(method, path, params=params, json=body)
+            else:
+                timeout = httpx.Timeout(timeout_s, connect=self.settings.connect_timeout_s)
+                response = await self._http.request(method, path, params=params, json=body, timeout=timeout)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise UnavailableError(
                 f"cannot connect to {self.settings.base_url}: {self.mask(str(exc)) or type(exc).__name__}",
@@ -290,7 +296,7 @@ class ProxyClient:
             ) from exc
         except httpx.TimeoutException as exc:
             raise UnavailableError(
-                f"timed out after {self.settings.timeout_s:g} s waiting for the proxy",
+                f"timed out after {timeout_s or self.settings.timeout_s:g} s waiting for the proxy",
                 maybe_sent=True,
                 method=method,
                 path=path,
@@ -358,11 +364,14 @@ class ProxyClient:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         retry: Callable[[BaseException], bool] = is_retryable,
+        timeout_s: float | None = None,
     ) -> Any:
-        """Send one request with retries; return the decoded JSON or raise a :class:`ProxyError`."""
+        """Send one request with retries; return the decoded JSON or raise a :class:`ProxyError`.
+
+        ``timeout_s`` overrides the per-response timeout for this request (a bulk call of 500 rows)."""
         async for attempt in self._retrying(retry):
             with attempt:
-                return await self._send_once(method, path, params, body)
+                return await self._send_once(method, path, params, body, timeout_s)
         raise RuntimeError("unreachable")  # pragma: no cover
 
     async def request_object(
@@ -373,10 +382,11 @@ class ProxyClient:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         retry: Callable[[BaseException], bool] = is_retryable,
+        timeout_s: float | None = None,
     ) -> dict[str, Any]:
         """Like :meth:`request`, for endpoints that answer a JSON object: any other 2xx answer (an array, a
         string, an empty body: a wrong ``--base-url`` or a misbehaving gateway) is a :class:`ServerError`."""
-        data = await self.request(method, path, params=params, body=body, retry=retry)
+        data = await self.request(method, path, params=params, body=body, retry=retry, timeout_s=timeout_s)
         if not isinstance(data, dict):
             shown = "an empty body" if data is None else f"a JSON {type(data).__name__}"
             raise ServerError(
@@ -669,7 +679,11 @@ class ProxyClient:
             chunk = list(bodies[i : i + BULK_CHUNK])
             try:
                 data = await self.request_object(
-                    "POST", "/management/v1/users/bulk", body={"users": chunk}, retry=is_retryable_before_sending
+                    "POST",
+                    "/management/v1/users/bulk",
+                    body={"users": chunk},
+                    retry=is_retryable_before_sending,
+                    timeout_s=self.bulk_timeout_s(len(chunk)),
                 )
             except ProxyError as exc:
                 if self._bulk_route_missing("create", exc):
@@ -680,6 +694,12 @@ class ProxyClient:
                 continue
             results.extend(self._bulk_create_rows(data))
         return results
+
+    def bulk_timeout_s(self, rows: int) -> float:
+        """The timeout of one bulk create: ``--timeout`` plus the proxy's time per row (a chunk of 500 users
+        with keys takes ~8 s on a quiet proxy), so a full chunk is not cut off under a per-request timeout
+        meant for one user (an answer cut off is a chunk of users whose keys nobody holds)."""
+        return self.settings.timeout_s + BULK_ROW_TIMEOUT_S * max(rows - 1, 0)
 
     def _bulk_create_rows(self, data: Any) -> list[RowResult]:
         rows: list[RowResult] = []
@@ -731,7 +751,11 @@ class ProxyClient:
                 await self._sleep(min(self.settings.retry.max_wait_s, self.settings.retry.initial_s * 2**attempt))
             try:
                 data = await self.request_object(
-                    "POST", "/management/v1/users/bulk", body={"users": rest}, retry=is_retryable_before_sending
+                    "POST",
+                    "/management/v1/users/bulk",
+                    body={"users": rest},
+                    retry=is_retryable_before_sending,
+                    timeout_s=self.bulk_timeout_s(len(rest)),
                 )
             except ProxyError as exc:
                 if not is_uncertain(exc):
@@ -919,6 +943,34 @@ class ProxyClient:
         key = str(data.get("key") or "")
         self.remember_secret(key)
         return key
+
+    async def list_user_keys(self, user_id: str) -> list[dict[str, Any]]:
+        """The virtual keys of one user (``GET /key/list``, full rows: ``token`` is the key's hash)."""
+        keys: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            data = await self.request_object(
+                "GET",
+                "/key/list",
+                params={"user_id": user_id, "return_full_object": "true", "page": page, "size": 100},
+            )
+            rows = [k for k in data.get("keys") or [] if isinstance(k, dict)]
+            keys += [k for k in rows if k.get("user_id") in (None, user_id)]
+            if page >= int(data.get("total_pages") or 1) or not rows:
+                return keys
+            page += 1
+
+    async def delete_keys(self, tokens: Sequence[str]) -> None:
+        """``POST /key/delete`` by hash. Already gone (a retry after a lost answer) counts as done."""
+        if not tokens:
+            return
+        try:
+            await self.request("POST", "/key/delete", body={"keys": list(tokens)})
+        except NotFoundError:
+            if len(tokens) == 1:
+                return
+            for t in tokens:  # one of them is gone already: the others one by one
+                await self.delete_keys([t])
 
     async def create_invitation(self, user_id: str) -> str:
         """``POST /invitation/new``; returns the invitation id."""

@@ -500,6 +500,9 @@ def write_csv_file(
             w.writerow(header)
             for r in rows:
                 w.writerow(["" if v is None else v for v in r])
+            if secret:  # it may be the only copy of new API keys: on disk before the journal goes
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

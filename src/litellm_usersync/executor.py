@@ -16,9 +16,10 @@ done until then. It never prints; progress goes to a callback.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -27,6 +28,8 @@ from .client import ProxyClient, RowResult
 from .errors import AuthError, ConflictError, ProxyError
 from .identity import PROXY_ROLES
 from .models import (
+    INVITE_PENDING,
+    KEY_PENDING,
     Action,
     AddMembership,
     ChangeRole,
@@ -38,6 +41,7 @@ from .models import (
     Plan,
     PlanItem,
     RecreateUser,
+    ReissueKey,
     RemoveMembership,
     RunReport,
 )
@@ -49,6 +53,12 @@ MANAGED_METADATA = {"managed_by": "litellm-usersync"}
 DELETE_CHUNK = 100
 
 ProgressCallback = Callable[[str, int, int], None]
+#: ``on_key(user_id, email, api_key, note)``: a key arrived; must make it durable before returning (raise
+#: ``OSError`` when it cannot: the user's marker then stays set, and the next run reissues the key)
+KeyHook = Callable[[str, str, str, "str | None"], None]
+LOST_KEY_NOTE = "a new API key: the proxy's answer with the first one was lost, so that key was revoked"
+REISSUED_NOTE = "a new API key, replacing one lost in an interrupted run (that key was revoked: nobody had seen it)"
+KEPT_NOTE = "API key recorded by an interrupted run (in its journal); kept"
 T = TypeVar("T")
 M = TypeVar("M", AddMembership, RemoveMembership)
 A = TypeVar("A", DeleteUser, ChangeRole, RemoveMembership)
@@ -100,13 +110,36 @@ def _outcomes_from_rows(actions: Sequence[A], rows: Sequence[RowResult], missing
     ]
 
 
-def create_body(action: CreateUser | RecreateUser, *, with_teams: bool, create_key: bool) -> dict[str, Any]:
+def hash_key(api_key: str) -> str:
+    """The proxy's id of a virtual key (``token`` in ``/key/list``): the sha256 of the plaintext key."""
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def created_metadata(*, create_key: bool, invite: bool = False) -> dict[str, Any]:
+    """A new user's metadata: the managed marker, and the "pending" markers of the secrets it will get."""
+    metadata: dict[str, Any] = dict(MANAGED_METADATA)
+    if create_key:
+        metadata[KEY_PENDING] = True
+    if invite:
+        metadata[INVITE_PENDING] = True
+    return metadata
+
+
+def without_marker(metadata: Mapping[str, Any], marker: str) -> dict[str, Any]:
+    """``metadata`` with ``marker`` cleared (the proxy drops an empty dict from an update: then a null)."""
+    out = {k: v for k, v in metadata.items() if k != marker}
+    return out or {marker: None}
+
+
+def create_body(
+    action: CreateUser | RecreateUser, *, with_teams: bool, create_key: bool, invite: bool = False
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "user_id": action.user_id,
         "user_email": action.email,
         "user_role": action.role,
         "auto_create_key": create_key,
-        "metadata": dict(MANAGED_METADATA),
+        "metadata": created_metadata(create_key=create_key, invite=invite),
     }
     if with_teams and action.team_ids:
         body["teams"] = list(action.team_ids)
@@ -126,9 +159,21 @@ class Executor:
         on_progress: ProgressCallback | None = None,
         stop: asyncio.Event | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        on_key: KeyHook | None = None,
+        recorded_keys: Mapping[str, str] | None = None,
+        invite: bool = False,
     ) -> None:
         self.client = client
         self._on_outcome = on_outcome
+        self._on_key = on_key
+        #: ``user_id -> key`` recorded by earlier interrupted runs: such a key is kept, never revoked
+        self._recorded = dict(recorded_keys or {})
+        #: new users also get an invitation link after this run (``add``): marked pending for it too
+        self._invite = invite
+        #: ``user_id -> metadata`` to write once their key is recorded (clears ``KEY_PENDING``), batched
+        self._clear: dict[str, dict[str, Any]] = {}
+        self._markers_left: set[str] = set()
+        self._keys_unknown: set[str] = set()
         self._label: Callable[[str], str] = str
         #: users whose state could not be read back (no fallback for them: their state is unknown)
         self._unverified: set[str] = set()
@@ -169,6 +214,130 @@ class Executor:
         return out
 
     # ---------------------------------------------------------------------------------------------
+    # keys: recorded as they arrive, then the user's "key pending" marker is cleared (batched)
+
+    def _received(self, user_id: str, email: str, api_key: str, note: str | None, metadata: dict[str, Any]) -> bool:
+        """A key arrived: hand it to ``on_key`` (which makes it durable), then queue the marker's clearing.
+
+        False when it could not be recorded: the marker stays, so the next run reissues the key."""
+        if self._on_key is not None:
+            try:
+                self._on_key(user_id, email, api_key, note)
+            except OSError as exc:
+                log.warning("could not record the API key of %s (%s): its marker stays set", user_id, exc)
+                self._keys_unknown.add(user_id)
+                return False
+        self._keys_unknown.discard(user_id)
+        self._clear[user_id] = without_marker(metadata, KEY_PENDING)
+        return True
+
+    async def _flush_markers(self) -> None:
+        """Clear the "key pending" marker of every user whose key is recorded: one ``/user/bulk_update`` per
+        500 users where the proxy has it (per-user updates otherwise). A failure only leaves markers set:
+        the next run finds those keys in the journal and keeps them."""
+        if not self._clear:
+            return
+        todo, self._clear = self._clear, {}
+        updates = [{"user_id": uid, "metadata": md} for uid, md in todo.items()]
+        if await self.client.supports_bulk("update"):
+            try:
+                rows = await self.client.bulk_update_users(updates)
+            except AuthError:
+                raise
+            except ProxyError as exc:
+                log.warning("could not clear the key markers of %d user(s): %s", len(updates), exc)
+                self._markers_left.update(todo)
+                return
+            if rows is not None:
+                ok = {r.user_id for r in rows if r.success}
+                self._markers_left.update(uid for uid in todo if uid not in ok)
+                return
+
+        async def one(u: dict[str, Any]) -> None:
+            async with self._sem:
+                try:
+                    await self.client.update_user(u["user_id"], metadata=u["metadata"])
+                except AuthError:
+                    raise
+                except ProxyError as exc:
+                    log.warning("could not clear the key marker of %s: %s", u["user_id"], exc)
+                    self._markers_left.add(u["user_id"])
+
+        await asyncio.gather(*(one(u) for u in updates))
+
+    async def _reissue(self, user_id: str, key_alias: str | None) -> tuple[str, bool]:
+        """Revoke the user's keys that nobody holds and issue a new one: ``(key, kept)``.
+
+        A key recorded by an interrupted run (``recorded_keys``) that still exists is kept instead (``kept``
+        True): it is in a journal, so someone may hold it. Team-bound keys are never touched (the key
+        ``/user/new`` mints is not bound to a team)."""
+        keys = await self.client.list_user_keys(user_id)
+        recorded = self._recorded.get(user_id)
+        if recorded and any(k.get("token") == hash_key(recorded) for k in keys):
+            return recorded, True
+        orphans = [str(k["token"]) for k in keys if k.get("token") and not k.get("team_id")]
+        await self.client.delete_keys(orphans)
+        return await self.client.generate_key(user_id, key_alias=key_alias), False
+
+    async def _replace_lost_key(self, a: CreateUser) -> Outcome:
+        """A create whose answer (with the key) was lost: the key exists but nobody saw it. Revoke it and
+        issue a new one, so the row ends with a working key; if even that fails, the row says so (FAILED)
+        and the marker stays for the next run."""
+        try:
+            key, _kept = await self._reissue(a.user_id, a.key_alias)
+        except AuthError:
+            raise
+        except ProxyError as exc:
+            self._keys_unknown.add(a.user_id)
+            return _failed(
+                a,
+                f"created, but its API key is unknown (the proxy's answer was lost, and issuing a new key "
+                f"failed: {exc}); the next run issues one",
+            )
+        metadata = created_metadata(create_key=True, invite=self._invite)
+        if not self._received(a.user_id, a.email, key, LOST_KEY_NOTE, metadata):
+            return Outcome(
+                a, OutcomeStatus.FAILED, api_key=key, error="created, but its new API key could not be recorded"
+            )
+        return _done(a, api_key=key, note=LOST_KEY_NOTE)
+
+    async def apply_reissues(self, actions: Sequence[ReissueKey]) -> list[Outcome]:
+        """Repairs planned from the markers an interrupted run left (see :class:`ReissueKey`)."""
+        if not actions:
+            return []
+        self._progress.start("reissuing API keys lost by an interrupted run", len(actions))
+        try:
+            rows = await self.client.read_users_by_ids([a.user_id for a in actions])
+        except AuthError:
+            raise
+        except ProxyError as exc:
+            return [_failed(a, f"could not read the user before reissuing its key: {exc}") for a in actions]
+
+        async def one(a: ReissueKey) -> list[Outcome]:
+            row = rows.get(a.user_id)
+            if row is None:
+                return [_failed(a, "user not found")]
+            raw = row.get("metadata")
+            metadata: dict[str, Any] = raw if isinstance(raw, dict) else {}
+            if not metadata.get(KEY_PENDING):  # another run repaired it since the plan was made
+                return [_done(a, note="its API key was already recorded by another run")]
+            try:
+                key, kept = await self._reissue(a.user_id, a.key_alias)
+            except AuthError:
+                raise
+            except ProxyError as exc:
+                self._keys_unknown.add(a.user_id)
+                return [_failed(a, f"could not reissue the API key lost by an interrupted run: {exc}")]
+            note = KEPT_NOTE if kept else REISSUED_NOTE
+            if not self._received(a.user_id, a.email, key, note, metadata):
+                return [Outcome(a, OutcomeStatus.FAILED, api_key=key, error="the new API key could not be recorded")]
+            return [_done(a, api_key=key, note=note)]
+
+        out = await self._each(actions, one)
+        await self._flush_markers()
+        return out
+
+    # ---------------------------------------------------------------------------------------------
     # appliers, one per kind
 
     async def apply_creates(self, actions: Sequence[CreateUser]) -> list[Outcome]:
@@ -195,9 +364,11 @@ class Executor:
                     per_user.extend(chunk)
                 else:
                     outcomes.extend(chunk_outcomes)
+                await self._flush_markers()  # one bulk_update per chunk: the keys are in the journal now
         if not per_user:
             return outcomes
         created = await self._each(per_user, self._create_one)
+        await self._flush_markers()
         # join teams batched per team: one roster write per team instead of one per user
         joins = [
             AddMembership(o.action.user_id, o.action.email, t)
@@ -227,22 +398,46 @@ class Executor:
 
     async def _create_one(self, a: CreateUser) -> list[Outcome]:
         try:
-            created = await self.client.create_user(create_body(a, with_teams=False, create_key=a.create_key))
+            created = await self.client.create_user(
+                create_body(a, with_teams=False, create_key=a.create_key, invite=self._invite)
+            )
         except AuthError:
             raise
         except ConflictError as exc:
             return [_failed(a, f"User already exists: {exc.message}")]
         except ProxyError as exc:
             return [_failed(a, exc)]
-        note = "created; the proxy's answer was lost, so its API key is unknown" if created.recovered else None
-        return [_done(a, api_key=created.api_key, note=note)]
+        if created.recovered and a.create_key:
+            return [await self._replace_lost_key(a)]
+        if created.api_key:
+            metadata = created_metadata(create_key=True, invite=self._invite)
+            if not self._received(a.user_id, a.email, created.api_key, None, metadata):
+                return [
+                    Outcome(a, OutcomeStatus.FAILED, api_key=created.api_key, error="its API key could not be recorded")
+                ]
+        return [_done(a, api_key=created.api_key)]
 
     async def _bulk_creates(self, actions: Sequence[CreateUser]) -> list[Outcome] | None:
-        bodies = [create_body(a, with_teams=True, create_key=a.create_key) for a in actions]
+        bodies = [create_body(a, with_teams=True, create_key=a.create_key, invite=self._invite) for a in actions]
         rows = await self.client.bulk_create_users(bodies)
         if rows is None:
             return None
         by_id = {r.user_id: r for r in rows if r.user_id}
+        metadata = created_metadata(create_key=True, invite=self._invite)
+        for a in actions:  # record every key of the chunk first (durable), then repair the lost ones
+            r = by_id.get(a.user_id)
+            if (
+                r is not None
+                and r.success
+                and r.api_key
+                and a.create_key
+                and not self._received(a.user_id, a.email, r.api_key, None, metadata)
+            ):
+                by_id[a.user_id] = RowResult(
+                    r.user_id, r.email, False, "created, but its API key could not be recorded", r.api_key, r.teams
+                )
+        lost = [a for a in actions if (r := by_id.get(a.user_id)) and r.success and not r.api_key and a.create_key]
+        replaced = {o.action.user_id: o for o in await self._each(lost, lambda a: self._one_lost(a))}
         outcomes: list[Outcome] = []
         for a in actions:
             r = by_id.get(a.user_id)
@@ -255,20 +450,23 @@ class Executor:
                 outcomes.append(_failed(a, err))
             else:
                 missing = ", ".join(self._label(t) for t in a.team_ids if t not in r.teams)
-                note = None if r.api_key or not a.create_key else "created; its API key is unknown (answer lost)"
+                key, note, error = r.api_key, None, None
+                if a.user_id in replaced:
+                    o = replaced[a.user_id]
+                    key, note, error = o.api_key, o.note, o.error
                 if missing:
-                    outcomes.append(
-                        Outcome(
-                            a,
-                            OutcomeStatus.FAILED,
-                            api_key=r.api_key,
-                            error=f"created, but not added to team(s) {missing}: {r.error or '?'}",
-                        )
-                    )
+                    why = f"created, but not added to team(s) {missing}: {r.error or '?'}"
+                    error = f"{why}; {error}" if error else why
+                if error:
+                    outcomes.append(Outcome(a, OutcomeStatus.FAILED, api_key=key, error=error, note=note))
                 else:
-                    outcomes.append(_done(a, api_key=r.api_key, note=note))
-            self._progress.advance()
+                    outcomes.append(_done(a, api_key=key, note=note))
+            if a.user_id not in replaced:  # _each advanced those already
+                self._progress.advance()
         return outcomes
+
+    async def _one_lost(self, a: CreateUser) -> list[Outcome]:
+        return [await self._replace_lost_key(a)]
 
     async def apply_deletes(self, actions: Sequence[DeleteUser]) -> list[Outcome]:
         if not actions:
@@ -525,6 +723,8 @@ class Executor:
             raise
         except ProxyError as exc:
             return _failed(a, f"User recreation failed: {exc}")
+        if created.api_key:  # recorded before anything else; a key lost here is reissued by the next run
+            self._received(a.user_id, a.email, created.api_key, None, created_metadata(create_key=True))
         note = "recreated by the fallback; the user's previous API keys were deleted"
         missing = []
         if log.isEnabledFor(logging.DEBUG):
@@ -563,6 +763,7 @@ class Executor:
         actions = plan.actions
         phases: list[tuple[type, Callable[[list[Any]], Awaitable[list[Outcome]]]]] = [
             (CreateUser, self.apply_creates),
+            (ReissueKey, self.apply_reissues),
             (DeleteUser, self.apply_deletes),
             (ChangeRole, self.apply_role_changes),
             (AddMembership, self.apply_joins),
@@ -612,12 +813,23 @@ class Executor:
                         break
                     record([recreated[i.user_id]])
 
+        try:
+            await self._flush_markers()  # the fallback's recreations
+        except AuthError as exc:
+            self._fatal = self._fatal or exc
         aborted = str(self._fatal) if self._fatal is not None else None
         interrupted = self._stop.is_set() or aborted is not None
         why = f"run aborted: {aborted}" if aborted else "run interrupted"
         results = [self._item_result(i, finished, wrong, recreated, why) for i in plan.items]
         outcomes = list(finished.values())
-        return RunReport(results=tuple(results), outcomes=tuple(outcomes), interrupted=interrupted, aborted=aborted)
+        return RunReport(
+            results=tuple(results),
+            outcomes=tuple(outcomes),
+            interrupted=interrupted,
+            aborted=aborted,
+            keys_unknown=tuple(sorted(self._keys_unknown)),
+            markers_left=tuple(sorted(self._markers_left | set(self._clear))),
+        )
 
     @staticmethod
     def _item_result(
@@ -658,7 +870,20 @@ async def apply_plan(
     on_progress: ProgressCallback | None = None,
     stop: asyncio.Event | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    on_key: KeyHook | None = None,
+    recorded_keys: Mapping[str, str] | None = None,
+    invite: bool = False,
 ) -> RunReport:
-    """Apply ``plan`` through ``client``. See :class:`Executor`. ``on_outcome`` sees every outcome as it lands."""
-    executor = Executor(client, concurrency=concurrency, on_progress=on_progress, stop=stop, on_outcome=on_outcome)
+    """Apply ``plan`` through ``client``. See :class:`Executor`. ``on_outcome`` sees every outcome as it lands;
+    ``on_key`` every API key as it arrives, before the user's "key pending" marker is cleared."""
+    executor = Executor(
+        client,
+        concurrency=concurrency,
+        on_progress=on_progress,
+        stop=stop,
+        on_outcome=on_outcome,
+        on_key=on_key,
+        recorded_keys=recorded_keys,
+        invite=invite,
+    )
     return await executor.apply_plan(plan)

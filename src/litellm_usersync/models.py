@@ -46,6 +46,10 @@ class DesiredState:
 # --------------------------------------------------------------------------------------------------
 # Live state (from the proxy)
 
+#: user metadata markers: set when the tool creates a user, cleared once the secret is durably recorded
+KEY_PENDING = "usersync_key_pending"
+INVITE_PENDING = "usersync_invite_pending"
+
 
 @dataclass(frozen=True, slots=True)
 class LiveUser:
@@ -61,6 +65,11 @@ class LiveUser:
     created_at: str | None = None
     updated_at: str | None = None
     managed_marker: bool = False
+    #: set at creation (metadata ``usersync_key_pending``) and cleared once the new key is on disk: still set
+    #: means the run that created the user died before recording its key, so nobody holds that key
+    key_pending: bool = False
+    #: the same for ``add``'s invitation link (``usersync_invite_pending``)
+    invite_pending: bool = False
 
     @property
     def email_key(self) -> str:
@@ -258,7 +267,21 @@ class RecreateUser:
         return f"recreate:{self.user_id}"
 
 
-Action = CreateUser | DeleteUser | ChangeRole | AddMembership | RemoveMembership | RecreateUser
+@dataclass(frozen=True, slots=True)
+class ReissueKey:
+    """Repair after an interrupted run: the user's key was never recorded (nobody holds it). Revoke the
+    user's keys that no report or journal holds, issue a new one, record it like a new user's key."""
+
+    user_id: str
+    email: str
+    key_alias: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"reissue:{self.user_id}"
+
+
+Action = CreateUser | DeleteUser | ChangeRole | AddMembership | RemoveMembership | RecreateUser | ReissueKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +416,10 @@ class RunReport:
     interrupted: bool = False
     #: why the run stopped early on its own (credentials refused mid-run); None otherwise
     aborted: str | None = None
+    #: users created (or repaired) whose API key is known to no report: the next run reissues their keys
+    keys_unknown: tuple[str, ...] = ()
+    #: users whose "key pending" marker could not be cleared (their key is recorded; keep the journal)
+    markers_left: tuple[str, ...] = ()
 
     @property
     def applied_any(self) -> bool:

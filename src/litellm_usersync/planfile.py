@@ -38,6 +38,7 @@ from .models import (
     PlanItem,
     PlanOptions,
     RecreateUser,
+    ReissueKey,
     RemoveMembership,
     Skipped,
     Snapshot,
@@ -54,6 +55,7 @@ ACTION_TYPES: dict[type, str] = {
     AddMembership: "add_membership",
     RemoveMembership: "remove_membership",
     RecreateUser: "recreate_user",
+    ReissueKey: "reissue_key",
 }
 
 
@@ -85,6 +87,8 @@ def action_to_dict(action: Action) -> dict[str, Any]:
         d.update(team_id=action.team_id)
     elif isinstance(action, RemoveMembership):
         d.update(team_id=action.team_id, requires=list(action.requires))
+    elif isinstance(action, ReissueKey):
+        d.update(key_alias=action.key_alias)
     else:
         d.update(role=action.role, team_ids=list(action.team_ids))
     return d
@@ -273,6 +277,8 @@ def action_from_dict(data: object, where: str = "action") -> Action:
         action = RemoveMembership(uid, email, r.get_str("team_id"), r.get_strs("requires", []))
     elif kind == "recreate_user":
         action = RecreateUser(uid, email, r.get_role("role"), r.get_strs("team_ids", []))
+    elif kind == "reissue_key":
+        action = ReissueKey(uid, email, r.opt_str("key_alias"))
     else:
         raise InputError(
             f"plan file: {where}.type: unknown action type {kind!r}; expected one of {', '.join(ACTION_TYPES.values())}"

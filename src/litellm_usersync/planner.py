@@ -5,6 +5,8 @@ No I/O, no clock, no randomness. Safety brakes are checked here and reported as 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .identity import DEFAULT_USER_ID, PROXY_ROLES, nfc_email, normalize_email, resolve_team, team_problem
 from .models import (
     Action,
@@ -19,6 +21,7 @@ from .models import (
     Plan,
     PlanItem,
     PlanOptions,
+    ReissueKey,
     RemoveMembership,
     Skipped,
     Snapshot,
@@ -108,6 +111,37 @@ def _plan_new_user(want: DesiredUser, snapshot: Snapshot, options: PlanOptions) 
 
 
 def _plan_existing_user(
+    want: DesiredUser, live: LiveUser, snapshot: Snapshot, options: PlanOptions, skipped: list[Skipped]
+) -> PlanItem | None:
+    item = _plan_role_and_teams(want, live, snapshot, options, skipped)
+    if not live.key_pending or not options.create_keys:
+        return item
+    # created by an interrupted run that died before recording its key: nobody holds that key
+    reissue = ReissueKey(live.user_id, live.email or want.email, want.key_name)
+    if item is None:  # --no-update: the role and teams stay as they are, the key is still repaired
+        current = snapshot.team_ids_of(live.user_id)
+        return PlanItem(
+            kind=ItemKind.UPDATE,
+            email=live.email or want.email,
+            user_id=live.user_id,
+            role=live.role,
+            team_names=snapshot.team_names(current),
+            actions=(reissue,),
+            old_role=live.role,
+            old_team_names=snapshot.team_names(current),
+            line=want.line,
+            key_count=live.key_count,
+            spend=live.spend,
+            team_ids=tuple(sorted(current)),
+            old_team_ids=tuple(sorted(current)),
+        )
+    if item.blocked:
+        return item
+    kind = ItemKind.UPDATE if item.kind is ItemKind.UNCHANGED else item.kind
+    return replace(item, kind=kind, actions=(reissue, *item.actions))
+
+
+def _plan_role_and_teams(
     want: DesiredUser, live: LiveUser, snapshot: Snapshot, options: PlanOptions, skipped: list[Skipped]
 ) -> PlanItem | None:
     current = snapshot.team_ids_of(live.user_id)

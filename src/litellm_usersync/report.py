@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .identity import join_team_names, mask_secret
-from .models import ItemKind, ItemResult, Plan, PlanItem, RunReport
+from .models import ItemKind, ItemResult, Plan, PlanItem, ReissueKey, RunReport
 
 SYNC_REPORT_COLUMNS = ("action", "email", "user_id", "role", "team_name", "api_keys", "status", "error_reason")
 PLAN_SCHEMA_VERSION = 1
@@ -39,6 +39,18 @@ def _wanted_teams(item: PlanItem) -> str:
     return ", ".join([*good, *(f"✗ {name} ({why})" for name, why in item.unresolved_teams)])
 
 
+REISSUE_TEXT = "API key lost by an interrupted run: revoke it, issue a new one"
+
+
+def reissues(item: PlanItem) -> bool:
+    """True when the item repairs a key an interrupted run left unrecorded."""
+    return any(isinstance(a, ReissueKey) for a in item.actions)
+
+
+def count_reissues(plan: Plan) -> int:
+    return sum(1 for i in plan.items if reissues(i) and not i.blocked)
+
+
 def describe_item(item: PlanItem) -> str:
     """One line of the dry-run listing, in the seed's format. The one place a plan item becomes text."""
     if item.kind is ItemKind.ADD:
@@ -53,6 +65,8 @@ def describe_item(item: PlanItem) -> str:
             parts.append(f"Role: {item.old_role} → {item.role}")
         if item.unresolved_teams or tuple(item.team_names) != tuple(item.old_team_names):
             parts.append(f"Teams: {_teams(item.old_team_names)} → {_wanted_teams(item)}")
+        if reissues(item):
+            parts.append(REISSUE_TEXT)
         text = f"~ {item.email} ({', '.join(parts) or 'no change'})"
         if item.may_recreate:
             text += " [recreated if verification fails: its API keys would be lost]"
@@ -108,6 +122,8 @@ def render_plan_summary(plan: Plan, *, title: str = "sync") -> str:
     ]
     if plan.skipped:
         lines.append(f"  Users left alone: {len(plan.skipped)}")
+    if n := count_reissues(plan):
+        lines.append(f"  API keys to reissue (lost by an interrupted run): {n}")
     blocked = sum(1 for i in plan.items if i.blocked)
     if blocked:
         lines.append(f"  Rows that cannot be applied: {blocked}")
@@ -339,6 +355,10 @@ def render_summary(report: RunReport, *, limit: int | None = None) -> str:
     recreated = [r for r in report.results if r.recreated]
     if recreated:
         lines.append(f"  Recreated by the fallback: {len(recreated)} (their previous API keys were deleted)")
+    if report.keys_unknown:
+        lines.append(
+            f"  Users with no known API key: {len(report.keys_unknown)} (run again: the next run issues new keys)"
+        )
     not_started = [r for r in report.failed if r.error and "not attempted" in r.error]
     if report.aborted:
         lines.append(f"  Aborted: {report.aborted}; {len(not_started)} row(s) not started.")
@@ -413,6 +433,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "unchanged": c[ItemKind.UNCHANGED],
             "skipped": len(plan.skipped),
             "blocked": sum(1 for i in plan.items if i.blocked),
+            "reissue_keys": count_reissues(plan),
         },
         "refusals": list(plan.refusals),
         "fingerprint": plan.fingerprint,
@@ -443,6 +464,7 @@ def report_to_dict(report: RunReport) -> dict[str, Any]:
         "summary": {
             "succeeded": sum(1 for r in report.results if r.success),
             "failed": len(report.failed),
+            "keys_unknown": len(report.keys_unknown),
         },
         "results": [_result_dict(r) for r in report.results],
     }

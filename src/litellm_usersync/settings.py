@@ -10,6 +10,8 @@ DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_CONCURRENCY = 8
 DEFAULT_PAGE_SIZE = 100  # the proxy's maximum for /user/list and /v2/team/list
 BULK_CHUNK = 500  # the proxy's maximum for every bulk endpoint
+#: a bulk create's timeout grows by this per row beyond the first (500 rows: --timeout + 50 s)
+BULK_ROW_TIMEOUT_S = 0.1
 
 DEFAULT_RETRY_ATTEMPTS = 5
 DEFAULT_RETRY_TOTAL_S = 60.0

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .client import ProxyClient
-from .models import LiveUser, Snapshot, Team, TeamMember
+from .models import INVITE_PENDING, KEY_PENDING, LiveUser, Snapshot, Team, TeamMember
 
 MANAGED_MARKER_KEY = "managed_by"
 MANAGED_MARKER_VALUE = "litellm-usersync"
@@ -29,6 +29,8 @@ def parse_live_user(row: Mapping[str, Any]) -> LiveUser:
         created_at=row.get("created_at"),
         updated_at=row.get("updated_at"),
         managed_marker=isinstance(metadata, dict) and metadata.get(MANAGED_MARKER_KEY) == MANAGED_MARKER_VALUE,
+        key_pending=isinstance(metadata, dict) and bool(metadata.get(KEY_PENDING)),
+        invite_pending=isinstance(metadata, dict) and bool(metadata.get(INVITE_PENDING)),
     )
 
 

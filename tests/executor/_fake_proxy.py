@@ -9,6 +9,7 @@ checks that roster writes to one team never overlap, and can inject faults per r
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -55,6 +56,8 @@ class FakeProxy:
     user_writes_in_flight: dict[str, int] = field(default_factory=dict)
     user_overlaps: list[str] = field(default_factory=list)
     on_request: Callable[[httpx.Request], None] | None = None
+    #: virtual keys: sha256(key) -> {"user_id", "team_id", "key"}
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # ---------------------------------------------------------------------------------------------
     # arrange
@@ -139,7 +142,13 @@ class FakeProxy:
         for t in body.get("teams") or ():
             self._join(uid, t)
         key = key_for(uid) if body.get("auto_create_key", True) else None
+        if key:
+            self.keys[hashlib.sha256(key.encode()).hexdigest()] = {"user_id": uid, "team_id": None, "key": key}
         return {**self.users[uid], "key": key}
+
+    def keys_of(self, user_id: str) -> list[str]:
+        """The plaintext keys a user holds now."""
+        return sorted(k["key"] for k in self.keys.values() if k["user_id"] == user_id)
 
     def _delete(self, uid: str) -> None:
         for tid in list(self.users[uid]["teams"]):
@@ -150,6 +159,7 @@ class FakeProxy:
             if self.bulk:
                 t["members_with_roles"] = [m for m in t["members_with_roles"] if m["user_id"] != uid]
         del self.users[uid]
+        self.keys = {h: k for h, k in self.keys.items() if k["user_id"] != uid}
 
     # ---------------------------------------------------------------------------------------------
     # the transport handler
@@ -203,6 +213,22 @@ class FakeProxy:
             return httpx.Response(200, json={"status": "healthy"})
         if path == "/key/info":
             return httpx.Response(404, json={"error": {"message": "Key not found"}})
+        if path == "/key/list":
+            uid = request.url.params.get("user_id")
+            rows = [{"token": h, "user_id": k["user_id"], "team_id": k["team_id"]} for h, k in self.keys.items()]
+            return httpx.Response(200, json={"keys": [r for r in rows if r["user_id"] == uid], "total_pages": 1})
+        if path == "/key/delete":
+            missing = [h for h in body["keys"] if h not in self.keys]
+            if missing:
+                return httpx.Response(404, json={"error": {"message": f"Key not found: {missing[0]}"}})
+            for h in body["keys"]:
+                del self.keys[h]
+            return httpx.Response(200, json={"deleted_keys": body["keys"]})
+        if path == "/key/generate":
+            uid = body["user_id"]
+            key = f"{key_for(uid)}-new{len(self.log)}"
+            self.keys[hashlib.sha256(key.encode()).hexdigest()] = {"user_id": uid, "team_id": None, "key": key}
+            return httpx.Response(200, json={"key": key, "user_id": uid})
         if path == "/user/list":
             return self._user_list(request.url.params)
         if path == "/v2/team/list":
@@ -228,6 +254,8 @@ class FakeProxy:
                 return httpx.Response(404, json={"error": {"message": f"User {uid} not found"}})
             if "user_role" in body:
                 self.users[uid]["user_role"] = body["user_role"]
+            if body.get("metadata"):  # replaced as a whole; an empty dict is dropped
+                self.users[uid]["metadata"] = body["metadata"]
             return httpx.Response(200, json={"user_id": uid, "data": self.users[uid]})
         if path == "/user/delete":
             ids = body["user_ids"]
@@ -252,8 +280,10 @@ class FakeProxy:
             results = []
             for u in body["users"]:
                 ok = u["user_id"] in self.users
-                if ok:
+                if ok and "user_role" in u:
                     self.users[u["user_id"]]["user_role"] = u["user_role"]
+                if ok and u.get("metadata"):
+                    self.users[u["user_id"]]["metadata"] = u["metadata"]
                 results.append({"user_id": u["user_id"], "success": ok, "error": None if ok else "User not found"})
             return httpx.Response(200, json={"results": results})
         if path == "/management/v1/users/bulk":

@@ -265,7 +265,15 @@ def test_plan_to_dict() -> None:
     plan = seed_plan()
     d = plan_to_dict(plan)
     assert d["schema"] == "litellm-usersync/plan"
-    assert d["summary"] == {"add": 2, "delete": 1, "update": 2, "unchanged": 5, "skipped": 0, "blocked": 0}
+    assert d["summary"] == {
+        "add": 2,
+        "delete": 1,
+        "update": 2,
+        "unchanged": 5,
+        "skipped": 0,
+        "blocked": 0,
+        "reissue_keys": 0,
+    }
     assert d["fingerprint"] == plan.fingerprint
     assert d["refusals"] == []
     first = d["items"][0]
@@ -291,7 +299,7 @@ def test_report_to_dict_masks_every_key() -> None:
     assert KEY_A not in text and KEY_B not in text
     assert [r["api_key"] for r in d["results"]] == ["sk-AA…", None, None, "sk-zz…", None]
     assert d["ok"] is False
-    assert d["summary"] == {"succeeded": 4, "failed": 1}
+    assert d["summary"] == {"succeeded": 4, "failed": 1, "keys_unknown": 0}
     assert d["results"][3]["recreated"] is True
     assert d["results"][1]["status"] == "FAILED"
 

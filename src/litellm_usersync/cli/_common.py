@@ -327,13 +327,19 @@ def run_async(coro_fn: Callable[[asyncio.Event], Awaitable[T]]) -> T:
     async def main() -> T:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, _on_signal, stop, sig)
+                loop.add_signal_handler(sig, _on_signal, stop, sig, task)
                 installed.append(sig)
         try:
             return await coro_fn(stop)
+        except asyncio.CancelledError:
+            # the second signal: the command's own handlers have written what they hold (the report with the
+            # keys received so far) while the cancellation went up through them
+            raise KeyboardInterrupt from None
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
@@ -341,14 +347,16 @@ def run_async(coro_fn: Callable[[asyncio.Event], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+def _on_signal(stop: asyncio.Event, sig: signal.Signals, task: asyncio.Task[Any]) -> None:
     from ._progress import freeze_progress_bars
 
     freeze_progress_bars()  # a bar that keeps redrawing would overwrite what follows
     if stop.is_set():
-        err("Second signal: stopping now.")
-        raise KeyboardInterrupt
-    err(f"\n{sig.name} received: finishing the requests in flight, then writing the report (again to abort).")
+        err("Second signal: stopping now; writing the API keys received so far.")
+        task.cancel()
+        return
+    again = "press Ctrl-C again to abort" if sig == signal.SIGINT else f"send {sig.name} again to abort"
+    err(f"\n{sig.name} received: finishing the requests in flight, then writing the report ({again}).")
     stop.set()
 
 

@@ -15,6 +15,7 @@ from ..client import ProxyClient
 from ..csvfile import check_output_path, keep_previous_secrets, write_csv_file
 from ..errors import InputError
 from ..executor import apply_plan
+from ..journal import KeyJournal, journal_rows
 from ..models import Outcome, Plan, RunReport, Snapshot
 from ._common import F, err
 from ._progress import progress_bar
@@ -115,9 +116,12 @@ async def apply_safely(
     show_progress: bool,
     stop: asyncio.Event,
     report_paths: Sequence[str] = (),
+    journal: KeyJournal | None = None,
+    invite: bool = False,
 ) -> RunReport:
     """Apply ``plan`` the way every changing command does: report paths checked, backup and audit log
-    first (when there is something to change), a progress bar on a terminal, one audit line per outcome."""
+    first (when there is something to change), a progress bar on a terminal, one audit line per outcome,
+    every API key in ``journal`` (on disk) as it arrives."""
     for path in report_paths:
         check_output_path(path)  # also for a run without changes: its report is written too
     audit = None
@@ -135,10 +139,74 @@ async def apply_safely(
             err(f"Backup of the current state: {net.backup_file}")
     with progress_bar(show_progress and plan.has_changes) as progress:
         report = await apply_plan(
-            client, plan, concurrency=concurrency, on_progress=progress, stop=stop, on_outcome=audit_hook(audit, plan)
+            client,
+            plan,
+            concurrency=concurrency,
+            on_progress=progress,
+            stop=stop,
+            on_outcome=audit_hook(audit, plan),
+            on_key=key_hook(journal, plan),
+            recorded_keys=journal.recorded if journal else None,
+            invite=invite,
         )
     warn_audit_errors(audit)
     return report
+
+
+def open_journal(report_path: str, plan: Plan, *, command: str, say: Callable[..., None]) -> KeyJournal | None:
+    """Before the first change: the journal every received API key (and invitation link) goes to at once.
+
+    None when the plan changes nothing. A journal an interrupted run left is moved aside (and said so); its
+    keys are kept by this run rather than revoked."""
+    if not plan.has_changes:
+        return None
+    try:
+        journal = KeyJournal.open(report_path, run_id=new_run_id(), command=command).for_plan(plan)
+    except OSError as exc:
+        raise InputError(f"cannot write the key journal beside {report_path} ({exc}); nothing was changed") from None
+    if journal.kept:
+        say(f"An earlier run was interrupted: the API keys it received are kept in {journal.kept} (mode 0600)")
+    return journal
+
+
+def key_hook(journal: KeyJournal | None, plan: Plan) -> Callable[[str, str, str, str | None], None] | None:
+    if journal is None:
+        return None
+
+    def on_key(user_id: str, email: str, api_key: str, note: str | None) -> None:
+        journal.record(user_id, email, api_key=api_key, note=note)
+
+    return on_key
+
+
+def write_partial_report(
+    journal: KeyJournal | None, path: str, columns: Sequence[str], say: Callable[..., None]
+) -> Path | None:
+    """The run ends early (a second signal, a run-ending error): write the report with every API key and
+    invitation link received so far (the journal stays, for the next run)."""
+    if journal is None or not journal.entries:
+        return None
+    journal.close()
+    rows = journal_rows(
+        journal.entries,
+        tuple(columns),
+        status="SUCCESS",
+        reason="the run ended early: only the users whose API key or invitation link had arrived are listed",
+    )
+    written = write_secret_report(path, columns, rows, say)
+    say(f"The run ended early: the {len(rows)} API key(s) and invitation link(s) received so far are in {written}")
+    return written
+
+
+def finish_journal(journal: KeyJournal | None, report: RunReport) -> None:
+    """After the final report is on disk: remove the journal, unless some users' markers are still set
+    (the next run then finds their keys in it and keeps them)."""
+    if journal is None:
+        return
+    if report.markers_left:
+        journal.close()
+    else:
+        journal.finish()
 
 
 def write_secret_report(

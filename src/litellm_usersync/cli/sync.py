@@ -10,8 +10,9 @@ import click
 
 from .. import __version__
 from ..backup import read_plan_file, write_plan_file
-from ..csvfile import read_users_csv
+from ..csvfile import check_output_path, read_users_csv
 from ..identity import PROXY_ROLES, normalize_email
+from ..journal import KeyJournal
 from ..models import Plan, PlanOptions, RunReport
 from ..planfile import check_plan_fresh
 from ..planner import build_plan
@@ -50,7 +51,14 @@ from ._common import (
 from ._input import INPUT_PARAMS, input_format, input_options
 from ._lock import hold_run_lock
 from ._progress import progress_bar
-from ._safety import apply_safely, safety_options, write_secret_report
+from ._safety import (
+    apply_safely,
+    finish_journal,
+    open_journal,
+    safety_options,
+    write_partial_report,
+    write_secret_report,
+)
 
 DEFAULT_REPORT = "user_sync_result.csv"
 
@@ -232,7 +240,11 @@ def sync_command(
             protected_roles=frozenset(protect_role),
         )
 
+        journal: KeyJournal | None = None
+        say = out if output == "text" else err
+
         async def run(stop: asyncio.Event) -> tuple[Plan, RunReport | None]:
+            nonlocal journal
             async with make_client(settings) as client:
                 with progress_bar(not debug) as progress:
                     snapshot = await read_snapshot(client, on_progress=progress)
@@ -253,19 +265,26 @@ def sync_command(
                     else:
                         out(render_plan_summary(plan))
                     out()
-                report = await apply_safely(
-                    client,
-                    plan,
-                    snapshot,
-                    command="sync",
-                    backup_dir=backup_dir,
-                    no_backup=no_backup,
-                    audit_log=audit_log,
-                    concurrency=concurrency,
-                    show_progress=not debug,
-                    stop=stop,
-                    report_paths=(report_path,),
-                )
+                check_output_path(report_path)
+                journal = open_journal(report_path, plan, command="sync", say=say)
+                try:
+                    report = await apply_safely(
+                        client,
+                        plan,
+                        snapshot,
+                        command="sync",
+                        backup_dir=backup_dir,
+                        no_backup=no_backup,
+                        audit_log=audit_log,
+                        concurrency=concurrency,
+                        show_progress=not debug,
+                        stop=stop,
+                        report_paths=(report_path,),
+                        journal=journal,
+                    )
+                except BaseException:  # a second signal, a run-ending error: the keys received so far
+                    write_partial_report(journal, report_path, SYNC_REPORT_COLUMNS, say)
+                    raise
                 return plan, report
 
         plan, report = run_async(run)
@@ -276,6 +295,7 @@ def sync_command(
     written = write_secret_report(
         report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), out if output == "text" else err
     )
+    finish_journal(journal, report)
     if output == "json":
         data = report_to_dict(report)
         data["report_file"] = str(written)
@@ -291,7 +311,7 @@ def sync_command(
         note = f" (mode 0600; holds {keys} new API key(s))" if keys else " (mode 0600)"
         out(f"\nReport written to {written}{note}")
         out(render_result_counts(report))
-    exit_for_report(report, failed=bool(report.failed))
+    exit_for_report(report, failed=bool(report.failed) or bool(report.keys_unknown))
 
 
 #: options that shape a plan: a saved plan was shaped when it was made, so they cannot apply to it
