@@ -44,6 +44,7 @@ from .models import (
     ReissueKey,
     RemoveMembership,
     RunReport,
+    without_marker,
 )
 from .settings import BULK_CHUNK, DEFAULT_CONCURRENCY
 
@@ -123,12 +124,6 @@ def created_metadata(*, create_key: bool, invite: bool = False) -> dict[str, Any
     if invite:
         metadata[INVITE_PENDING] = True
     return metadata
-
-
-def without_marker(metadata: Mapping[str, Any], marker: str) -> dict[str, Any]:
-    """``metadata`` with ``marker`` cleared (the proxy drops an empty dict from an update: then a null)."""
-    out = {k: v for k, v in metadata.items() if k != marker}
-    return out or {marker: None}
 
 
 def create_body(

@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from .identity import DEFAULT_USER_ID, PROXY_ROLES, normalize_email, normalize_team_name
 
@@ -49,6 +50,13 @@ class DesiredState:
 #: user metadata markers: set when the tool creates a user, cleared once the secret is durably recorded
 KEY_PENDING = "usersync_key_pending"
 INVITE_PENDING = "usersync_invite_pending"
+
+
+def without_marker(metadata: Mapping[str, Any], marker: str) -> dict[str, Any]:
+    """``metadata`` with ``marker`` cleared, for ``/user/update`` (which replaces the whole dict, and drops an
+    empty one: then the marker is sent as null)."""
+    out = {k: v for k, v in metadata.items() if k != marker}
+    return out or {marker: None}
 
 
 @dataclass(frozen=True, slots=True)

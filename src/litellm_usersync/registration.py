@@ -10,7 +10,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .identity import join_team_names, mask_secret
-from .models import DesiredState, DesiredUser, ItemKind, ItemResult, Plan, PlanItem, PlanOptions, RunReport, Snapshot
+from .models import (
+    DesiredState,
+    DesiredUser,
+    ItemKind,
+    ItemResult,
+    LiveUser,
+    Plan,
+    PlanItem,
+    PlanOptions,
+    ReissueKey,
+    RunReport,
+    Snapshot,
+)
 from .planner import build_plan
 
 RESULT_COLUMNS = ("email", "role", "user_id", "team_name", "models", "api_keys", "invitation_url")
@@ -43,10 +55,21 @@ class AddPlan:
     plan: Plan
     existing: tuple[ExistingUser, ...]
     default_role: str
+    #: users an interrupted ``add`` created whose invitation link was never recorded: they get a new one
+    invite_repairs: tuple[str, ...] = ()
 
     @property
     def creatable(self) -> tuple[PlanItem, ...]:
-        return tuple(i for i in self.plan.items if not i.blocked)
+        return tuple(i for i in self.plan.items if not i.blocked and i.kind is ItemKind.ADD)
+
+    @property
+    def repairs(self) -> tuple[PlanItem, ...]:
+        """Rows of users an interrupted run created without recording their API key or invitation link."""
+        return tuple(i for i in self.plan.items if i.kind is ItemKind.UPDATE)
+
+    @property
+    def has_changes(self) -> bool:
+        return self.plan.has_changes or bool(self.invite_repairs)
 
     @property
     def blocked(self) -> tuple[PlanItem, ...]:
@@ -57,7 +80,12 @@ class AddPlan:
 
 
 def build_add_plan(
-    desired: DesiredState, snapshot: Snapshot, *, default_role: str = "proxy_admin", create_keys: bool = True
+    desired: DesiredState,
+    snapshot: Snapshot,
+    *,
+    default_role: str = "proxy_admin",
+    create_keys: bool = True,
+    invite: bool = True,
 ) -> AddPlan:
     """Split the CSV into existing users (matched by email, trimmed and case-insensitive) and a plan of creates.
 
@@ -67,10 +95,17 @@ def build_add_plan(
     by_email = snapshot.users_by_email_key
     existing: list[ExistingUser] = []
     new: list[DesiredUser] = []
+    repairs: list[PlanItem] = []
+    invite_repairs: list[str] = []
     for want in desired.users:
         matches = by_email.get(want.email_key, [])
         if not matches:
             new.append(want)
+            continue
+        if len(matches) == 1 and ((matches[0].key_pending and create_keys) or (matches[0].invite_pending and invite)):
+            repairs.append(_repair_item(want, matches[0], snapshot, create_keys=create_keys))
+            if matches[0].invite_pending and invite:
+                invite_repairs.append(matches[0].user_id)
             continue
         ids = tuple(sorted(u.user_id for u in matches))
         first = sorted(matches, key=lambda u: u.user_id)[0]
@@ -81,14 +116,39 @@ def build_add_plan(
     full = build_plan(DesiredState(users=tuple(new), source=desired.source), snapshot, options)
     # only the creates: with deletions off, every other live user would be listed as "left alone"
     plan = Plan(
-        items=tuple(i for i in full.items if i.kind is ItemKind.ADD),
+        items=tuple(i for i in full.items if i.kind is ItemKind.ADD)
+        + tuple(sorted(repairs, key=lambda i: i.email_key)),
         refusals=full.refusals,
         fingerprint=full.fingerprint,
         options=full.options,
         team_labels=full.team_labels,
     )
     existing.sort(key=lambda e: e.want.email_key)
-    return AddPlan(plan=plan, existing=tuple(existing), default_role=default_role)
+    return AddPlan(
+        plan=plan, existing=tuple(existing), default_role=default_role, invite_repairs=tuple(sorted(invite_repairs))
+    )
+
+
+def _repair_item(want: DesiredUser, live: LiveUser, snapshot: Snapshot, *, create_keys: bool) -> PlanItem:
+    """An interrupted ``add`` created this user but died before recording its key (or link): repair it."""
+    teams = snapshot.team_ids_of(live.user_id)
+    actions = (
+        (ReissueKey(live.user_id, live.email or want.email, want.key_name),) if live.key_pending and create_keys else ()
+    )
+    return PlanItem(
+        kind=ItemKind.UPDATE,
+        email=live.email or want.email,
+        user_id=live.user_id,
+        role=live.role,
+        team_names=snapshot.team_names(teams),
+        actions=actions,
+        old_role=live.role,
+        old_team_names=snapshot.team_names(teams),
+        line=want.line,
+        key_count=live.key_count,
+        team_ids=tuple(sorted(teams)),
+        old_team_ids=tuple(sorted(teams)),
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -137,6 +197,8 @@ def render_add_plan(add: AddPlan, *, dry_run: bool, limit: int | None = None) ->
         f"  Users to add: {len(add.creatable)}",
         f"  Users that already exist: {len(add.existing)}",
     ]
+    if add.repairs:
+        lines.append(f"  Users to repair after an interrupted run: {len(add.repairs)}")
     if add.blocked:
         lines.append(f"  Rows that cannot be applied: {len(add.blocked)}")
     lines.append("")
@@ -144,6 +206,16 @@ def render_add_plan(add: AddPlan, *, dry_run: bool, limit: int | None = None) ->
     lines.extend(_listed([describe_registration(i) for i in add.creatable], limit))
     if not add.creatable:
         lines.append("  (none)")
+    if add.repairs:
+        lines.append("")
+        lines.append("  Repairs (created by an interrupted run that never recorded their secrets):")
+        for i in add.repairs:
+            what = []
+            if i.actions:
+                what.append("API key lost: revoke it, issue a new one")
+            if i.user_id in add.invite_repairs:
+                what.append("invitation link lost: create a new one")
+            lines.append(f"  ↻ {i.email}: {'; '.join(what)}")
     if add.existing:
         lines.append("")
         lines.append("  Skipped (already exist; use sync to change them):")
@@ -164,6 +236,8 @@ class Registration:
     invitation_url: str | None = None
     invitation_error: str | None = None
     models: tuple[str, ...] = ()
+    #: the link is recorded, but the user's "invitation pending" marker could not be cleared
+    marker_left: bool = False
 
 
 @dataclass(frozen=True)
@@ -239,7 +313,7 @@ def existing_rows(add: AddPlan) -> list[tuple[str, str, str]]:
 
 
 def render_add_summary(add: AddPlan, outcome: AddOutcome) -> str:
-    created = outcome.created
+    created = tuple(r for r in outcome.created if r.item.kind is ItemKind.ADD)
     failed = [r for r in outcome.report.results if not r.success and not _created_anyway(r)]
     partial = [r for r in outcome.report.results if _created_anyway(r)]
     no_link = [r for r in created if (reg := outcome.registrations.get(r.item.user_id)) and reg.invitation_error]
@@ -253,6 +327,13 @@ def render_add_summary(add: AddPlan, outcome: AddOutcome) -> str:
         lines.append(f"  Created but not in every team: {_users(len(partial))}")
     if no_link:
         lines.append(f"  Created without an invitation link: {_users(len(no_link))}")
+    if add.repairs:
+        lines.append(f"  Repaired after an interrupted run: {_users(len(add.repairs))} (new keys / invitation links)")
+    if outcome.report.keys_unknown:
+        lines.append(
+            f"  Users with no known API key: {_users(len(outcome.report.keys_unknown))} "
+            "(run again: the next run issues new keys)"
+        )
     if outcome.report.interrupted:
         lines.append("  Interrupted: the remaining users were not created; run again to finish.")
     return "\n".join(lines)

@@ -153,12 +153,14 @@ async def apply_safely(
     return report
 
 
-def open_journal(report_path: str, plan: Plan, *, command: str, say: Callable[..., None]) -> KeyJournal | None:
+def open_journal(
+    report_path: str, plan: Plan, *, command: str, say: Callable[..., None], changes: bool | None = None
+) -> KeyJournal | None:
     """Before the first change: the journal every received API key (and invitation link) goes to at once.
 
-    None when the plan changes nothing. A journal an interrupted run left is moved aside (and said so); its
-    keys are kept by this run rather than revoked."""
-    if not plan.has_changes:
+    None when the plan changes nothing (``changes`` overrides ``plan.has_changes``). A journal an interrupted
+    run left is moved aside (and said so); its keys are kept by this run rather than revoked."""
+    if not (plan.has_changes if changes is None else changes):
         return None
     try:
         journal = KeyJournal.open(report_path, run_id=new_run_id(), command=command).for_plan(plan)
@@ -177,6 +179,17 @@ def key_hook(journal: KeyJournal | None, plan: Plan) -> Callable[[str, str, str,
         journal.record(user_id, email, api_key=api_key, note=note)
 
     return on_key
+
+
+def link_hook(journal: KeyJournal | None) -> Callable[[str, str], None] | None:
+    """``on_link`` for :func:`~..invitations.apply_registrations`: each invitation link into the journal."""
+    if journal is None:
+        return None
+
+    def on_link(user_id: str, url: str) -> None:
+        journal.record(user_id, "", invitation_url=url)
+
+    return on_link
 
 
 def write_partial_report(

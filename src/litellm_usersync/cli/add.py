@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 import click
 
-from ..csvfile import read_users_csv, write_csv_file
+from ..csvfile import check_output_path, read_users_csv, write_csv_file
 from ..identity import PROXY_ROLES
 from ..invitations import apply_registrations
+from ..journal import KeyJournal
+from ..models import ItemKind
 from ..registration import (
     ERROR_COLUMNS,
     EXISTING_COLUMNS,
@@ -48,7 +50,15 @@ from ._common import (
 from ._input import input_format, input_options
 from ._lock import hold_run_lock
 from ._progress import progress_bar
-from ._safety import apply_safely, safety_options, write_secret_report
+from ._safety import (
+    apply_safely,
+    finish_journal,
+    link_hook,
+    open_journal,
+    safety_options,
+    write_partial_report,
+    write_secret_report,
+)
 
 DEFAULT_CSV = "user_addlist.csv"
 DEFAULT_RESULT = "user_reg_result.csv"
@@ -158,11 +168,13 @@ def add_command(
         if not dry_run:
             hold_run_lock(settings.base_url, command="add")
 
+        journals: list[KeyJournal | None] = []
+
         async def run(stop: asyncio.Event) -> tuple[AddPlan, AddOutcome | None]:
             async with make_client(settings) as client:
                 with progress_bar(not debug) as progress:
                     snapshot = await read_snapshot(client, on_progress=progress)
-                add = build_add_plan(desired, snapshot, default_role=user_role)
+                add = build_add_plan(desired, snapshot, default_role=user_role, invite=not no_invite)
                 debug_plan(add.plan)
                 say(render_add_plan(add, dry_run=dry_run, limit=limit))
                 if output == "markdown":
@@ -172,29 +184,39 @@ def add_command(
                 if dry_run:
                     return add, None
                 say()
-                report = await apply_safely(
-                    client,
-                    add.plan,
-                    snapshot,
-                    command="add",
-                    backup_dir=backup_dir,
-                    no_backup=no_backup,
-                    audit_log=audit_log,
-                    concurrency=concurrency,
-                    show_progress=not debug,
-                    stop=stop,
-                    report_paths=(result_file, error_file),
-                )
-                with progress_bar(not debug) as progress:
-                    created = [r.item.user_id for r in AddOutcome(report).created]
-                    registrations = await apply_registrations(
+                check_output_path(result_file)
+                journal = open_journal(result_file, add.plan, command="add", say=say, changes=add.has_changes)
+                journals.append(journal)
+                try:
+                    report = await apply_safely(
                         client,
-                        created,
-                        invite=not no_invite,
+                        add.plan,
+                        snapshot,
+                        command="add",
+                        backup_dir=backup_dir,
+                        no_backup=no_backup,
+                        audit_log=audit_log,
                         concurrency=concurrency,
-                        on_progress=progress,
+                        show_progress=not debug,
                         stop=stop,
+                        report_paths=(result_file, error_file),
+                        journal=journal,
+                        invite=not no_invite,
                     )
+                    with progress_bar(not debug) as progress:
+                        created = [r.item.user_id for r in AddOutcome(report).created if r.item.kind is ItemKind.ADD]
+                        registrations = await apply_registrations(
+                            client,
+                            created + [u for u in add.invite_repairs if u not in created],
+                            invite=not no_invite,
+                            concurrency=concurrency,
+                            on_progress=progress,
+                            stop=stop,
+                            on_link=link_hook(journal),
+                        )
+                except BaseException:  # a second signal, a run-ending error: the keys and links received so far
+                    write_partial_report(journal, result_file, RESULT_COLUMNS, say)
+                    raise
                 return add, AddOutcome(report, registrations)
 
         add, outcome = run_async(run)
@@ -229,6 +251,11 @@ def add_command(
 
     results = result_rows(add, outcome, show_keys=True)
     written = write_secret_report(result_file, RESULT_COLUMNS, results, say)
+    journal = journals[0] if journals else None
+    if journal is not None and any(r.marker_left for r in outcome.registrations.values()):
+        journal.close()  # some markers are still set: the next run finds those links in it
+    else:
+        finish_journal(journal, outcome.report)
     keys = sum(1 for r in results if r[5])
     say(f"\nSuccess list written to {written} (mode 0600; {len(results)} user(s), {keys} API key(s))")
     err_path = write_csv_file(error_file, ERROR_COLUMNS, errors)
@@ -253,7 +280,7 @@ def add_command(
         out(f"\nResult: `{written}` (mode 0600), errors: `{err_path}`")
     _write_existing(add, update_existing, say)
     say(render_add_result_counts(add, outcome))
-    exit_for_report(outcome.report, failed=bool(errors))
+    exit_for_report(outcome.report, failed=bool(errors) or bool(outcome.report.keys_unknown))
 
 
 def _write_existing(add: AddPlan, path: str | None, say: Callable[..., None]) -> None:
