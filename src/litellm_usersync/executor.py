@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from .client import ProxyClient, RowResult
+from .client import ProxyClient, RowResult, is_uncertain
 from .errors import AuthError, ConflictError, ProxyError
 from .identity import PROXY_ROLES
 from .models import (
@@ -270,9 +270,18 @@ class Executor:
         recorded = self._recorded.get(user_id)
         if recorded and any(k.get("token") == hash_key(recorded) for k in keys):
             return recorded, True
-        orphans = [str(k["token"]) for k in keys if k.get("token") and not k.get("team_id")]
-        await self.client.delete_keys(orphans)
-        return await self.client.generate_key(user_id, key_alias=key_alias), False
+        for attempt in range(1, self.client.settings.retry.attempts + 1):
+            orphans = [str(k["token"]) for k in keys if k.get("token") and not k.get("team_id")]
+            await self.client.delete_keys(orphans)
+            try:
+                return await self.client.generate_key(user_id, key_alias=key_alias), False
+            except ProxyError as exc:
+                # the new key may exist, unseen: revoke it too and ask again
+                if not is_uncertain(exc) or attempt == self.client.settings.retry.attempts:
+                    raise
+                log.info("issuing a key for %s: answer lost (%s); revoking and asking again", user_id, exc)
+                keys = await self.client.list_user_keys(user_id)
+        raise RuntimeError("unreachable")  # pragma: no cover
 
     async def _replace_lost_key(self, a: CreateUser) -> Outcome:
         """A create whose answer (with the key) was lost: the key exists but nobody saw it. Revoke it and

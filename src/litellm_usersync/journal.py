@@ -89,10 +89,12 @@ def read_journal(path: str | Path) -> list[Entry]:
 
 
 def leftover_journals(report: str | Path) -> list[Path]:
-    """Journals of earlier runs of this report that were interrupted (the live one and those moved aside)."""
-    live = journal_path(report)
-    kept = sorted(live.parent.glob(live.name + ".*"))
-    return ([live] if live.exists() else []) + [p for p in kept if p.is_file()]
+    """Journals that interrupted runs left in the report's folder, newest last: this report's, those moved
+    aside, and those of other report names (a rerun often names its report differently)."""
+    folder = journal_path(report).parent
+    found = {p for pattern in (f"*{JOURNAL_SUFFIX}", f"*{JOURNAL_SUFFIX}.*") for p in folder.glob(pattern)}
+    files = [p for p in found if p.is_file()]
+    return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
 
 
 def merged(entries: Iterable[Entry]) -> dict[str, Entry]:
@@ -137,7 +139,7 @@ class KeyJournal:
         create this run's journal (0600). Raises ``OSError`` when it cannot (the run must not start then)."""
         live = journal_path(report)
         recorded: dict[str, str] = {}
-        for p in reversed(leftover_journals(report)):  # oldest first: the newest key of a user wins
+        for p in leftover_journals(report):  # oldest first: the newest key of a user wins
             for e in read_journal(p):
                 if e.api_key:
                     recorded[e.user_id] = e.api_key
