@@ -235,11 +235,13 @@ def add_command(
         raise CliExit(ExitCode.OK)
 
     created_lines = []
+    repaired = {i.user_id for i in add.repairs}
     for row in result_rows(add, outcome, show_keys=False):
         email, role, user_id, _teams, _models, key, url = row
         extra = f", key {key}" if key else ""
         extra += ", invitation link created" if url else ""
-        created_lines.append(f"✓ Created user: {email} (role: {role}, user_id: {user_id}{extra})")
+        verb = "Repaired user" if user_id in repaired else "Created user"
+        created_lines.append(f"✓ {verb}: {email} (role: {role}, user_id: {user_id}{extra})")
     errors = error_rows(add, outcome)
     error_lines = [f"✗ {email} ({role}): {reason}" for email, role, reason in errors]
     for line in listed_lines(created_lines, limit, more=f"all in {result_file}"):
