@@ -30,6 +30,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from litellm_usersync.client import ProxyClient
 from litellm_usersync.identity import DEFAULT_USER_ID, normalize_email
 
 from ..faultproxy import APPLIED_KINDS, Decision, FaultConfig, FaultProxy
+from ._keys import key_info, key_problems, recorded_keys
 from .conftest import REPO, Proxy
 
 #: the CLI's per-response timeout in these tests, and a latency fault that exceeds it. The real proxy
@@ -385,8 +387,10 @@ def test_every_write_answer_lost_once_converges_in_one_run(
     with (workdir / "report.csv").open(newline="", encoding="utf-8") as f:
         added = [r for r in csv.DictReader(f) if r["action"] == "ADDED"]
     assert len(added) == len([k for k in sc.expected if k.startswith("new.")])
-    for r in added:  # either the key, or a note that it is unknown because the answer was lost
-        assert r["api_keys"].startswith("sk-") or "key is unknown" in r["error_reason"], r
+    # every row ends with a working key: one minted with a lost answer was revoked and a new one issued
+    info = key_info(clean_proxy, {r["api_keys"] for r in added})
+    for r in added:
+        assert info.get(r["api_keys"]) == (normalize_email(r["email"]), "active"), r
 
 
 @pytest.mark.parametrize("bulk", ["--bulk", "--no-bulk"])
@@ -623,6 +627,77 @@ def test_killed_run_then_rerun_converges(
         assert "Interrupted" in out
 
     # the next run (straight to the real proxy) plans only what is left and converges
+    before = recorded_keys(workdir)
     again = cli_run("sync", *sync_args(sc, "rerun.csv", bulk))
     assert again.exit_code == 0, again.output
     assert problems(clean_proxy, sc, workdir / "rerun.csv") == []
+    # and no key is lost: every user the tool created holds a working key that a report or journal holds
+    created = sorted(k for k in sc.expected if k.startswith("new."))
+    assert key_problems(clean_proxy, workdir, created, before=before) == []
+
+
+@pytest.mark.parametrize("bulk", ["--bulk", "--no-bulk"])
+def test_a_lost_create_answer_ends_with_a_new_working_key_on_every_row(
+    bulk: str, clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, fault_proxy: Any
+) -> None:
+    """The whole bulk chunk's answer (or one user's) is lost after LiteLLM created the users with their keys:
+    the tool read them back, revoked the keys nobody saw and issued new ones. Every ADDED row holds a working
+    key, the only key its user has, and the run exits 0 (before: "its API key is unknown", keys orphaned)."""
+    sc = build_scenario(clean_proxy, workdir, n_new=12, n_existing=0, n_delete=0)
+    creates = ("/user/new", "/management/v1/users/bulk")
+    lost: list[str] = []
+
+    def script(method: str, target: str, n: int) -> Decision | None:
+        if method == "POST" and target.split("?", 1)[0] in creates and n == 0 and len(lost) < 3:
+            lost.append(target)
+            return Decision("lost_502" if len(lost) % 2 else "reset_after")
+        return None
+
+    fp = fault_proxy(script=script)
+    result = cli_run("sync", *sync_args(sc, "report.csv", bulk), env={"LITELLM_BASE_URL": fp.url})
+    fp.wait_idle()
+    assert lost, "no create answer was lost"
+    assert result.exit_code == 0, result.output
+    assert problems(clean_proxy, sc, workdir / "report.csv") == []
+    with (workdir / "report.csv").open(newline="", encoding="utf-8") as f:
+        added = [r for r in csv.DictReader(f) if r["action"] == "ADDED"]
+    assert len(added) == 12
+    replaced = [r for r in added if "answer with the first one was lost" in r["error_reason"]]
+    assert len(replaced) == (12 if bulk == "--bulk" else len(lost))
+    assert key_problems(clean_proxy, workdir, [normalize_email(r["email"]) for r in added], before={}) == []
+
+
+def test_a_second_interrupt_still_writes_every_key_received_so_far(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, fault_proxy: Any
+) -> None:
+    """Ctrl-C, then Ctrl-C again while requests are in flight: the run stops at once (exit 130), and the
+    report holds every key that had arrived, each working; the rerun repairs the rest and converges."""
+    sc = build_scenario(clean_proxy, workdir, n_new=20, n_existing=0, n_delete=0)
+    fp = fault_proxy(
+        seed=31, rate=1.0, kinds=("latency",), methods=frozenset({"POST"}), short_latency_s=1.0, long_latency_s=1.0
+    )
+    proc = _popen_sync(clean_proxy, workdir, fp.url, sync_args(sc, "killed.csv", "--no-bulk"))
+    try:
+        assert fp.wait_writes(11, timeout=120), "the run never reached the interrupt point"
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, errs = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    fp.wait_idle()
+    assert proc.returncode == 130, (proc.returncode, out, errs)
+    assert "press Ctrl-C again to abort" in errs and "Second signal: stopping now" in errs, errs
+    with (workdir / "killed.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["api_keys"].startswith("sk-") for r in rows), rows
+    info = key_info(clean_proxy, {r["api_keys"] for r in rows})
+    assert all(info[r["api_keys"]] == (normalize_email(r["email"]), "active") for r in rows)
+    before = recorded_keys(workdir)
+    again = cli_run("sync", *sync_args(sc, "rerun.csv"))
+    assert again.exit_code == 0, again.output
+    assert problems(clean_proxy, sc, workdir / "rerun.csv") == []
+    created = sorted(k for k in sc.expected if k.startswith("new."))
+    assert key_problems(clean_proxy, workdir, created, before=before) == []
