@@ -38,10 +38,11 @@ from typing import Any
 import pytest
 
 from litellm_usersync.client import ProxyClient
+from litellm_usersync.executor import KEPT_NOTE, REISSUED_NOTE
 from litellm_usersync.identity import DEFAULT_USER_ID, normalize_email
 
 from ..faultproxy import APPLIED_KINDS, Decision, FaultConfig, FaultProxy
-from ._keys import key_info, key_problems, recorded_keys
+from ._keys import key_info, key_problems, pending_markers, recorded_keys
 from .conftest import REPO, Proxy
 
 #: the CLI's per-response timeout in these tests, and a latency fault that exceeds it. The real proxy
@@ -634,6 +635,54 @@ def test_killed_run_then_rerun_converges(
     # and no key is lost: every user the tool created holds a working key that a report or journal holds
     created = sorted(k for k in sc.expected if k.startswith("new."))
     assert key_problems(clean_proxy, workdir, created, before=before) == []
+
+
+@pytest.mark.parametrize(("seed", "bulk", "kill_after"), [(27, "--no-bulk", (4, 14)), (28, "--bulk", (1, 2))])
+def test_a_run_killed_during_its_creates_loses_no_key(
+    seed: int,
+    bulk: str,
+    kill_after: tuple[int, int],
+    clean_proxy: Proxy,
+    workdir: pathlib.Path,
+    cli_run: Any,
+    fault_proxy: Any,
+) -> None:
+    """SIGKILL while users are being created (bulk: the chunk in flight, or answered but its markers not yet
+    cleared; per user: some answered, some in flight). Whatever the kill left — keys journaled, users created
+    whose key nobody saw (marker still set) — the rerun repairs from the proxy's markers: every created user
+    ends with a working recorded key, journaled keys are kept, the others revoked and reissued."""
+    sc = build_scenario(clean_proxy, workdir, n_new=24, n_existing=6, n_delete=0)
+    fp = fault_proxy(
+        seed=seed, rate=1.0, kinds=("latency",), methods=frozenset({"POST"}), short_latency_s=0.4, long_latency_s=0.4
+    )
+    proc = _popen_sync(clean_proxy, workdir, fp.url, sync_args(sc, "killed.csv", bulk))
+    try:
+        assert fp.wait_writes(random.Random(seed).randint(*kill_after), timeout=120)
+        proc.kill()
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    fp.wait_idle()
+    left_users = read_state(clean_proxy)[0]
+    created_by_killed = {u["user_id"] for u in left_users if u["user_id"].startswith("new.")}
+    marked = pending_markers(left_users)
+    assert created_by_killed, "the kill came before any user was created"
+    before = recorded_keys(workdir)
+    assert marked | set(before) >= created_by_killed  # each created user: marked, or its key journaled
+
+    again = cli_run("sync", *sync_args(sc, "rerun.csv", bulk))
+    assert again.exit_code == 0, again.output
+    assert problems(clean_proxy, sc, workdir / "rerun.csv") == []
+    with (workdir / "rerun.csv").open(newline="", encoding="utf-8") as f:
+        repaired = {r["user_id"]: r["error_reason"] for r in csv.DictReader(f) if r["action"] == "UPDATED"}
+    assert set(repaired) >= marked & set(sc.expected)
+    for uid in marked:
+        assert repaired[uid] == (KEPT_NOTE if uid in before else REISSUED_NOTE), (uid, repaired[uid])
+    created = sorted(k for k in sc.expected if k.startswith("new."))
+    assert key_problems(clean_proxy, workdir, created, before=before) == []
+    print(f"{bulk}: {len(created_by_killed)} created by the killed run, {len(marked)} marked, {len(before)} journaled")
 
 
 @pytest.mark.parametrize("bulk", ["--bulk", "--no-bulk"])
