@@ -342,6 +342,9 @@ class FaultProxy:
             status = int(d.kind)
             await _write_json(writer, status, _error_body(status, f"fault injected: HTTP {status}"), close=closing)
             return not closing
+        if d.kind == "401":  # scripts only (not in ALL_KINDS): credentials refused mid-run
+            await _write_json(writer, 401, _error_body(401, "fault injected: Authentication Error"), close=closing)
+            return not closing
         if d.kind == "429":
             await _write_json(
                 writer,

@@ -750,3 +750,35 @@ def test_a_second_interrupt_still_writes_every_key_received_so_far(
     assert problems(clean_proxy, sc, workdir / "rerun.csv") == []
     created = sorted(k for k in sc.expected if k.startswith("new."))
     assert key_problems(clean_proxy, workdir, created, before=before) == []
+
+
+def test_a_run_ending_error_after_the_creates_still_writes_every_key(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, fault_proxy: Any
+) -> None:
+    """``add`` whose ``/invitation/new`` is refused (401: the run ends): the result file is written first with
+    every key received, each working; the users keep their "invitation pending" marker, so the next add gives
+    them their links instead of "User already exists"."""
+    clean_proxy.run(lambda c: c.create_team("alpha", team_id="team-alpha"))
+    emails_ = [f"inv{i}@{DOMAIN}" for i in range(3)]
+    path = workdir / "add.csv"
+    path.write_text("email,role,team_name\n" + "".join(f"{e},internal_user,alpha\n" for e in emails_))
+
+    def script(method: str, target: str, n: int) -> Decision | None:
+        return Decision("401") if target.startswith("/invitation/new") else None
+
+    fp = fault_proxy(script=script)
+    result = cli_run("add", "--csv-file", str(path), "--timeout", str(TIMEOUT_S), env={"LITELLM_BASE_URL": fp.url})
+    fp.wait_idle()
+    assert result.exit_code == 2, result.output
+    assert "The run ended early" in result.output
+    with (workdir / "user_reg_result.csv").open(newline="", encoding="utf-8") as f:
+        rows = {r["email"]: r for r in csv.DictReader(f)}
+    assert sorted(rows) == emails_
+    info = key_info(clean_proxy, {r["api_keys"] for r in rows.values()})
+    assert all(info[r["api_keys"]] == (e, "active") for e, r in rows.items())
+    again = cli_run("add", "--csv-file", str(path))
+    assert again.exit_code == 0, again.output
+    with (workdir / "user_reg_result.csv").open(newline="", encoding="utf-8") as f:
+        relinked = {r["email"]: r for r in csv.DictReader(f)}
+    assert sorted(relinked) == emails_ and all("invitation_id=" in r["invitation_url"] for r in relinked.values())
+    assert key_problems(clean_proxy, workdir, emails_, before=recorded_keys(workdir)) == []
