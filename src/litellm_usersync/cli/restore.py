@@ -13,6 +13,7 @@ from ..audit import AuditLog
 from ..backup import read_snapshot_file, snapshot_created_at
 from ..executor import apply_plan
 from ..identity import PROXY_ROLES, normalize_email
+from ..journal import KeyJournal
 from ..models import ItemKind, Plan, PlanOptions, RunReport
 from ..report import (
     MARKDOWN_LISTED,
@@ -49,7 +50,17 @@ from ._common import (
 )
 from ._lock import hold_run_lock
 from ._progress import progress_bar
-from ._safety import audit_hook, audit_log_option, backup_dir_option, prepare_safety_net, write_secret_report
+from ._safety import (
+    audit_hook,
+    audit_log_option,
+    backup_dir_option,
+    finish_journal,
+    key_hook,
+    open_journal,
+    prepare_safety_net,
+    write_partial_report,
+    write_secret_report,
+)
 
 DEFAULT_RESTORE_REPORT = "user_restore_result.csv"
 
@@ -76,6 +87,7 @@ class _Run:
     report: RunReport | None = None
     backup_file: Path | None = None
     audit: AuditLog | None = None
+    journal: KeyJournal | None = None
 
 
 @click.command("restore")
@@ -198,15 +210,22 @@ def restore_command(
                     if result.backup_file:
                         out(f"\nThe state before this restore is saved in {result.backup_file}.")
                     out()
-                with progress_bar(not debug and plan.has_changes) as progress:
-                    result.report = await apply_plan(
-                        client,
-                        plan,
-                        concurrency=concurrency,
-                        on_progress=progress,
-                        stop=stop,
-                        on_outcome=audit_hook(result.audit, plan),
-                    )
+                result.journal = open_journal(report_path, plan, command="restore", say=err)
+                try:
+                    with progress_bar(not debug and plan.has_changes) as progress:
+                        result.report = await apply_plan(
+                            client,
+                            plan,
+                            concurrency=concurrency,
+                            on_progress=progress,
+                            stop=stop,
+                            on_outcome=audit_hook(result.audit, plan),
+                            on_key=key_hook(result.journal, plan),
+                            recorded_keys=result.journal.recorded if result.journal else None,
+                        )
+                except BaseException:  # a second signal, a run-ending error: the keys received so far
+                    write_partial_report(result.journal, report_path, SYNC_REPORT_COLUMNS, err)
+                    raise
                 return result
 
         result = run_async(run)
@@ -216,6 +235,7 @@ def restore_command(
         _show_plan_only(plan, output=output, report_path=report_path, show_all=show_all, all_users=all_users)
         return
     written = write_secret_report(report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), err)
+    finish_journal(result.journal, report)
     audit_file = result.audit.path if result.audit and result.audit.lines_written else None
     if output == "json":
         data = report_to_dict(report)
