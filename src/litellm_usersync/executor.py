@@ -458,6 +458,9 @@ class Executor:
                 if a.user_id in replaced:
                     o = replaced[a.user_id]
                     key, note, error = o.api_key, o.note, o.error
+                elif a in lost:  # stopped before its key was replaced: the marker stays, the next run does it
+                    self._keys_unknown.add(a.user_id)
+                    error = "created, but its API key is unknown (the answer was lost; run interrupted); run again"
                 if missing:
                     why = f"created, but not added to team(s) {missing}: {r.error or '?'}"
                     error = f"{why}; {error}" if error else why

@@ -191,3 +191,30 @@ async def test_team_bound_keys_are_never_revoked_by_a_repair() -> None:
     _plan, report = await run(fake, desired("lost@x.com"))
     new = report.results[0].api_key
     assert new and fake.keys_of("lost@x.com") == sorted([team_key, new])
+
+
+async def test_a_lost_chunk_interrupted_before_its_keys_were_replaced_says_so() -> None:
+    """Ctrl-C right after a bulk chunk's answer was lost: no new key is issued (nothing new starts), so the
+    rows say the key is unknown (FAILED, counted) and the markers stay for the next run."""
+    import asyncio
+
+    fake = fake_with(NEW)
+    stop = asyncio.Event()
+
+    async def lose_and_stop(request: httpx.Request) -> httpx.Response:
+        response = await fake.handle(request)
+        if request.url.path == "/management/v1/users/bulk" and not stop.is_set():
+            stop.set()
+            raise httpx.ReadTimeout("answer lost")
+        return response
+
+    async with fake.client() as client:
+        snapshot = await read_snapshot(client)
+        plan = build_plan(desired("a@x.com", "b@x.com"), snapshot, PlanOptions())
+        client._http._transport = httpx.MockTransport(lose_and_stop)
+        report = await apply_plan(client, plan, stop=stop)
+    assert report.keys_unknown == ("a@x.com", "b@x.com")
+    for r in report.results:
+        assert not r.success and "API key is unknown" in (r.error or ""), r
+    assert pending(fake) == {"a@x.com", "b@x.com"}
+    assert fake.count("POST /key/generate") == 0
