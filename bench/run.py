@@ -328,12 +328,13 @@ def expected_change_requests(ch: Changes) -> dict[str, int]:
     Users: one batch per 500 for each kind. Memberships: the proxy has no cross-team batch
     (``/team/member_add``, ``/team/bulk_member_add`` and ``.../members/bulk_delete`` take one team), so joins
     and leaves cost one request per team touched (per 500 members). Verification: moved users read back by
-    id, ``page_size`` (100) ids per ``/user/list`` request.
+    id, ``page_size`` (100) ids per ``/user/list`` request. ``/user/bulk_update`` also clears the "key
+    pending" marker of the new users once their keys are on disk: one more request per chunk of adds.
     """
     return {
         "creates": math.ceil(len(ch.adds) / BULK_CHUNK),
         "deletes": math.ceil(len(ch.deletes) / BULK_CHUNK),
-        "role changes": math.ceil(len(ch.role_changes) / BULK_CHUNK),
+        "role changes": math.ceil(len(ch.role_changes) / BULK_CHUNK) + math.ceil(len(ch.adds) / BULK_CHUNK),
         "joins (per team)": per_team_chunks([new for _e, _o, new in ch.moves]),
         "leaves (per team)": per_team_chunks([old for _e, old, _n in ch.moves]),
         "verification reads": math.ceil(len(ch.moves) / DEFAULT_PAGE_SIZE),
@@ -393,7 +394,7 @@ def categorize(counts: dict[str, int], user_pages: int, team_pages: int) -> tupl
             out["creates"] += n
         elif path in ("/management/v1/users/bulk_delete", "/user/delete"):
             out["deletes"] += n
-        elif path in ("/user/bulk_update", "/user/update"):
+        elif path in ("/user/bulk_update", "/user/update"):  # role changes, and clearing new users' key markers
             out["role changes"] += n
         elif path in ("/team/member_add", "/team/bulk_member_add"):
             out["joins (per team)"] += n
