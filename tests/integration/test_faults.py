@@ -323,8 +323,9 @@ def sync_args(sc: Scenario, report: str, *extra: str) -> list[str]:
 
 #: more seeds for a soak run: USERSYNC_FAULT_SEEDS=1,2,3 pytest tests/integration/test_faults.py
 SEEDS = [int(s) for s in os.environ.get("USERSYNC_FAULT_SEEDS", "").split(",") if s.strip()]
-#: seed 208 (bulk) loses the answer of the bulk create and of two roster writes after they were applied
-DEFAULT_CASES = [(208, "--bulk"), (12, "--no-bulk")]
+#: seed 20 (bulk) loses the answer of the bulk create (502 after LiteLLM applied it); the bodies carry the
+#: "key pending" marker since issue 16, so the seed that did it before (208) now draws other faults
+DEFAULT_CASES = [(20, "--bulk"), (12, "--no-bulk")]
 CASES = [(s, b) for s in SEEDS for b in ("--bulk", "--no-bulk")] or DEFAULT_CASES
 
 

@@ -174,7 +174,15 @@ def test_round_trip_list_csv_edit_sync_dry_run_plans_exactly_the_edit(
     untouched = cli_run("sync", "--csv-file", "users.csv", "--dry-run", "--output", "json")
     assert untouched.exit_code == 0, untouched.output
     plan = json.loads(untouched.stdout)
-    assert plan["summary"] == {"add": 0, "delete": 0, "update": 0, "unchanged": 3, "skipped": 0, "blocked": 0}
+    assert plan["summary"] == {
+        "add": 0,
+        "delete": 0,
+        "update": 0,
+        "unchanged": 3,
+        "skipped": 0,
+        "blocked": 0,
+        "reissue_keys": 0,
+    }
 
     # edit one row: the viewer becomes an internal_user in development instead of support
     edited = listed.stdout.replace(
@@ -186,7 +194,15 @@ def test_round_trip_list_csv_edit_sync_dry_run_plans_exactly_the_edit(
     dry = cli_run("sync", "--csv-file", "users.csv", "--dry-run", "--output", "json")
     assert dry.exit_code == 0, dry.output
     plan = json.loads(dry.stdout)
-    assert plan["summary"] == {"add": 0, "delete": 0, "update": 1, "unchanged": 2, "skipped": 0, "blocked": 0}
+    assert plan["summary"] == {
+        "add": 0,
+        "delete": 0,
+        "update": 1,
+        "unchanged": 2,
+        "skipped": 0,
+        "blocked": 0,
+        "reissue_keys": 0,
+    }
     (item,) = [i for i in plan["items"] if i["action"] == "UPDATED"]
     assert (item["email"], item["old_role"], item["role"]) == (
         "viewer@company.com",
