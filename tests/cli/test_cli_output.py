@@ -263,3 +263,16 @@ def test_debug_explains_why_each_user_is_in_the_plan_and_the_master_keys_404(run
     key_info = next(x for x in err.splitlines() if "← 404 GET /key/info" in x)
     assert "expected, not an error: the master key is not a stored key" in key_info
     assert "Key not found" not in key_info
+
+
+def test_a_real_run_whose_rows_all_fail_still_shows_them_and_the_plan_counts(run: Run, tmp_path: pathlib.Path) -> None:
+    # seen in the trial: a real run of a CSV whose only change is a mistyped team printed the summary alone
+    # ("Rows that cannot be applied: 1"), not which row, nor the plan's counts line the dry run ends with
+    _csv(tmp_path, ["stay@x.com,internal_user,suport"])
+    result, calls = run("sync", users=[user("stay@x.com")])
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert "Changes to be made:" in lines
+    assert any("✗ suport (no such team; did you mean support?)" in x for x in lines)
+    assert "Synchronization plan: 0 to add, 0 to delete, 1 to update, 0 unchanged, 1 cannot be applied." in lines
+    assert all(c.startswith("GET ") for c in calls)  # nothing was sent for the failing row

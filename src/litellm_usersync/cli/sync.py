@@ -260,7 +260,7 @@ def sync_command(
                 if dry_run or plan.refusals:
                     return plan, None
                 if output == "text":
-                    if plan.has_changes:
+                    if plan.has_changes or plan.has_blocked:  # a row that will fail is shown, as on a dry run
                         out_marked(render_plan(plan, dry_run=False, limit=plan_limit(show_all)))
                     else:
                         out(render_plan_summary(plan))
