@@ -343,15 +343,19 @@ def result_rows(report: RunReport, *, show_keys: bool) -> Iterator[tuple[str, ..
 
 def render_summary(report: RunReport, *, limit: int | None = None) -> str:
     """The result of a run; ``limit`` lists at most that many failed rows (the report file has them all)."""
-    counts: dict[tuple[str, bool], int] = {}
+    not_started = [r for r in report.failed if r.error and "not attempted" in r.error]
+    counts: dict[tuple[str, str], int] = {}
     for r in report.results:
-        k = (r.item.kind.value, r.success)
+        # a row an interruption left unstarted did not fail: it is counted as not started (run again to finish)
+        k = (r.item.kind.value, "ok" if r.success else "not started" if r in not_started else "FAILED")
         counts[k] = counts.get(k, 0) + 1
     lines = ["Synchronization Result:"]
     for kind in ItemKind:
-        ok = counts.get((kind.value, True), 0)
-        bad = counts.get((kind.value, False), 0)
-        lines.append(f"  {kind.value:<9} {ok} succeeded" + (f", {bad} FAILED" if bad else ""))
+        line = f"  {kind.value:<9} {counts.get((kind.value, 'ok'), 0):,} succeeded"
+        for what in ("FAILED", "not started"):
+            n = counts.get((kind.value, what), 0)
+            line += f", {n:,} {what}" if n else ""
+        lines.append(line)
     recreated = [r for r in report.results if r.recreated]
     if recreated:
         lines.append(f"  Recreated by the fallback: {len(recreated)} (their previous API keys were deleted)")
@@ -359,7 +363,6 @@ def render_summary(report: RunReport, *, limit: int | None = None) -> str:
         lines.append(
             f"  Users with no known API key: {len(report.keys_unknown)} (run again: the next run issues new keys)"
         )
-    not_started = [r for r in report.failed if r.error and "not attempted" in r.error]
     if report.aborted:
         lines.append(f"  Aborted: {report.aborted}; {len(not_started)} row(s) not started.")
     elif report.interrupted and not_started:
@@ -384,6 +387,7 @@ def render_summary(report: RunReport, *, limit: int | None = None) -> str:
 def render_result_counts(report: RunReport, *, title: str = "sync") -> str:
     """The run's counts on one line: the last line of every run, so ``| tail -1`` shows them."""
     done: dict[ItemKind, int] = {}
+    not_started = sum(1 for r in report.failed if r.error and "not attempted" in r.error)
     for r in report.results:
         if r.success:
             done[r.item.kind] = done.get(r.item.kind, 0) + 1
@@ -391,7 +395,8 @@ def render_result_counts(report: RunReport, *, title: str = "sync") -> str:
         f"{_TITLES.get(title, title)} result: {done.get(ItemKind.ADD, 0):,} added, "
         f"{done.get(ItemKind.DELETE, 0):,} deleted, {done.get(ItemKind.UPDATE, 0):,} updated, "
         f"{done.get(ItemKind.UNCHANGED, 0):,} unchanged, "
-        + (f"{len(report.failed):,} FAILED" if report.failed else "0 failed")
+        + (f"{len(report.failed) - not_started:,} FAILED" if len(report.failed) > not_started else "0 failed")
+        + (f", {not_started:,} not started" if not_started else "")
     )
     if report.aborted:
         text += "; aborted"

@@ -22,6 +22,7 @@ from litellm_usersync.report import (
     describe_item,
     plan_to_dict,
     render_plan,
+    render_result_counts,
     render_summary,
     report_to_dict,
     result_rows,
@@ -328,3 +329,24 @@ def test_many_users_left_alone_for_one_reason_are_one_line() -> None:
     assert "    ! 15 users (not deleted: --no-delete; e.g. u00@x.com, u01@x.com, u02@x.com, …)" in text
     assert "    ! boss@x.com (not deleted: protected (--protect))" in text
     assert "u03@x.com" not in text
+
+
+def test_summary_counts_rows_an_interruption_left_unstarted_as_not_started_not_failed() -> None:
+    """Trial on the real proxy: Ctrl-C during a 2,000-user add printed 'ADDED 500 succeeded, 1500 FAILED' and
+    '1,503 FAILED; interrupted', though nothing had failed: 1,503 rows were simply not started."""
+    done = PlanItem(ItemKind.ADD, "a@x.com", "a@x.com", "internal_user", ())
+    bad = PlanItem(ItemKind.ADD, "b@x.com", "b@x.com", "internal_user", ())
+    later = [PlanItem(ItemKind.ADD, f"n{i}@x.com", f"n{i}@x.com", "internal_user", ()) for i in range(1500)]
+    report = RunReport(
+        results=(
+            ItemResult(done, True, api_key="sk-" + "a" * 30),
+            ItemResult(bad, False, error="Team not found: x"),
+            *(ItemResult(it, False, error="create: not attempted (run interrupted)") for it in later),
+        ),
+        interrupted=True,
+    )
+    assert render_summary(report).splitlines()[1] == "  ADDED     1 succeeded, 1 FAILED, 1,500 not started"
+    assert render_result_counts(report) == (
+        "Synchronization result: 1 added, 0 deleted, 0 updated, 0 unchanged, 1 FAILED, 1,500 not started; interrupted."
+    )
+
