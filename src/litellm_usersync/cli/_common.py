@@ -95,7 +95,12 @@ def common_options(f: F) -> F:
             default=None,
             help="Master key (default: env LITELLM_MASTER_KEY, also read from .env).",
         ),
-        click.option("--debug", is_flag=True, help="Show each request and response on stderr (secrets masked)."),
+        click.option(
+            "--debug",
+            is_flag=True,
+            help="On stderr: why each user is in the plan and each step (commands that plan), then every "
+            "request and response (secrets masked).",
+        ),
         click.option(
             "--concurrency",
             type=click.IntRange(1, 64),
