@@ -115,18 +115,18 @@ def render_plan_summary(plan: Plan, *, title: str = "sync") -> str:
     c = plan.counts
     lines = [
         f"{_TITLES.get(title, title)} Plan:",
-        f"  Users to add: {c[ItemKind.ADD]}",
-        f"  Users to delete: {c[ItemKind.DELETE]}",
-        f"  Users to update: {c[ItemKind.UPDATE]}",
-        f"  Users unchanged: {c[ItemKind.UNCHANGED]}",
+        f"  Users to add: {c[ItemKind.ADD]:,}",
+        f"  Users to delete: {c[ItemKind.DELETE]:,}",
+        f"  Users to update: {c[ItemKind.UPDATE]:,}",
+        f"  Users unchanged: {c[ItemKind.UNCHANGED]:,}",
     ]
     if plan.skipped:
-        lines.append(f"  Users left alone: {len(plan.skipped)}")
+        lines.append(f"  Users left alone: {len(plan.skipped):,}")
     if n := count_reissues(plan):
-        lines.append(f"  API keys to reissue (lost by an interrupted run): {n}")
+        lines.append(f"  API keys to reissue (lost by an interrupted run): {n:,}")
     blocked = sum(1 for i in plan.items if i.blocked)
     if blocked:
-        lines.append(f"  Rows that cannot be applied: {blocked}")
+        lines.append(f"  Rows that cannot be applied: {blocked:,}")
     return "\n".join(lines)
 
 
@@ -366,7 +366,7 @@ def render_summary(report: RunReport, *, limit: int | None = None) -> str:
     if report.aborted:
         lines.append(f"  Aborted: {report.aborted}; {len(not_started)} row(s) not started.")
     elif report.interrupted and not_started:
-        lines.append(f"  Interrupted: {len(not_started)} row(s) not started; run again to finish.")
+        lines.append(f"  Interrupted: {len(not_started):,} row(s) not started; run again to finish.")
     elif report.interrupted:
         lines.append("  Interrupted after every change had been sent; run again to check.")
     failed = [r for r in report.failed if r not in not_started]
@@ -377,7 +377,7 @@ def render_summary(report: RunReport, *, limit: int | None = None) -> str:
     if not_started:
         lines.append("")
         lines.append(
-            f"Not started ({len(not_started)}; see the report): "
+            f"Not started ({len(not_started):,}; see the report): "
             + ", ".join(r.item.email for r in not_started[:5])
             + (", …" if len(not_started) > 5 else "")
         )

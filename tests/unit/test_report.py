@@ -350,3 +350,10 @@ def test_summary_counts_rows_an_interruption_left_unstarted_as_not_started_not_f
         "Synchronization result: 1 added, 0 deleted, 0 updated, 0 unchanged, 1 FAILED, 1,500 not started; interrupted."
     )
 
+
+def test_plan_summary_numbers_are_grouped_as_in_its_counts_line() -> None:
+    """Trial: a 2,000-row dry run was headed 'Users to add: 2000' and ended '2,000 to add'."""
+    items = tuple(PlanItem(ItemKind.ADD, f"n{i}@x.com", f"n{i}@x.com", "internal_user", ()) for i in range(2000))
+    text = render_plan(Plan(items=items))
+    assert "  Users to add: 2,000" in text.splitlines()
+    assert text.splitlines()[-1] == "Synchronization plan: 2,000 to add, 0 to delete, 0 to update, 0 unchanged."
