@@ -59,3 +59,28 @@ def test_short_help_option_on_every_command(name: str) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Usage: ") and f" {name} [OPTIONS]" in result.output.splitlines()[0]
     assert "-h, --help" in result.output
+
+
+def test_files_that_hold_keys_or_emails_in_the_readme_workflow_are_git_ignored() -> None:
+    """The README says a `git add .` where the tool runs commits no key or email. Trial: its own daily workflow,
+    `python list_user.py > backup_$(date +%Y%m%d).txt` (every user's email), was not ignored."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "python list_user.py > backup_$(date +%Y%m%d).txt" in readme
+    paths = [
+        "backup_20261201.txt",
+        "user_sync_result.csv",
+        "user_sync_result.20261201T223721Z.csv",
+        "user_reg_result.csv",
+        "user_update_list.csv",
+        "usersync-backups/audit.jsonl",
+        ".env",
+    ]
+    done = subprocess.run(
+        ["git", "-C", str(REPO), "check-ignore", "--no-index", *paths], capture_output=True, text=True, check=False
+    )
+    assert sorted(done.stdout.split()) == sorted(paths), done.stdout + done.stderr
