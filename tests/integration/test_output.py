@@ -43,6 +43,12 @@ def test_a_mistyped_team_is_named_and_its_failed_row_keeps_the_teams_the_user_ha
     assert run.stdout.splitlines()[-1] == (
         "Synchronization result: 0 added, 0 deleted, 0 updated, 0 unchanged, 1 FAILED."
     )
+    # the real run shows the row that will fail and the plan's counts, as the dry run does (trial: it showed
+    # the summary alone, 'Rows that cannot be applied: 1', and no row)
+    lines = run.stdout.splitlines()
+    assert "Changes to be made:" in lines
+    assert any(x.startswith("    ~ typo@example.com (Teams: support → ✗ suport (no such team;") for x in lines)
+    assert "Synchronization plan: 0 to add, 0 to delete, 1 to update, 0 unchanged, 1 cannot be applied." in lines
 
 
 def test_a_brake_refusal_is_on_stderr_and_nothing_changes(
