@@ -69,6 +69,14 @@ def _user_to_dict(u: LiveUser) -> dict[str, Any]:
         "created_at": u.created_at,
         "updated_at": u.updated_at,
         "managed_marker": u.managed_marker,
+        # what a recreation (the sync fallback, or a restore) needs to bring the user back whole
+        "budget_duration": u.budget_duration,
+        "tpm_limit": u.tpm_limit,
+        "rpm_limit": u.rpm_limit,
+        "max_parallel_requests": u.max_parallel_requests,
+        "sso_user_id": u.sso_user_id,
+        "metadata": dict(u.metadata) if u.metadata else None,
+        "model_max_budget": dict(u.model_max_budget) if u.model_max_budget else None,
     }
 
 
@@ -161,6 +169,20 @@ def _number(row: Mapping[str, Any], name: str, where: str, default: float | None
     return float(v)
 
 
+def _opt_int(row: Mapping[str, Any], name: str, where: str) -> int | None:
+    v = row.get(name)
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+        raise _fail(f"{where}.{name}", "expected an integer or null")
+    return v
+
+
+def _opt_obj(row: Mapping[str, Any], name: str, where: str) -> dict[str, Any] | None:
+    v = row.get(name)
+    if v is not None and not isinstance(v, Mapping):
+        raise _fail(f"{where}.{name}", "expected an object or null")
+    return dict(v) if v else None
+
+
 def _obj(value: object, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise _fail(where, "expected an object")
@@ -188,6 +210,13 @@ def _user_from_dict(data: object, where: str) -> LiveUser:
         created_at=_opt_str(row, "created_at", where),
         updated_at=_opt_str(row, "updated_at", where),
         managed_marker=managed,
+        budget_duration=_opt_str(row, "budget_duration", where),
+        tpm_limit=_opt_int(row, "tpm_limit", where),
+        rpm_limit=_opt_int(row, "rpm_limit", where),
+        max_parallel_requests=_opt_int(row, "max_parallel_requests", where),
+        sso_user_id=_opt_str(row, "sso_user_id", where),
+        metadata=_opt_obj(row, "metadata", where),
+        model_max_budget=_opt_obj(row, "model_max_budget", where),
     )
 
 

@@ -60,9 +60,7 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # the old binary .xls
 
 
-def read_users_csv(
-    path: str | Path, *, with_key_name: bool = False, fmt: InputFormat | None = None
-) -> DesiredState:
+def read_users_csv(path: str | Path, *, with_key_name: bool = False, fmt: InputFormat | None = None) -> DesiredState:
     """Read a user file from disk: CSV (any of the delimiters, see :class:`InputFormat`) or an ``.xlsx``
     workbook. Raises :class:`CsvError` on any problem, every one located."""
     fmt = fmt or InputFormat()
@@ -313,9 +311,7 @@ def parse_users_csv(
             yield prev_end + 1, row
             prev_end = reader.line_num
 
-    return _parse_records(
-        header, records(), path, with_key_name=with_key_name, columns=columns, delimiter=delimiter
-    )
+    return _parse_records(header, records(), path, with_key_name=with_key_name, columns=columns, delimiter=delimiter)
 
 
 def _parse_records(

@@ -26,27 +26,35 @@ from typing import Any, TypeVar
 
 from .client import ProxyClient, RowResult, is_uncertain
 from .errors import AuthError, ConflictError, ProxyError
-from .identity import PROXY_ROLES
+from .identity import DEFAULT_USER_ID, PROXY_ROLES
 from .models import (
     INVITE_PENDING,
     KEY_PENDING,
+    RECREATE_FIELDS,
     Action,
     AddMembership,
     ChangeRole,
     CreateUser,
     DeleteUser,
+    DesiredState,
+    DesiredUser,
     ItemResult,
+    LiveUser,
     Outcome,
     OutcomeStatus,
     Plan,
     PlanItem,
+    PlanOptions,
     RecreateUser,
     ReissueKey,
     RemoveMembership,
     RunReport,
     without_marker,
+    Snapshot,
 )
+from .planner import build_plan
 from .settings import BULK_CHUNK, DEFAULT_CONCURRENCY
+from .snapshot import parse_live_user, parse_team
 
 log = logging.getLogger("litellm_usersync.executor")
 
@@ -157,8 +165,14 @@ class Executor:
         on_key: KeyHook | None = None,
         recorded_keys: Mapping[str, str] | None = None,
         invite: bool = False,
+        before: Snapshot | None = None,
+        backup_file: str | None = None,
     ) -> None:
         self.client = client
+        #: the snapshot the plan was made from (what a recreation carries over) and where it was saved
+        self._before = before
+        self._backup_file = backup_file
+        self._caller = before.caller_user_id if before is not None else DEFAULT_USER_ID
         self._on_outcome = on_outcome
         self._on_key = on_key
         #: ``user_id -> key`` recorded by earlier interrupted runs: such a key is kept, never revoked
@@ -677,62 +691,178 @@ class Executor:
     # ---------------------------------------------------------------------------------------------
     # verification and fallback
 
-    async def verify(self, items: Sequence[PlanItem], label: Callable[[str], str] = str) -> dict[str, str]:
-        """Read back the users whose teams changed; return ``user_id -> what is still wrong``."""
+    async def _read_back(self, user_ids: Sequence[str], team_ids: Iterable[str]) -> Snapshot:
+        """The touched users and the rosters of the touched teams, as a :class:`Snapshot` (what the planner reads)."""
+        rows = await self.client.read_users_by_ids(list(user_ids))
+        wanted = set(team_ids)
+        teams = [t for t in await self.client.read_all_teams(parse=parse_team) if t.team_id in wanted] if wanted else []
+        return Snapshot(
+            users=tuple(parse_live_user(r) for r in rows.values()),
+            teams=tuple(teams),
+            caller_user_id=self._caller,
+        )
+
+    def _left_undone(self, items: Sequence[PlanItem], now: Snapshot, plan: Plan) -> dict[str, str]:
+        """``user_id -> what is still not converged``: the same :func:`build_plan` on the re-read state.
+
+        One definition of "in sync": a user is converged when planning it again leaves nothing to do.
+        """
+        teams = now.teams_by_id
+        desired = DesiredState(
+            tuple(
+                DesiredUser(
+                    email=i.email,
+                    role=i.role,
+                    team_names=tuple(teams[t].display_name if t in teams else plan.team_label(t) for t in i.team_ids),
+                )
+                for i in items
+            ),
+            source="verification",
+        )
+        options = PlanOptions(
+            allow_add=False, allow_delete=False, allow_recreate=False, default_role=plan.options.default_role
+        )
+        again = {v.user_id: v for v in build_plan(desired, now, options).items}
+        left: dict[str, str] = {}
+        for i in items:
+            v = again.get(i.user_id)
+            if v is None:
+                if i.user_id in now.users_by_id:
+                    left[i.user_id] = "its email no longer matches"
+                elif "," in i.user_id:  # the proxy splits user_ids on commas: such an id cannot be read back
+                    self._unverified.add(i.user_id)
+                    left[i.user_id] = "could not verify: the user id contains a comma"
+                else:
+                    left[i.user_id] = "user not found when verifying"
+                continue
+            if v.blocked:
+                left[i.user_id] = v.blocked
+                continue
+            parts = []
+            for a in v.actions:
+                if isinstance(a, ChangeRole):
+                    parts.append(f"role is {a.old_role}, expected {a.new_role}")
+            joins = [self._label(a.team_id) for a in v.actions if isinstance(a, AddMembership)]
+            leaves = [self._label(a.team_id) for a in v.actions if isinstance(a, RemoveMembership)]
+            if joins:
+                parts.append(f"not in team(s) {', '.join(joins)}")
+            if leaves:
+                parts.append(f"still in team(s) {', '.join(leaves)}")
+            if parts:
+                left[i.user_id] = "; ".join(parts)
+        return left
+
+    async def verify(self, items: Sequence[PlanItem], plan: Plan) -> tuple[dict[str, str], Snapshot | None]:
+        """Read back the users whose teams changed; return ``user_id -> what is still wrong`` and the re-read."""
         if not items:
-            return {}
+            return {}, None
         self._progress.start("verifying", len(items))
         try:
-            rows = await self.client.read_users_by_ids([i.user_id for i in items])
+            now = await self._read_back(
+                [i.user_id for i in items], {t for i in items for t in (*i.team_ids, *i.old_team_ids)}
+            )
         except AuthError:
             raise
         except ProxyError as exc:
             # not knowing is not "wrong": the rows fail with this reason, and nothing is recreated
             self._unverified = {i.user_id for i in items}
-            return {i.user_id: f"could not verify: {exc}" for i in items}
-        wrong: dict[str, str] = {}
-        log.debug("verify: read back %d user(s) whose teams changed", len(items))
-        for i in items:
-            row = rows.get(i.user_id)
-            if row is None:
-                if "," in i.user_id:  # the proxy splits user_ids on commas: such an id cannot be read back
-                    self._unverified.add(i.user_id)
-                    wrong[i.user_id] = "could not verify: the user id contains a comma"
-                else:
-                    wrong[i.user_id] = "user not found when verifying"
-                continue
-            teams = set(row.get("teams") or ())
-            missing = [t for t in i.team_ids if t not in teams]
-            extra = [t for t in i.old_team_ids if t in teams and t not in i.team_ids]
-            role_wrong = i.role is not None and row.get("user_role") != i.role
-            parts = []
-            if missing:
-                parts.append(f"not in team(s) {', '.join(map(label, missing))}")
-            if extra:
-                parts.append(f"still in team(s) {', '.join(map(label, extra))}")
-            if role_wrong:
-                parts.append(f"role is {row.get('user_role')}, expected {i.role}")
-            if parts:
-                wrong[i.user_id] = "; ".join(parts)
-                log.debug("verify: %s: %s", i.email, wrong[i.user_id])
-        log.debug("verify: %d of %d as planned", len(items) - len(wrong), len(items))
+            return {i.user_id: f"could not verify: {exc}" for i in items}, None
+        left = self._left_undone(items, now, plan)
         self._progress.advance(len(items))
-        return wrong
+        return left, now
 
-    async def recreate(self, a: RecreateUser, *, create_key: bool = True) -> Outcome:
-        """The seed's fallback: delete the user, create it again with the right role and teams."""
-        log.debug("fallback for %s: 1/3 delete the user (its API keys are deleted with it)", a.email)
+    def _recreate_body(self, a: RecreateUser, before: LiveUser | None, *, create_key: bool) -> dict[str, Any]:
+        """``/user/new`` for a recreation: id, email, role, and every field the user had that a create can set."""
+        body = create_body(a, with_teams=False, create_key=create_key)
+        if before is not None:
+            # the user's own metadata (stale "pending" markers dropped), plus the marker of the key it gets now
+            kept = {k: v for k, v in (before.metadata or {}).items() if k not in (KEY_PENDING, INVITE_PENDING)}
+            body["metadata"] = {**kept, **({KEY_PENDING: True} if create_key else {})}
+            for name in RECREATE_FIELDS:
+                value = getattr(before, name)
+                if name == "metadata" or value in (None, (), {}):
+                    continue
+                body[name] = (
+                    list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, Mapping) else value
+                )
+        return body
+
+    @staticmethod
+    def _not_carried(before: LiveUser | None, keys: int) -> list[str]:
+        """What a recreation cannot bring back, named on the row."""
+        if before is None:
+            return ["the user's fields other than role and teams (no snapshot of them)"]
+        lost = []
+        if keys:
+            lost.append(f"its {keys} API key(s) (deleted)")
+        if before.spend:
+            lost.append(f"its spend ${before.spend:,.2f} (restarts at 0)")
+        if before.created_at:
+            lost.append(f"its created_at {before.created_at}")
+        return lost
+
+    def _protected(self, item: PlanItem, plan: Plan) -> bool:
+        """The planner's protection rule (--protect, --protect-role, the caller's identity), for one item."""
+        return (
+            item.user_id in (DEFAULT_USER_ID, self._caller)
+            or item.email_key in plan.options.protected_emails
+            or (item.old_role or "") in plan.options.protected_roles
+        )
+
+    async def recreate(
+        self,
+        a: RecreateUser,
+        *,
+        create_key: bool = True,
+        before: LiveUser | None = None,
+        current_teams: Iterable[str] = (),
+        keys: int = 0,
+    ) -> Outcome:
+        """The seed's fallback: delete the user, create it again with the right role and teams, and every field
+        ``before`` (the pre-run snapshot) had that a create can set."""
+        body = self._recreate_body(a, before, create_key=create_key)
+        # older proxies leave rosters behind on /user/delete (as apply_deletes knows): leave the teams first
+        if not await self.client.user_delete_cascades():
+            for tid in sorted(current_teams):
+                try:
+                    await self.client.remove_team_member(tid, a.user_id)
+                except AuthError:
+                    raise
+                except ProxyError as exc:
+                    return _failed(
+                        a,
+                        f"User recreation failed: leaving team {self._label(tid)} first failed ({exc}); "
+                        "the user was not deleted",
+                    )
         try:
             await self.client.delete_users([a.user_id])
-            log.debug("fallback for %s: 2/3 create it again (id %s, role %s)", a.email, a.user_id, a.role)
-            created = await self.client.create_user(create_body(a, with_teams=False, create_key=create_key))
         except AuthError:
             raise
         except ProxyError as exc:
-            return _failed(a, f"User recreation failed: {exc}")
+            return _failed(a, f"User recreation failed: the delete failed ({exc}); the user was not recreated")
+        created = None
+        last: ProxyError | None = None
+        for _attempt in range(2):  # a create that fails after the delete is tried once more from the backup's data
+            try:
+                created = await self.client.create_user(body)
+                break
+            except AuthError:
+                raise
+            except ProxyError as exc:
+                last = exc
+        if created is None:
+            where = (
+                f"restore it from the backup: litellm-usersync restore {self._backup_file} --no-delete"
+                if self._backup_file
+                else "no backup was written (--no-backup): create it again by hand"
+            )
+            return _failed(
+                a, f"User recreation failed: the user was deleted, but creating it again failed ({last}); {where}"
+            )
         if created.api_key:  # recorded before anything else; a key lost here is reissued by the next run
-            self._received(a.user_id, a.email, created.api_key, None, created_metadata(create_key=True))
-        note = "recreated by the fallback; the user's previous API keys were deleted"
+            self._received(a.user_id, a.email, created.api_key, None, dict(body["metadata"]))
+        lost = self._not_carried(before, keys)
+        note = "recreated by the fallback" + (f"; not carried over: {', '.join(lost)}" if lost else "")
         missing = []
         if log.isEnabledFor(logging.DEBUG):
             teams = ", ".join(self._label(t) for t in a.team_ids) or "none"
@@ -753,6 +883,89 @@ class Executor:
                 error=f"User recreation failed: recreated, but not added to team(s) {'; '.join(missing)}",
             )
         return _done(a, api_key=created.api_key, note=note)
+
+    async def _fallback(
+        self,
+        plan: Plan,
+        moved: Sequence[PlanItem],
+        finished: dict[str, Outcome],
+        record: Callable[[Iterable[Outcome]], None],
+    ) -> tuple[dict[str, str], dict[str, Outcome]]:
+        """Verify the moved users; recreate those the proxy claims to have moved but did not, within the brakes."""
+        recreated: dict[str, Outcome] = {}
+        left, now = await self.verify(moved, plan)
+        wrong = {
+            uid: (why if why.startswith("could not verify") else f"not converged: {why}") for uid, why in left.items()
+        }
+        candidates: list[tuple[PlanItem, int]] = []
+        for i in moved:
+            if i.user_id not in left or i.user_id in self._unverified:
+                continue
+            # a call that *failed* is reported as such; only a silent failure (every call answered success,
+            # yet the state is wrong) calls for the destructive fallback
+            if not all(finished[a.key].ok for a in i.actions):
+                continue
+            if not plan.options.allow_recreate or i.role not in PROXY_ROLES or self._protected(i, plan):
+                continue
+            live = now.users_by_id.get(i.user_id) if now is not None else None
+            keys = live.key_count if live is not None else i.key_count
+            held = keys or (0 if i.may_recreate else i.key_count)
+            if held and not plan.options.recreate_with_keys:
+                wrong[i.user_id] += (
+                    f"; not recreated: the user holds {held} API key(s) (--recreate-with-keys allows it)"
+                )
+                continue
+            if not i.may_recreate:
+                continue
+            candidates.append((i, keys))
+        if not candidates or self.stopping:
+            return wrong, recreated
+        limit = plan.delete_limit if plan.delete_limit is not None else plan.options.max_delete
+        used = sum(1 for a in plan.actions if isinstance(a, DeleteUser))
+        if limit is not None and used + len(candidates) > limit:
+            why = (
+                f"recreation refused by --max-delete: {len(candidates)} recreation(s) and {used} deletion(s) "
+                f"would exceed the limit of {limit}"
+            )
+            for i, _ in candidates:
+                wrong[i.user_id] += f", {why}"
+            return wrong, recreated
+        before = self._before.users_by_id if self._before is not None else {}
+        for i, keys in candidates:
+            if self.stopping:
+                break
+            log.info("verification failed for %s (%s): recreating", i.email, left[i.user_id])
+            action = RecreateUser(i.user_id, i.email, str(i.role), i.team_ids)
+            teams_now = now.team_ids_of(i.user_id) if now is not None else frozenset(i.old_team_ids)
+            try:
+                recreated[i.user_id] = await self.recreate(
+                    action,
+                    create_key=plan.options.create_keys,
+                    # the pre-run snapshot; without one the re-read (the move changes no other field)
+                    before=before.get(i.user_id) or (now.users_by_id.get(i.user_id) if now is not None else None),
+                    current_teams=teams_now,
+                    keys=keys,
+                )
+            except AuthError as exc:
+                self._fatal = self._fatal or exc
+                break
+            record([recreated[i.user_id]])
+        # a recreation is judged by the same rule: read back, plan again, nothing may be left
+        done = [i for i, _ in candidates if i.user_id in recreated and recreated[i.user_id].ok]
+        if done and not self.stopping:
+            again, _ = await self.verify(done, plan)
+            for i in done:
+                if i.user_id in again:
+                    o = recreated[i.user_id]
+                    recreated[i.user_id] = Outcome(
+                        o.action,
+                        OutcomeStatus.FAILED,
+                        api_key=o.api_key,
+                        note=o.note,
+                        error=f"User recreation failed: recreated, but not converged: {again[i.user_id]}",
+                    )
+                    record([recreated[i.user_id]])
+        return wrong, recreated
 
     # ---------------------------------------------------------------------------------------------
 
@@ -797,28 +1010,10 @@ class Executor:
             and all(a.key in finished for a in i.actions)
         ]
         if moved and not self.stopping:
-            wrong = await self.verify(moved, self._label)
-            for i in moved:
-                calls_ok = all(finished[a.key].ok for a in i.actions)
-                # a call that *failed* is reported as such; only a silent failure (every call answered success,
-                # yet the state is wrong) calls for the destructive fallback
-                if (
-                    i.user_id in wrong
-                    and i.user_id not in self._unverified
-                    and calls_ok
-                    and i.may_recreate
-                    and i.role in PROXY_ROLES
-                    and plan.options.allow_recreate
-                    and not self.stopping
-                ):
-                    log.info("verification failed for %s (%s): recreating", i.email, wrong[i.user_id])
-                    action = RecreateUser(i.user_id, i.email, str(i.role), i.team_ids)
-                    try:
-                        recreated[i.user_id] = await self.recreate(action, create_key=plan.options.create_keys)
-                    except AuthError as exc:
-                        self._fatal = self._fatal or exc
-                        break
-                    record([recreated[i.user_id]])
+            try:
+                wrong, recreated = await self._fallback(plan, moved, finished, record)
+            except AuthError as exc:
+                self._fatal = self._fatal or exc
 
         try:
             await self._flush_markers()  # the fallback's recreations
@@ -863,7 +1058,7 @@ class Executor:
             elif not o.ok:
                 errors.append(o.error or "failed")
         if not errors and item.user_id in wrong:
-            errors.append(f"verification failed: {wrong[item.user_id]}")
+            errors.append(wrong[item.user_id])
         return ItemResult(
             item, success=not errors, error="; ".join(errors) or None, api_key=api_key, note="; ".join(notes) or None
         )
@@ -880,9 +1075,15 @@ async def apply_plan(
     on_key: KeyHook | None = None,
     recorded_keys: Mapping[str, str] | None = None,
     invite: bool = False,
+    before: Snapshot | None = None,
+    backup_file: str | None = None,
 ) -> RunReport:
     """Apply ``plan`` through ``client``. See :class:`Executor`. ``on_outcome`` sees every outcome as it lands;
-    ``on_key`` every API key as it arrives, before the user's "key pending" marker is cleared."""
+    ``on_key`` every API key as it arrives, before the user's "key pending" marker is cleared.
+
+    ``before`` is the snapshot the plan was made from: a fallback recreation carries every field it holds of
+    the user over; ``backup_file`` is where it was saved (named on a row whose recreation failed half-way).
+    """
     executor = Executor(
         client,
         concurrency=concurrency,
@@ -892,5 +1093,7 @@ async def apply_plan(
         on_key=on_key,
         recorded_keys=recorded_keys,
         invite=invite,
+        before=before,
+        backup_file=backup_file,
     )
     return await executor.apply_plan(plan)

@@ -78,6 +78,15 @@ class LiveUser:
     key_pending: bool = False
     #: the same for ``add``'s invitation link (``usersync_invite_pending``)
     invite_pending: bool = False
+    #: what else ``/user/new`` can set, kept so that the fallback recreation brings the user back whole
+    #: (``RECREATE_FIELDS`` names them); dict values are excluded from hashing
+    budget_duration: str | None = None
+    tpm_limit: int | None = None
+    rpm_limit: int | None = None
+    max_parallel_requests: int | None = None
+    sso_user_id: str | None = None
+    metadata: Mapping[str, Any] | None = field(default=None, hash=False)
+    model_max_budget: Mapping[str, Any] | None = field(default=None, hash=False)
 
     @property
     def email_key(self) -> str:
@@ -92,6 +101,21 @@ class LiveUser:
     def is_managed(self) -> bool:
         """Users the sync may delete: manageable and holding one of the four proxy roles."""
         return self.is_manageable and self.role in PROXY_ROLES
+
+
+#: ``LiveUser`` attributes that are also ``/user/new`` fields of the same name: a recreation sends each one set
+RECREATE_FIELDS = (
+    "user_alias",
+    "max_budget",
+    "budget_duration",
+    "models",
+    "tpm_limit",
+    "rpm_limit",
+    "max_parallel_requests",
+    "sso_user_id",
+    "metadata",
+    "model_max_budget",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +370,8 @@ class PlanOptions:
     max_delete: int | None = None
     protected_emails: frozenset[str] = frozenset()
     protected_roles: frozenset[str] = frozenset()
+    #: let the fallback recreate a user who holds API keys (they are deleted with it); off: such a row FAILS
+    recreate_with_keys: bool = False
 
 
 @dataclass(frozen=True)
@@ -358,6 +384,9 @@ class Plan:
     options: PlanOptions = field(default_factory=PlanOptions)
     #: team id -> display name (alias) of every team the plan refers to, for messages
     team_labels: Mapping[str, str] = field(default_factory=dict)
+    #: the --max-delete brake in force (explicit or default) when the plan was made: deletions, destroyed team
+    #: keys and the fallback's recreations together stay within it. None: unknown (a plan file from before)
+    delete_limit: int | None = None
 
     def team_label(self, team_id: str) -> str:
         return self.team_labels.get(team_id, team_id)

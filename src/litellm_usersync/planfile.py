@@ -127,6 +127,7 @@ def _options_to_dict(options: PlanOptions) -> dict[str, Any]:
         "max_delete": options.max_delete,
         "protected_emails": sorted(options.protected_emails),
         "protected_roles": sorted(options.protected_roles),
+        "recreate_with_keys": options.recreate_with_keys,
     }
 
 
@@ -146,6 +147,7 @@ def plan_to_document(plan: Plan, *, source: str) -> dict[str, Any]:
         "items": [_item_to_dict(i) for i in plan.items],
         "skipped": [{"email": s.email, "user_id": s.user_id, "reason": s.reason} for s in plan.skipped],
         "team_labels": dict(sorted(plan.team_labels.items())),
+        "delete_limit": plan.delete_limit,
     }
 
 
@@ -337,6 +339,7 @@ def _options_from_dict(data: object) -> PlanOptions:
         max_delete=max_delete,
         protected_emails=frozenset(r.get_strs("protected_emails", [])),
         protected_roles=frozenset(r.get_strs("protected_roles", [])),
+        recreate_with_keys=r.get_bool("recreate_with_keys", defaults.recreate_with_keys),
     )
 
 
@@ -381,6 +384,7 @@ def plan_from_document(doc: object) -> Plan:
         fingerprint=fingerprint,
         options=options,
         team_labels=dict(labels),
+        delete_limit=r.opt_int("delete_limit") if "delete_limit" in r.data else None,
     )
     _check_consistent(plan)
     return plan

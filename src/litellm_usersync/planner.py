@@ -202,7 +202,12 @@ def _plan_role_and_teams(
         kind=ItemKind.UPDATE,
         actions=tuple(actions),
         # only a role /user/new accepts can be recreated (else the fallback would delete a user it cannot bring back)
-        may_recreate=has_team_change and options.allow_recreate and not protected and new_role in PROXY_ROLES,
+        # nor one holding API keys, unless asked to (the seed promises "existing API keys are not changed")
+        may_recreate=has_team_change
+        and options.allow_recreate
+        and not protected
+        and new_role in PROXY_ROLES
+        and (live.key_count == 0 or options.recreate_with_keys),
         **base,  # type: ignore[arg-type]
     )
 
@@ -289,8 +294,8 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
     items.extend(deletions)
 
     refusals: list[str] = []
+    limit = options.max_delete if options.max_delete is not None else default_max_delete(len(managed))
     if deletions:
-        limit = options.max_delete if options.max_delete is not None else default_max_delete(len(managed))
         if not desired.users:
             refusals.append(
                 f"the CSV has no users: refusing to delete all {len(deletions)} managed users "
@@ -311,4 +316,5 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
         fingerprint=snapshot.fingerprint_of(touched),
         options=options,
         team_labels={t.team_id: t.display_name for t in snapshot.teams},
+        delete_limit=limit,
     )

@@ -69,7 +69,8 @@ def describe_item(item: PlanItem) -> str:
             parts.append(REISSUE_TEXT)
         text = f"~ {item.email} ({', '.join(parts) or 'no change'})"
         if item.may_recreate:
-            text += " [recreated if verification fails: its API keys would be lost]"
+            lost = f": its {item.key_count} API key(s) would be lost" if item.key_count else ""
+            text += f" [recreated if verification fails{lost}]"
     else:
         text = f"= {item.email} (Role: {item.role}, Team: {_teams(item.team_names)})"
     if item.blocked:

@@ -147,9 +147,7 @@ class RunLock:
         self.release()
 
 
-def acquire_run_lock(
-    state_dir: str | Path, base_url: str, *, command: str, now: datetime | None = None
-) -> RunLock:
+def acquire_run_lock(state_dir: str | Path, base_url: str, *, command: str, now: datetime | None = None) -> RunLock:
     """Take the run lock for ``base_url`` or raise :class:`RunLockedError` at once (never waits).
 
     The folders are created mode 0700 and the lock file 0600 (it names a host and a URL).

@@ -31,7 +31,22 @@ def parse_live_user(row: Mapping[str, Any]) -> LiveUser:
         managed_marker=isinstance(metadata, dict) and metadata.get(MANAGED_MARKER_KEY) == MANAGED_MARKER_VALUE,
         key_pending=isinstance(metadata, dict) and bool(metadata.get(KEY_PENDING)),
         invite_pending=isinstance(metadata, dict) and bool(metadata.get(INVITE_PENDING)),
+        budget_duration=_opt_str(row.get("budget_duration")),
+        tpm_limit=_opt_int(row.get("tpm_limit")),
+        rpm_limit=_opt_int(row.get("rpm_limit")),
+        max_parallel_requests=_opt_int(row.get("max_parallel_requests")),
+        sso_user_id=_opt_str(row.get("sso_user_id")),
+        metadata=dict(metadata) if isinstance(metadata, dict) and metadata else None,
+        model_max_budget=dict(mmb) if isinstance(mmb := row.get("model_max_budget"), dict) and mmb else None,
     )
+
+
+def _opt_str(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _opt_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def parse_team(row: Mapping[str, Any]) -> Team:

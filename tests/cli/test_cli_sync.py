@@ -39,8 +39,8 @@ def test_dry_run_prints_the_seed_format(run: Callable[..., tuple[Result, list[st
         "    - old@x.com (Role: internal_user, Team: support) — destroys 2 API key(s), spend $1.50\n"
         "\n"
         "  Users to UPDATE:\n"
-        "    ~ stay@x.com (Role: internal_user → proxy_admin, Teams: development → support)"
-        " [recreated if verification fails: its API keys would be lost]\n"
+        # stay@x.com holds 2 API keys: never recreated without --recreate-with-keys, so no recreation is announced
+        "    ~ stay@x.com (Role: internal_user → proxy_admin, Teams: development → support)\n"
         "\n"
         "Synchronization plan: 1 to add, 1 to delete, 1 to update, 0 unchanged.\n"
     )

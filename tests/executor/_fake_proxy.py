@@ -20,6 +20,7 @@ import httpx
 
 from litellm_usersync.client import ProxyClient
 from litellm_usersync.identity import PROXY_ROLES
+from litellm_usersync.models import RECREATE_FIELDS
 from litellm_usersync.settings import ClientSettings, RetryPolicy
 
 MASTER = "sk-fake-master-key-000000"
@@ -139,6 +140,9 @@ class FakeProxy:
         uid = body["user_id"]
         self.add_user(uid, body.get("user_email"), body.get("user_role"))
         self.users[uid]["metadata"] = body.get("metadata") or {}
+        for name in RECREATE_FIELDS:  # the other fields /user/new sets
+            if name != "metadata" and name in body:
+                self.users[uid][name] = body[name]
         for t in body.get("teams") or ():
             self._join(uid, t)
         key = key_for(uid) if body.get("auto_create_key", True) else None

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from litellm_usersync.executor import Executor, apply_plan
 from litellm_usersync.identity import normalize_email
 from litellm_usersync.models import (
+    RECREATE_FIELDS,
     AddMembership,
     ChangeRole,
     CreateUser,
@@ -311,14 +312,14 @@ async def test_per_user_role_change_failure_is_isolated() -> None:
 async def test_recreation_runs_when_verification_shows_a_wrong_state(version: str) -> None:
     fake = seeded(version)
     fake.sticky.add(("u-move", "t-dev"))  # member_delete answers 200 but keeps the membership
-    plan = await plan_on(fake)
+    plan = await plan_on(fake, recreate_with_keys=True)
     move = next(i for i in plan.items if i.email == "move@x.com")
     assert move.may_recreate
     report = await run(fake, plan)
     result = next(r for r in report.results if r.item.email == "move@x.com")
     assert result.recreated is True
     assert result.success is True
-    assert result.note == "recreated by the fallback; the user's previous API keys were deleted"
+    assert result.note == "recreated by the fallback; not carried over: its 1 API key(s) (deleted)"
     assert result.api_key == key_for("u-move")
     assert fake.state()["u-move"] == ("move@x.com", "internal_user", ("t-sup",))
     recreate = [o for o in report.outcomes if o.action.key == "recreate:u-move"]
@@ -336,7 +337,7 @@ async def test_no_recreation_when_not_allowed() -> None:
     result = next(r for r in report.results if r.item.email == "move@x.com")
     assert result.recreated is False
     assert result.success is False
-    assert result.error == "verification failed: still in team(s) development"
+    assert result.error == "not converged: still in team(s) development"
     assert not any(o.action.key.startswith("recreate:") for o in report.outcomes)
     assert fake.count("POST /user/new") == 0
     # the rest of the run was applied
@@ -364,10 +365,14 @@ async def test_failed_recreation_is_reported() -> None:
         return None
 
     fake.faults.append(no_create)
-    report = await run(fake, await plan_on(fake))
+    report = await run(fake, await plan_on(fake, recreate_with_keys=True), backup_file="backups/snap.json")
     result = next(r for r in report.results if r.item.email == "move@x.com")
     assert result.recreated is True and result.success is False
-    assert result.error == "User recreation failed: POST /user/new -> 400: licence limit reached"
+    assert result.error == (
+        "User recreation failed: the user was deleted, but creating it again failed (POST /user/new -> 400: "
+        "licence limit reached); restore it from the backup: litellm-usersync restore backups/snap.json --no-delete"
+    )
+    assert fake.count("POST /user/new") == 2, "the create after the delete is tried once more"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -629,7 +634,7 @@ async def test_a_recreation_whose_rejoin_fails_still_reports_the_new_key() -> No
         return None
 
     fake.faults.append(rejoin_fails)
-    report = await run(fake, await plan_on(fake))
+    report = await run(fake, await plan_on(fake, recreate_with_keys=True))
     result = next(r for r in report.results if r.item.email == "move@x.com")
     assert result.recreated is True and result.success is False
     assert "u-move" in fake.users  # the user was created again...
@@ -842,7 +847,7 @@ async def test_no_key_in_any_debug_log_record_of_a_run(version: str, caplog: pyt
     caplog.set_level(logging.DEBUG, logger="litellm_usersync")
     fake = seeded(version)
     fake.sticky.add(("u-move", "t-dev"))  # a recreation too: a second kind of fresh key
-    report = await run(fake, await plan_on(fake))
+    report = await run(fake, await plan_on(fake, recreate_with_keys=True))
     keys = [r.api_key for r in report.results if r.api_key]
     assert len(keys) == 4  # three new users and one recreated
     logged = [rec.getMessage() for rec in caplog.records]
@@ -922,6 +927,7 @@ async def test_a_user_id_with_a_comma_is_never_recreated_for_want_of_a_read_back
     """/user/list splits user_ids on commas: such a user cannot be read back, which is not 'wrong'."""
     fake = seeded(NEW)
     fake.add_user("u,comma", "comma@x.com", "internal_user", ("t-dev",))
+    fake.users["u,comma"]["key_count"] = 0
     plan = await plan_on(fake, DesiredState((row("comma@x.com", None, ["support"]),)), allow_delete=False)
     assert plan.items[0].may_recreate
     report = await run(fake, plan)
@@ -967,3 +973,141 @@ async def test_bulk_deletes_and_role_changes_advance_the_progress_chunk_by_chunk
     ]
     assert [p[1] for p in phases if p[0] == "changing roles"] == [0, 500, 600]
     assert fake.count("POST /management/v1/users/bulk_delete") == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 9 §1: one definition of "in sync", a bounded and complete fallback
+
+
+async def test_a_user_holding_keys_is_not_recreated_without_recreate_with_keys() -> None:
+    fake = seeded(NEW)
+    fake.sticky.add(("u-move", "t-dev"))
+    fake.users["u-move"]["key_count"] = 2
+    plan = await plan_on(fake)
+    assert not next(i for i in plan.items if i.email == "move@x.com").may_recreate
+    report = await run(fake, plan)
+    result = next(r for r in report.results if r.item.email == "move@x.com")
+    assert not result.success and not result.recreated
+    assert result.error == (
+        "not converged: still in team(s) development; "
+        "not recreated: the user holds 2 API key(s) (--recreate-with-keys allows it)"
+    )
+    assert fake.count("POST /user/new") == 0  # the new users go through the bulk route; no recreation
+    assert "u-move" in fake.users
+
+
+async def test_recreations_count_against_max_delete_with_the_deletions() -> None:
+    fake = seeded(NEW)
+    fake.sticky.add(("u-move", "t-dev"))
+    fake.users["u-move"]["key_count"] = 0
+    plan = await plan_on(fake, max_delete=2)  # the run deletes gone1 and gone2: the limit is used up
+    assert plan.delete_limit == 2 and not plan.refusals
+    report = await run(fake, plan)
+    result = next(r for r in report.results if r.item.email == "move@x.com")
+    assert not result.success and not result.recreated
+    assert result.error == (
+        "not converged: still in team(s) development, recreation refused by --max-delete: "
+        "1 recreation(s) and 2 deletion(s) would exceed the limit of 2"
+    )
+    assert not any(o.action.key.startswith("recreate:") for o in report.outcomes)
+    # one more allowed: the recreation happens
+    fake2 = seeded(NEW)
+    fake2.sticky.add(("u-move", "t-dev"))
+    fake2.users["u-move"]["key_count"] = 0
+    report2 = await run(fake2, await plan_on(fake2, max_delete=3))
+    assert next(r for r in report2.results if r.item.email == "move@x.com").recreated
+
+
+async def test_a_recreation_carries_every_field_a_create_can_set() -> None:
+    fake = seeded(NEW)
+    fake.sticky.add(("u-move", "t-dev"))
+    fields = {
+        "key_count": 0,
+        "user_alias": "Mover",
+        "max_budget": 12.5,
+        "budget_duration": "30d",
+        "models": ["gpt-4o"],
+        "tpm_limit": 1000,
+        "rpm_limit": 10,
+        "max_parallel_requests": 3,
+        "sso_user_id": "sso-42",
+        "metadata": {"department": "R&D"},
+        "model_max_budget": {"gpt-4o": 5.0},
+        "spend": 1.25,
+    }
+    fake.users["u-move"].update(fields)
+    bodies: list[dict[str, Any]] = []
+
+    def capture(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        if request.url.path == "/user/new":
+            bodies.append(body)
+        return None
+
+    async with fake.client() as client:
+        before = await read_snapshot(client)
+    plan = build_plan(DESIRED, before, PlanOptions())
+    fake.faults.append(capture)
+    report = await run(fake, plan, before=before)
+    result = next(r for r in report.results if r.item.email == "move@x.com")
+    assert result.success and result.recreated, result.error
+    (body,) = [b for b in bodies if b["user_id"] == "u-move"]
+    for name in RECREATE_FIELDS:
+        assert body[name] == fields[name], name
+    assert body["user_role"] == "internal_user" and body["user_email"] == "move@x.com"
+    assert result.note == "recreated by the fallback; not carried over: its spend $1.25 (restarts at 0)"
+    assert fake.users["u-move"]["user_alias"] == "Mover" and fake.users["u-move"]["max_budget"] == 12.5
+
+
+async def test_a_roster_member_whose_teams_list_lacks_the_team_is_converged() -> None:
+    """The drift the API contract describes (§1.5): the roster lists the user, ``user.teams`` does not."""
+    fake = seeded(NEW)
+    fake.users["u-move"]["key_count"] = 0
+
+    def drop_from_user_teams(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        if request.method == "GET" and request.url.path == "/user/list" and "t-sup" in fake.users["u-move"]["teams"]:
+            fake.users["u-move"]["teams"].remove("t-sup")  # on the roster of t-sup, but not in its own list
+        return None
+
+    plan = await plan_on(fake)
+    fake.faults.append(drop_from_user_teams)
+    report = await run(fake, plan)
+    result = next(r for r in report.results if r.item.email == "move@x.com")
+    assert result.success and not result.recreated, result.error
+    assert fake.count("POST /user/new") == 0
+
+
+async def test_an_old_proxy_recreation_leaves_the_teams_before_the_delete() -> None:
+    fake = seeded(OLD)
+    fake.sticky.add(("u-move", "t-dev"))
+    fake.users["u-move"]["key_count"] = 0
+    plan = await plan_on(fake)
+    report = await run(fake, plan)
+    result = next(r for r in report.results if r.item.email == "move@x.com")
+    assert result.recreated
+    # the recreation's own leave ran before its /user/delete (the roster would keep the deleted id on 1.74)
+    recreate_at = max(n for n, e in enumerate(fake.log) if e == "POST /user/delete")
+    leaves = [n for n, e in enumerate(fake.log) if e == "POST /team/member_delete"]
+    assert any(n < recreate_at for n in leaves)
+
+
+async def test_a_recreation_that_does_not_converge_is_failed() -> None:
+    fake = seeded(NEW)
+    fake.sticky.add(("u-move", "t-dev"))
+    fake.users["u-move"]["key_count"] = 0
+
+    recreated = False
+
+    def rejoin_is_swallowed(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        nonlocal recreated
+        if request.url.path == "/user/new" and body.get("user_id") == "u-move":
+            recreated = True
+        if recreated and request.url.path == "/team/member_add":  # claims success, does nothing
+            return httpx.Response(200, json={"team_id": body["team_id"], "members_with_roles": []})
+        return None
+
+    fake.faults.append(rejoin_is_swallowed)
+    report = await run(fake, await plan_on(fake))
+    result = next(r for r in report.results if r.item.email == "move@x.com")
+    assert result.recreated and not result.success
+    assert result.error == "User recreation failed: recreated, but not converged: not in team(s) support"
+    assert result.api_key == key_for("u-move"), "the new key still reaches the report"

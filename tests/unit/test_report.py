@@ -87,7 +87,7 @@ def test_render_plan_real_run_header_and_recreation_warning() -> None:
     assert "Changes to be made:" in lines
     assert (
         "    ~ existing@example.com (Role: internal_user → proxy_admin, Teams: support → development)"
-        " [recreated if verification fails: its API keys would be lost]"
+        " [recreated if verification fails]"
     ) in lines
     # a pure role change is never recreated
     assert "    ~ r@example.com (Role: internal_user → proxy_admin)" in lines

@@ -34,6 +34,7 @@ def test_parse_live_user_full_row() -> None:
         created_at="2025-01-01",
         updated_at="2025-01-02",
         managed_marker=True,
+        metadata={"managed_by": "litellm-usersync"},
     )
 
 

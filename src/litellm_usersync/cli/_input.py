@@ -29,7 +29,7 @@ def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 def _delimiter(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None:
         value = _DELIMITER_WORDS.get(value.lower(), value)
-        if len(value) != 1 or value in "\"\r\n":
+        if len(value) != 1 or value in '"\r\n':
             raise click.BadParameter(f"{value!r}: give one character, e.g. ',' ';' '|' or 'tab'")
     return _store(ctx, param, value)  # type: ignore[no-any-return]
 

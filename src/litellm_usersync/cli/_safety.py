@@ -125,6 +125,7 @@ async def apply_safely(
     for path in report_paths:
         check_output_path(path)  # also for a run without changes: its report is written too
     audit = None
+    backup_file = None
     if plan.has_changes:
         net = prepare_safety_net(
             snapshot,
@@ -135,6 +136,7 @@ async def apply_safely(
             master_key=client.settings.master_key,
         )
         audit = net.audit
+        backup_file = str(net.backup_file) if net.backup_file else None
         if net.backup_file:
             err(f"Backup of the current state: {net.backup_file}")
     with progress_bar(show_progress and plan.has_changes) as progress:
@@ -148,6 +150,8 @@ async def apply_safely(
             on_key=key_hook(journal, plan),
             recorded_keys=journal.recorded if journal else None,
             invite=invite,
+            before=snapshot,
+            backup_file=backup_file,
         )
     warn_audit_errors(audit)
     return report
