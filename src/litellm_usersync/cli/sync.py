@@ -89,6 +89,12 @@ def sync_options(f: Any) -> Any:
             help="Never recreate a user whose team update could not be verified (the seed's fallback).",
         ),
         click.option(
+            "--recreate-with-keys",
+            is_flag=True,
+            help="Let the fallback recreate a user who holds API keys (they are deleted with it); "
+            "without it such a row fails with the key count.",
+        ),
+        click.option(
             "--max-delete",
             type=click.IntRange(0),
             default=None,
@@ -183,6 +189,7 @@ def sync_command(
     no_delete: bool,
     no_update: bool,
     no_recreate: bool,
+    recreate_with_keys: bool,
     max_delete: int | None,
     protect: tuple[str, ...],
     protect_role: tuple[str, ...],
@@ -234,6 +241,7 @@ def sync_command(
             allow_delete=not no_delete,
             allow_update=not no_update,
             allow_recreate=not no_recreate,
+            recreate_with_keys=recreate_with_keys,
             default_role=user_role,
             max_delete=max_delete,
             protected_emails=frozenset(normalize_email(e) for e in protect),
@@ -322,6 +330,7 @@ _PLAN_SHAPING = (
     "no_delete",
     "no_update",
     "no_recreate",
+    "recreate_with_keys",
     "max_delete",
     "protect",
     "protect_role",
