@@ -15,6 +15,9 @@ kind            what the client sees                                  did the pr
 ``reset_after`` the connection is reset after forwarding              **yes**: the answer is lost
 ``lost_502``    a 502 instead of the real answer                      **yes**: the answer is lost
 ``answer``      a scripted status and JSON body (``Decision.answer``) no (never forwarded)
+``claim_success`` 200 "done" (a per-member success list for a bulk call)  **no**: the proxy claims success
+                without acting (``claims_success_on_leaves``: every  without acting, as a stale read
+                ``/team/member_delete`` and bulk members delete)      replica or a buggy gateway would
 =============== =====================================================================================
 
 Determinism: whether a request gets a fault, and which, is a function of the seed, the request (method,
@@ -105,6 +108,11 @@ class FaultConfig:
     #: a scripted decision ``(method, target, n) -> Decision | None`` (n: identical requests seen before);
     #: when it returns a Decision it wins over the seeded draw (for races that need exact timing)
     script: Callable[[str, str, int], Decision | None] | None = None
+    #: answer every team-member removal (``/team/member_delete`` and the bulk members delete) with a success
+    #: without forwarding it: the "claims success without acting" fault, independent of ``rate``
+    claims_success_on_leaves: bool = False
+    #: rewrite a forwarded answer ``(method, target, body) -> body`` (e.g. a read replica that lags behind)
+    rewrite_answer: Callable[[str, str, bytes], bytes] | None = None
 
 
 @dataclass
@@ -245,6 +253,8 @@ class FaultProxy:
             self._seen[ident] += 1
         if not self.enabled:
             return Decision(None)
+        if cfg.claims_success_on_leaves and method == "POST" and _is_leave(target):
+            return Decision("claim_success")
         if cfg.script is not None:
             scripted = cfg.script(method, target, n)
             if scripted is not None:
@@ -338,6 +348,9 @@ class FaultProxy:
 
     async def _apply(self, req: _Request, d: Decision, writer: asyncio.StreamWriter) -> bool:
         closing = (req.header("connection") or "").lower() == "close"
+        if d.kind == "claim_success":
+            await _write_json(writer, 200, _claimed_success(req), close=closing)
+            return not closing
         if d.kind in ERROR_KINDS:
             status = int(d.kind)
             await _write_json(writer, status, _error_body(status, f"fault injected: HTTP {status}"), close=closing)
@@ -363,6 +376,8 @@ class FaultProxy:
         if d.kind == "latency" and not d.after:
             await asyncio.sleep(d.value)
         status, headers, body = await self._forward(req)
+        if self.config.rewrite_answer is not None and status < 400:
+            body = self.config.rewrite_answer(req.method, req.target, body)
         if d.kind == "reset_after":
             _reset(writer)
             return False
@@ -395,6 +410,29 @@ class FaultProxy:
 
 
 # ------------------------------------------------------------------------------------------ HTTP
+
+
+def _is_leave(target: str) -> bool:
+    path = target.split("?", 1)[0]
+    return path == "/team/member_delete" or (
+        path.startswith("/management/v1/teams/") and path.endswith("/members/bulk_delete")
+    )
+
+
+def _claimed_success(req: _Request) -> object:
+    """What the proxy answers when a removal worked, though nothing was forwarded."""
+    try:
+        body = json.loads(req.body or b"{}")
+    except ValueError:
+        body = {}
+    if req.path.endswith("/members/bulk_delete"):
+        members = body.get("members") or []
+        rows = [
+            {"user_id": m.get("user_id"), "user_email": m.get("user_email"), "success": True, "error": None}
+            for m in members
+        ]
+        return {"data": rows}
+    return {"team_id": body.get("team_id"), "members_with_roles": []}
 
 
 def _error_body(status: int, message: str) -> dict[str, object]:

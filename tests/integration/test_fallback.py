@@ -1,86 +1,198 @@
-"""The seed's fallback (recreate a user whose team update did not take) on the real proxy.
+"""The seed's fallback (recreate a user whose team update did not take) on the real proxy (issue 9 §1).
 
-A real proxy does not fail a team move on demand, so a transport in front of it *pretends* that
-``/team/member_delete`` (and the bulk variant) succeeded without forwarding it: the verification read then
-finds the user still in the old team, exactly as when an update silently does not land.
+A real proxy does not fail a team move on demand, so the loopback fault proxy (tests/faultproxy.py) sits in
+front of it with the "claims success without acting" fault: every ``/team/member_delete`` and bulk members
+delete is answered 200 without being forwarded, as a stale read replica or a buggy gateway would. The
+verification (re-read + the same planner) then finds the users still in their old team.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import csv
+import json
+import pathlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
+import pytest
 
-from litellm_usersync import PlanOptions, apply_plan, build_plan, parse_users_csv, read_snapshot
 from litellm_usersync.client import ProxyClient
 
+from ..faultproxy import FaultConfig, FaultProxy
 from .conftest import Proxy, live_users, teams_of
 
-
-class SwallowLeaves(httpx.AsyncHTTPTransport):
-    """Answers 200 to every team-member removal without sending it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.swallowed = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        if request.method == "POST" and (path == "/team/member_delete" or path.endswith("/members/bulk_delete")):
-            self.swallowed += 1
-            body: Any = {"data": []} if path.endswith("bulk_delete") else {"team_id": "x", "members_with_roles": []}
-            return httpx.Response(200, json=body, request=request)
-        return await super().handle_async_request(request)
+#: every field of a user that /user/new can set, as the tests give it
+FIELDS: dict[str, Any] = {
+    "user_alias": "Mover One",
+    "max_budget": 12.5,
+    "budget_duration": "30d",
+    "models": ["gpt-4o"],
+    "tpm_limit": 1000,
+    "rpm_limit": 10,
+    "max_parallel_requests": 3,
+    "metadata": {"department": "R&D", "cost_center": 42},
+}
+MOVERS = ("mover1@x.com", "mover2@x.com")
 
 
-def _run(proxy: Proxy, csv_text: str, options: PlanOptions, transport: httpx.AsyncBaseTransport, **kw: Any) -> Any:
-    desired = parse_users_csv(csv_text)
+@pytest.fixture
+def swallowing_proxy(proxy: Proxy) -> Iterator[Callable[..., FaultProxy]]:
+    started: list[FaultProxy] = []
 
-    async def go() -> Any:
-        async with ProxyClient(proxy.settings(**kw), transport=transport) as c:
-            snap = await read_snapshot(c)
-            plan = build_plan(desired, snap, options)
-            return plan, await apply_plan(c, plan)
+    def start(**kw: Any) -> FaultProxy:
+        fp = FaultProxy(proxy.base_url, FaultConfig(rate=0.0, claims_success_on_leaves=True, **kw)).start()
+        started.append(fp)
+        return fp
 
-    import asyncio
+    yield start
+    for fp in started:
+        fp.stop()
 
-    return asyncio.run(go())
+
+def _arrange(proxy: Proxy, *, keys: bool = False) -> dict[str, dict[str, Any]]:
+    """Teams team-a and team-b; two users in team-a with every field set (and an API key each if ``keys``)."""
+
+    async def go(c: ProxyClient) -> list[dict[str, Any]]:
+        for alias in ("team-a", "team-b"):
+            await c.create_team(alias, team_id=alias)
+        for n, email in enumerate(MOVERS):
+            await c.create_user(
+                {
+                    "user_id": email,
+                    "user_email": email,
+                    "user_role": "internal_user",
+                    "teams": ["team-a"],
+                    "auto_create_key": keys,
+                    **FIELDS,
+                    "sso_user_id": f"sso-{n}",
+                }
+            )
+        return await c.read_all_users()
+
+    return {u["user_id"]: u for u in proxy.run(go)}
 
 
-def test_failed_team_move_is_recreated_with_the_right_state(
-    make_teams: Callable[..., dict[str, str]], seed_users: Callable[..., None], clean_proxy: Proxy
+def _csv(workdir: pathlib.Path) -> str:
+    path = workdir / "move.csv"
+    path.write_text("email,role,team_name\n" + "".join(f"{e},internal_user,team-b\n" for e in MOVERS))
+    return str(path)
+
+
+def _report(workdir: pathlib.Path) -> dict[str, dict[str, str]]:
+    with open(workdir / "user_sync_result.csv", encoding="utf-8") as fh:
+        return {r["email"]: r for r in csv.DictReader(fh)}
+
+
+def test_swallowed_leaves_with_max_delete_0_recreate_nobody(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, swallowing_proxy: Any
 ) -> None:
-    t = make_teams("old", "new")
-    seed_users([("mover@x.com", "internal_user", [t["old"]])])
-    transport = SwallowLeaves()
-    plan, report = _run(clean_proxy, "email,role,team_name\nmover@x.com,internal_user,new\n", PlanOptions(), transport)
-    assert plan.items[0].may_recreate
-    assert transport.swallowed >= 1
-    (result,) = report.results
-    assert result.success and result.recreated
-    assert result.api_key and result.api_key.startswith("sk-"), "a recreated user gets a new key, in the report"
-    assert "previous API keys were deleted" in (result.note or "")
-    user = live_users(clean_proxy)["mover@x.com"]
-    assert user["user_id"] == "mover@x.com" and user["user_role"] == "internal_user"
-    assert teams_of(clean_proxy, user) == {"new"}
+    before = _arrange(clean_proxy)
+    fp = swallowing_proxy()
+    result = cli_run("sync", "--csv-file", _csv(workdir), "--max-delete", "0", env={"LITELLM_BASE_URL": fp.url})
+    fp.wait_idle()
+    assert fp.counts["claim_success"] >= 1, fp.counts
+    assert result.exit_code == 1, result.output
+    rows = _report(workdir)
+    after = live_users(clean_proxy)
+    for email in MOVERS:
+        assert rows[email]["status"] == "FAILED"
+        assert rows[email]["error_reason"] == (
+            "not converged: still in team(s) team-a, recreation refused by --max-delete: "
+            "2 recreation(s) and 0 deletion(s) would exceed the limit of 0"
+        )
+        assert after[email]["created_at"] == before[email]["created_at"], "recreated despite --max-delete 0"
+        assert teams_of(clean_proxy, after[email]) == {"team-a", "team-b"}
+    assert "Recreated by the fallback" not in result.output
+
+
+def test_swallowed_leaves_recreate_the_users_with_every_field(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, swallowing_proxy: Any
+) -> None:
+    before = _arrange(clean_proxy)
+    fp = swallowing_proxy()
+    result = cli_run("sync", "--csv-file", _csv(workdir), env={"LITELLM_BASE_URL": fp.url})
+    fp.wait_idle()
+    assert result.exit_code == 0, result.output
+    assert "Recreated by the fallback: 2" in result.output
+    rows = _report(workdir)
+    after = live_users(clean_proxy)
+    for n, email in enumerate(MOVERS):
+        assert rows[email]["status"] == "SUCCESS", rows[email]
+        assert rows[email]["error_reason"].startswith("recreated by the fallback; not carried over: its created_at")
+        assert rows[email]["api_keys"].startswith("sk-"), "a recreated user gets a new key, in the report"
+        user = after[email]
+        assert user["created_at"] != before[email]["created_at"], "it was recreated"
+        assert user["user_role"] == "internal_user"
+        assert teams_of(clean_proxy, user) == {"team-b"}
+        for name, value in FIELDS.items():
+            assert user[name] == value, f"{email}: {name} {user[name]!r} != {value!r}"
+        assert user["sso_user_id"] == f"sso-{n}"
+    # the backup written before the run holds the fields a restore would need
+    (backup,) = [p for p in (workdir / "usersync-backups").glob("*.json")]
+    saved = {u["user_id"]: u for u in json.loads(backup.read_text())["users"]}
+    assert saved[MOVERS[0]]["max_budget"] == 12.5 and saved[MOVERS[0]]["metadata"] == FIELDS["metadata"]
+
+
+def test_a_user_holding_keys_is_not_recreated(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, swallowing_proxy: Any
+) -> None:
+    before = _arrange(clean_proxy, keys=True)
+    fp = swallowing_proxy()
+    result = cli_run("sync", "--csv-file", _csv(workdir), env={"LITELLM_BASE_URL": fp.url})
+    fp.wait_idle()
+    assert result.exit_code == 1, result.output
+    rows = _report(workdir)
+    after = live_users(clean_proxy)
+    for email in MOVERS:
+        assert rows[email]["status"] == "FAILED"
+        assert rows[email]["error_reason"] == (
+            "not converged: still in team(s) team-a; "
+            "not recreated: the user holds 1 API key(s) (--recreate-with-keys allows it)"
+        )
+        assert after[email]["created_at"] == before[email]["created_at"]
+        assert after[email]["key_count"] == 1, "its key is kept"
 
 
 def test_no_recreate_reports_what_is_still_wrong(
-    make_teams: Callable[..., dict[str, str]], seed_users: Callable[..., None], clean_proxy: Proxy
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, swallowing_proxy: Any
 ) -> None:
-    t = make_teams("old", "new")
-    seed_users([("mover@x.com", "internal_user", [t["old"]])])
-    plan, report = _run(
-        clean_proxy,
-        "email,role,team_name\nmover@x.com,internal_user,new\n",
-        PlanOptions(allow_recreate=False),
-        SwallowLeaves(),
-        bulk="never",
+    _arrange(clean_proxy)
+    fp = swallowing_proxy()
+    result = cli_run(
+        "sync", "--csv-file", _csv(workdir), "--no-recreate", "--no-bulk", env={"LITELLM_BASE_URL": fp.url}
     )
-    assert not plan.items[0].may_recreate
-    (result,) = report.results
-    assert not result.success and not result.recreated
-    assert result.error == "verification failed: still in team(s) old"
-    user = live_users(clean_proxy)["mover@x.com"]
-    assert teams_of(clean_proxy, user) == {"old", "new"}, "nothing was recreated"
+    assert result.exit_code == 1, result.output
+    rows = _report(workdir)
+    assert {r["error_reason"] for r in rows.values()} == {"not converged: still in team(s) team-a"}
+    assert all(teams_of(clean_proxy, u) == {"team-a", "team-b"} for u in live_users(clean_proxy).values())
+
+
+def test_a_roster_member_whose_teams_list_lacks_the_team_is_converged(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, proxy: Proxy
+) -> None:
+    """The drift the API contract describes (§1.5): the roster lists the user, its own ``teams`` does not.
+
+    A read replica that lags behind on ``LiteLLM_UserTable.teams`` is played by the fault proxy, which drops
+    team-b from every ``teams`` list that ``/user/list`` answers; the rosters (``/v2/team/list``) are real."""
+    before = _arrange(clean_proxy)
+
+    def lagging_teams(method: str, target: str, body: bytes) -> bytes:
+        if method != "GET" or not target.startswith("/user/list"):
+            return body
+        data = json.loads(body)
+        for u in data.get("users") or []:
+            u["teams"] = [t for t in u.get("teams") or [] if t != "team-b"]
+        return json.dumps(data).encode()
+
+    fp = FaultProxy(proxy.base_url, FaultConfig(rate=0.0, rewrite_answer=lagging_teams)).start()
+    try:
+        result = cli_run("sync", "--csv-file", _csv(workdir), env={"LITELLM_BASE_URL": fp.url})
+    finally:
+        fp.stop()
+    assert result.exit_code == 0, result.output
+    rows = _report(workdir)
+    after = live_users(clean_proxy)
+    for email in MOVERS:
+        assert rows[email]["status"] == "SUCCESS" and not rows[email]["error_reason"], rows[email]
+        assert after[email]["created_at"] == before[email]["created_at"], "never recreated"
+        assert teams_of(clean_proxy, after[email]) == {"team-b"}
