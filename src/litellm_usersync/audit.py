@@ -38,6 +38,7 @@ from .models import (
     Outcome,
     Plan,
     PlanItem,
+    RebindKeys,
     RecreateUser,
     ReissueKey,
     RemoveMembership,
@@ -88,7 +89,11 @@ def _before_after(outcome: Outcome, item: PlanItem | None) -> tuple[dict[str, An
     if isinstance(a, AddMembership):
         return {"member": False}, {"member": True}
     if isinstance(a, RemoveMembership):
+        if a.destroys_keys:  # the leave deletes the user's keys bound to the team
+            return {"member": True, "team_keys": a.destroys_keys}, {"member": False, "team_keys": "deleted"}
         return {"member": True}, {"member": False}
+    if isinstance(a, RebindKeys):
+        return {"team_id": a.from_team, "team_keys": len(a.tokens)}, {"team_id": a.to_team}
     if isinstance(a, RecreateUser):
         was = {"role": item.old_role, "team_ids": list(item.old_team_ids)} if item is not None else None
         return was, {"email": a.email, "role": a.role, "team_ids": list(a.team_ids), "keys": "deleted"}

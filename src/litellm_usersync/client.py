@@ -455,6 +455,12 @@ class ProxyClient:
         v = parse_version(await self.proxy_version())
         return v is not None and v >= BULK_MIN_VERSION
 
+    async def leave_destroys_team_keys(self) -> bool:
+        """True when ``/team/member_delete`` (and the bulk members delete) also deletes the user's keys bound to
+        that team (LiteLLM >= 1.100, API contract §2.12). Older proxies keep them."""
+        v = parse_version(await self.proxy_version())
+        return v is not None and v >= BULK_MIN_VERSION
+
     def _bulk_route_missing(self, kind: str, exc: ProxyError) -> bool:
         if _is_route_missing(exc):
             log.info("bulk endpoint for %s missing on this proxy; falling back to per-user calls", kind)
@@ -932,6 +938,26 @@ class ProxyClient:
 
     # ---------------------------------------------------------------------------------------------
     # Keys and invitations
+
+    async def list_team_keys(self, team_id: str) -> list[dict[str, Any]]:
+        """Every key bound to ``team_id`` (``GET /key/list?team_id=...``, all pages): hashes, owners, aliases.
+
+        The rows carry the key's hash (``token``), never the key itself."""
+        rows: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            params = {"team_id": team_id, "return_full_object": "true", "page": page, "size": 100}
+            data = await self.request_object("GET", "/key/list", params=params)
+            for k in data.get("keys") or []:
+                if isinstance(k, dict) and k.get("token"):
+                    rows.append({f: k.get(f) for f in ("token", "user_id", "team_id", "key_alias")})
+            if page >= int(data.get("total_pages") or 1):
+                return rows
+            page += 1
+
+    async def update_key(self, token: str, **fields: Any) -> dict[str, Any]:
+        """``POST /key/update`` for the key with this hash (merge-patch: only ``fields`` change)."""
+        return await self.request_object("POST", "/key/update", body={"key": token, **fields})
 
     async def generate_key(self, user_id: str, *, key_alias: str | None = None, team_id: str | None = None) -> str:
         body: dict[str, Any] = {"user_id": user_id}

@@ -45,6 +45,7 @@ from .models import (
     Plan,
     PlanItem,
     PlanOptions,
+    RebindKeys,
     RecreateUser,
     ReissueKey,
     RemoveMembership,
@@ -677,12 +678,34 @@ class Executor:
     async def apply_joins(self, actions: Sequence[AddMembership]) -> list[Outcome]:
         return await self._joins(actions)
 
+    async def apply_rebinds(self, actions: Sequence[RebindKeys], finished: dict[str, Outcome]) -> list[Outcome]:
+        """--keep-team-keys: bind the keys a leave would delete to the user's new team (``/key/update``)."""
+        if not actions:
+            return []
+        self._progress.start("re-binding team keys", len(actions))
+
+        async def one(a: RebindKeys) -> list[Outcome]:
+            if any(k not in finished or not finished[k].ok for k in a.requires):
+                return [_skipped(a, "team keys not re-bound because joining the new team failed")]
+            for token in a.tokens:
+                try:
+                    await self.client.update_key(token, team_id=a.to_team)
+                except AuthError:
+                    raise
+                except ProxyError as exc:
+                    return [_failed(a, f"re-binding a team key to {self._label(a.to_team)} failed: {exc}")]
+            return [_done(a, note=f"{len(a.tokens)} team key(s) re-bound to {self._label(a.to_team)}")]
+
+        return await self._each(actions, one)
+
     async def apply_leaves(self, actions: Sequence[RemoveMembership], finished: dict[str, Outcome]) -> list[Outcome]:
         ready: list[RemoveMembership] = []
         out: list[Outcome] = []
         for a in actions:
             failed = [k for k in a.requires if k not in finished or not finished[k].ok]
-            if failed:
+            if any(k.startswith("rebind:") for k in failed):
+                out.append(_skipped(a, "not removed from the old team because its team keys could not be re-bound"))
+            elif failed:
                 out.append(_skipped(a, "not removed from the old team because joining the new team failed"))
             else:
                 ready.append(a)
@@ -921,11 +944,13 @@ class Executor:
         if not candidates or self.stopping:
             return wrong, recreated
         limit = plan.delete_limit if plan.delete_limit is not None else plan.options.max_delete
-        used = sum(1 for a in plan.actions if isinstance(a, DeleteUser))
+        deletions = sum(1 for a in plan.actions if isinstance(a, DeleteUser))
+        used = deletions + plan.team_keys_destroyed
         if limit is not None and used + len(candidates) > limit:
+            doomed = f", {plan.team_keys_destroyed} destroyed team key(s)" if plan.team_keys_destroyed else ""
             why = (
-                f"recreation refused by --max-delete: {len(candidates)} recreation(s) and {used} deletion(s) "
-                f"would exceed the limit of {limit}"
+                f"recreation refused by --max-delete: {len(candidates)} recreation(s) and {deletions} deletion(s)"
+                f"{doomed} would exceed the limit of {limit}"
             )
             for i, _ in candidates:
                 wrong[i.user_id] += f", {why}"
@@ -987,6 +1012,7 @@ class Executor:
             (DeleteUser, self.apply_deletes),
             (ChangeRole, self.apply_role_changes),
             (AddMembership, self.apply_joins),
+            (RebindKeys, lambda acts: self.apply_rebinds(acts, finished)),
             (RemoveMembership, lambda acts: self.apply_leaves(acts, finished)),
         ]
         for kind, applier in phases:
@@ -1059,6 +1085,11 @@ class Executor:
                 errors.append(o.error or "failed")
         if not errors and item.user_id in wrong:
             errors.append(wrong[item.user_id])
+        if item.team_keys_destroyed and any(
+            isinstance(a, RemoveMembership) and a.destroys_keys and (o := finished.get(a.key)) is not None and o.ok
+            for a in item.actions
+        ):
+            notes.append(f"destroyed {item.team_keys_destroyed} team key(s)")
         return ItemResult(
             item, success=not errors, error="; ".join(errors) or None, api_key=api_key, note="; ".join(notes) or None
         )

@@ -136,6 +136,17 @@ class Team:
         return self.alias or self.team_id
 
 
+@dataclass(frozen=True, slots=True)
+class TeamKey:
+    """A virtual key bound to a team. ``token`` is the proxy's hash of the key (never the key itself): with the
+    master key it addresses the key on ``/key/update``, it cannot authenticate."""
+
+    token: str
+    user_id: str
+    team_id: str
+    alias: str | None = None
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The whole live state, read once, with the indexes the planner needs."""
@@ -144,6 +155,19 @@ class Snapshot:
     teams: tuple[Team, ...]
     proxy_version: str | None = None
     caller_user_id: str = DEFAULT_USER_ID
+    #: keys bound to the teams a plan removes users from (read only for those teams, only on proxies whose
+    #: team leave deletes them, API contract §2.12): what a move would destroy
+    team_keys: tuple[TeamKey, ...] = ()
+
+    def team_keys_of(self, user_id: str, team_id: str) -> tuple[TeamKey, ...]:
+        return self._team_keys_index.get((user_id, team_id), ())
+
+    @cached_property
+    def _team_keys_index(self) -> dict[tuple[str, str], tuple[TeamKey, ...]]:
+        index: dict[tuple[str, str], list[TeamKey]] = {}
+        for k in self.team_keys:
+            index.setdefault((k.user_id, k.team_id), []).append(k)
+        return {pair: tuple(sorted(keys, key=lambda k: k.token)) for pair, keys in index.items()}
 
     @cached_property
     def users_by_id(self) -> dict[str, LiveUser]:
@@ -207,6 +231,10 @@ class Snapshot:
             else:
                 teams = ",".join(sorted(self.team_ids_of(uid)))
                 h.update(f"{uid}|{u.email_key}|{u.role}|{teams}\n".encode())
+                # the team keys a move of this user would destroy (only when they were read: old hashes hold)
+                keys = ",".join(sorted(f"{k.team_id}/{k.token}" for k in self.team_keys if k.user_id == uid))
+                if keys:
+                    h.update(f"{uid}|keys|{keys}\n".encode())
         return h.hexdigest()
 
 
@@ -277,12 +305,32 @@ class RemoveMembership:
     user_id: str
     email: str
     team_id: str
-    #: keys of actions that must have succeeded first (add-before-remove)
+    #: keys of actions that must have succeeded first (add-before-remove, re-bind-before-remove)
     requires: tuple[str, ...] = ()
+    #: the user's keys bound to this team, which the leave deletes (API contract §2.12)
+    destroys_keys: int = 0
 
     @property
     def key(self) -> str:
         return f"leave:{self.user_id}:{self.team_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RebindKeys:
+    """``--keep-team-keys``: before the user leaves ``from_team``, bind its keys there to ``to_team`` (the leave
+    would delete them). ``tokens`` are the keys' hashes (never a key)."""
+
+    user_id: str
+    email: str
+    from_team: str
+    to_team: str
+    tokens: tuple[str, ...] = ()
+    #: keys of actions that must have succeeded first (the join of ``to_team``)
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"rebind:{self.user_id}:{self.from_team}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +361,9 @@ class ReissueKey:
         return f"reissue:{self.user_id}"
 
 
-Action = CreateUser | DeleteUser | ChangeRole | AddMembership | RemoveMembership | RecreateUser | ReissueKey
+Action = (
+    CreateUser | DeleteUser | ChangeRole | AddMembership | RemoveMembership | RecreateUser | ReissueKey | RebindKeys
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +393,10 @@ class PlanItem:
     old_team_ids: tuple[str, ...] = ()
     #: team names of the CSV row that resolve to no team, each with why (``no such team; did you mean x?``)
     unresolved_teams: tuple[tuple[str, str], ...] = ()
+    #: team keys the move destroys (the leave deletes the user's keys bound to that team), and those it re-binds
+    #: to the new team instead (--keep-team-keys)
+    team_keys_destroyed: int = 0
+    team_keys_rebound: int = 0
 
     @property
     def email_key(self) -> str:
@@ -372,6 +426,8 @@ class PlanOptions:
     protected_roles: frozenset[str] = frozenset()
     #: let the fallback recreate a user who holds API keys (they are deleted with it); off: such a row FAILS
     recreate_with_keys: bool = False
+    #: re-bind the team keys a move would destroy to the user's new team (one team -> one other), else refuse
+    keep_team_keys: bool = False
 
 
 @dataclass(frozen=True)
@@ -401,6 +457,11 @@ class Plan:
     @property
     def actions(self) -> tuple[Action, ...]:
         return tuple(a for i in self.items if not i.blocked for a in i.actions)
+
+    @property
+    def team_keys_destroyed(self) -> int:
+        """Team keys the plan's moves destroy (counted against the deletion brake)."""
+        return sum(i.team_keys_destroyed for i in self.items if not i.blocked)
 
     @property
     def has_changes(self) -> bool:

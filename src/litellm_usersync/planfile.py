@@ -37,6 +37,7 @@ from .models import (
     Plan,
     PlanItem,
     PlanOptions,
+    RebindKeys,
     RecreateUser,
     ReissueKey,
     RemoveMembership,
@@ -56,6 +57,7 @@ ACTION_TYPES: dict[type, str] = {
     RemoveMembership: "remove_membership",
     RecreateUser: "recreate_user",
     ReissueKey: "reissue_key",
+    RebindKeys: "rebind_keys",
 }
 
 
@@ -86,9 +88,16 @@ def action_to_dict(action: Action) -> dict[str, Any]:
     elif isinstance(action, AddMembership):
         d.update(team_id=action.team_id)
     elif isinstance(action, RemoveMembership):
-        d.update(team_id=action.team_id, requires=list(action.requires))
+        d.update(team_id=action.team_id, requires=list(action.requires), destroys_keys=action.destroys_keys)
     elif isinstance(action, ReissueKey):
         d.update(key_alias=action.key_alias)
+    elif isinstance(action, RebindKeys):
+        d.update(
+            from_team=action.from_team,
+            to_team=action.to_team,
+            tokens=list(action.tokens),
+            requires=list(action.requires),
+        )
     else:
         d.update(role=action.role, team_ids=list(action.team_ids))
     return d
@@ -111,6 +120,8 @@ def _item_to_dict(item: PlanItem) -> dict[str, Any]:
         "may_recreate": item.may_recreate,
         "role_from_default": item.role_from_default,
         "unresolved_teams": [list(pair) for pair in item.unresolved_teams],
+        "team_keys_destroyed": item.team_keys_destroyed,
+        "team_keys_rebound": item.team_keys_rebound,
         "line": item.line,
         "actions": [action_to_dict(a) for a in item.actions],
     }
@@ -128,6 +139,7 @@ def _options_to_dict(options: PlanOptions) -> dict[str, Any]:
         "protected_emails": sorted(options.protected_emails),
         "protected_roles": sorted(options.protected_roles),
         "recreate_with_keys": options.recreate_with_keys,
+        "keep_team_keys": options.keep_team_keys,
     }
 
 
@@ -276,7 +288,18 @@ def action_from_dict(data: object, where: str = "action") -> Action:
     elif kind == "add_membership":
         action = AddMembership(uid, email, r.get_str("team_id"))
     elif kind == "remove_membership":
-        action = RemoveMembership(uid, email, r.get_str("team_id"), r.get_strs("requires", []))
+        action = RemoveMembership(
+            uid, email, r.get_str("team_id"), r.get_strs("requires", []), r.get_int("destroys_keys", 0)
+        )
+    elif kind == "rebind_keys":
+        action = RebindKeys(
+            uid,
+            email,
+            r.get_str("from_team"),
+            r.get_str("to_team"),
+            r.get_strs("tokens", []),
+            r.get_strs("requires", []),
+        )
     elif kind == "recreate_user":
         action = RecreateUser(uid, email, r.get_role("role"), r.get_strs("team_ids", []))
     elif kind == "reissue_key":
@@ -316,6 +339,8 @@ def _item_from_dict(data: object, where: str) -> PlanItem:
         spend=r.get_float("spend", 0.0),
         may_recreate=r.get_bool("may_recreate", False),
         role_from_default=r.get_bool("role_from_default", False),
+        team_keys_destroyed=r.get_int("team_keys_destroyed", 0),
+        team_keys_rebound=r.get_int("team_keys_rebound", 0),
         line=r.get_int("line", 0),
         team_ids=r.get_strs("team_ids", []),
         old_team_ids=r.get_strs("old_team_ids", []),
@@ -340,6 +365,7 @@ def _options_from_dict(data: object) -> PlanOptions:
         protected_emails=frozenset(r.get_strs("protected_emails", [])),
         protected_roles=frozenset(r.get_strs("protected_roles", [])),
         recreate_with_keys=r.get_bool("recreate_with_keys", defaults.recreate_with_keys),
+        keep_team_keys=r.get_bool("keep_team_keys", defaults.keep_team_keys),
     )
 
 

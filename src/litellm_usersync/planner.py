@@ -22,6 +22,7 @@ from .models import (
     PlanItem,
     PlanOptions,
     ReissueKey,
+    RebindKeys,
     RemoveMembership,
     Skipped,
     Snapshot,
@@ -159,11 +160,32 @@ def _plan_role_and_teams(
     actions: list[Action] = []
     if new_role is not None and new_role != live.role:
         actions.append(ChangeRole(live.user_id, live.email or want.email, live.role, new_role))
-    joins = [AddMembership(live.user_id, live.email or want.email, t) for t in sorted(target - current)]
+    email = live.email or want.email
+    joins = [AddMembership(live.user_id, email, t) for t in sorted(target - current)]
     actions.extend(joins)
     requires = tuple(j.key for j in joins)
+    leaving = sorted(current - target)
+    doomed = {t: snapshot.team_keys_of(live.user_id, t) for t in leaving}
+    kept = 0
+    if options.keep_team_keys and any(doomed.values()):
+        if len(leaving) == 1 and len(joins) == 1:
+            # one team -> one other: the keys move with the user (before the leave that would delete them)
+            keys = doomed[leaving[0]]
+            rebind = RebindKeys(
+                live.user_id, email, leaving[0], joins[0].team_id, tuple(k.token for k in keys), requires=requires
+            )
+            actions.append(rebind)
+            requires = (*requires, rebind.key)
+            kept, doomed = len(keys), {}
+        else:
+            n = sum(len(k) for k in doomed.values())
+            errors.append(
+                f"--keep-team-keys: {n} team key(s) can only be re-bound when the user moves from one team to "
+                "one other; move this user by hand"
+            )
     actions.extend(
-        RemoveMembership(live.user_id, live.email or want.email, t, requires=requires) for t in sorted(current - target)
+        RemoveMembership(live.user_id, email, t, requires=requires, destroys_keys=len(doomed.get(t, ())))
+        for t in leaving
     )
     base = {
         "email": live.email or want.email,
@@ -177,6 +199,8 @@ def _plan_role_and_teams(
         "spend": live.spend,
         "team_ids": tuple(sorted(target)),
         "old_team_ids": tuple(sorted(current)),
+        "team_keys_destroyed": sum(len(k) for k in doomed.values()),
+        "team_keys_rebound": kept,
     }
     if errors and not options.allow_update:
         skipped.append(Skipped(live.email or "", live.user_id, f"not updated: --no-update; {'; '.join(errors)}"))
@@ -306,6 +330,14 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
                 f"this run would delete {len(deletions)} users, more than the limit of {limit} "
                 f"({len(managed)} managed users); check the CSV, or raise the limit with --max-delete {len(deletions)}"
             )
+    # a team key a move destroys is destroyed as surely as a deleted user's: the same brake counts both
+    doomed_keys = sum(i.team_keys_destroyed for i in items if not i.blocked)
+    if doomed_keys and not refusals and len(deletions) + doomed_keys > limit:
+        refusals.append(
+            f"this run would delete {len(deletions)} users and destroy {doomed_keys} team key(s) (a team leave "
+            f"deletes the user's keys bound to that team), more than the limit of {limit}; keep the keys with "
+            f"--keep-team-keys, or raise the limit with --max-delete {len(deletions) + doomed_keys}"
+        )
 
     items.sort(key=lambda i: (_KIND_ORDER[i.kind], i.email_key, i.user_id))
     touched = [i.user_id for i in items if i.actions and not i.blocked]

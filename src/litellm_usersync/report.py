@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .identity import join_team_names, mask_secret
-from .models import ItemKind, ItemResult, Plan, PlanItem, ReissueKey, RunReport
+from .models import ItemKind, ItemResult, Plan, PlanItem, ReissueKey, RemoveMembership, RunReport
 
 SYNC_REPORT_COLUMNS = ("action", "email", "user_id", "role", "team_name", "api_keys", "status", "error_reason")
 PLAN_SCHEMA_VERSION = 1
@@ -68,6 +68,10 @@ def describe_item(item: PlanItem) -> str:
         if reissues(item):
             parts.append(REISSUE_TEXT)
         text = f"~ {item.email} ({', '.join(parts) or 'no change'})"
+        if item.team_keys_destroyed:
+            text += f" — destroys {item.team_keys_destroyed} team key(s)"
+        if item.team_keys_rebound:
+            text += f" — re-binds {item.team_keys_rebound} team key(s) to {_teams(item.team_names)}"
         if item.may_recreate:
             lost = f": its {item.key_count} API key(s) would be lost" if item.key_count else ""
             text += f" [recreated if verification fails{lost}]"
@@ -125,6 +129,11 @@ def render_plan_summary(plan: Plan, *, title: str = "sync") -> str:
         lines.append(f"  Users left alone: {len(plan.skipped):,}")
     if n := count_reissues(plan):
         lines.append(f"  API keys to reissue (lost by an interrupted run): {n:,}")
+    if plan.team_keys_destroyed:
+        lines.append(f"  Team keys destroyed by team moves: {plan.team_keys_destroyed:,}")
+    rebound = sum(i.team_keys_rebound for i in plan.items if not i.blocked)
+    if rebound:
+        lines.append(f"  Team keys re-bound to the new team (--keep-team-keys): {rebound:,}")
     blocked = sum(1 for i in plan.items if i.blocked)
     if blocked:
         lines.append(f"  Rows that cannot be applied: {blocked:,}")
@@ -357,6 +366,9 @@ def render_summary(report: RunReport, *, limit: int | None = None) -> str:
             n = counts.get((kind.value, what), 0)
             line += f", {n:,} {what}" if n else ""
         lines.append(line)
+    destroyed = sum(o.action.destroys_keys for o in report.outcomes if isinstance(o.action, RemoveMembership) and o.ok)
+    if destroyed:
+        lines.append(f"  Team keys destroyed by team moves: {destroyed:,}")
     recreated = [r for r in report.results if r.recreated]
     if recreated:
         lines.append(f"  Recreated by the fallback: {len(recreated)} (their previous API keys were deleted)")
@@ -423,6 +435,8 @@ def _item_dict(item: PlanItem) -> dict[str, Any]:
         "spend": item.spend,
         "may_recreate": item.may_recreate,
         "role_from_default": item.role_from_default,
+        "team_keys_destroyed": item.team_keys_destroyed,
+        "team_keys_rebound": item.team_keys_rebound,
         "line": item.line or None,
     }
 
@@ -440,6 +454,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "skipped": len(plan.skipped),
             "blocked": sum(1 for i in plan.items if i.blocked),
             "reissue_keys": count_reissues(plan),
+            "team_keys_destroyed": plan.team_keys_destroyed,
         },
         "refusals": list(plan.refusals),
         "fingerprint": plan.fingerprint,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .client import ProxyClient
-from .models import INVITE_PENDING, KEY_PENDING, LiveUser, Snapshot, Team, TeamMember
+from .models import INVITE_PENDING, KEY_PENDING, LiveUser, Plan, RemoveMembership, Snapshot, Team, TeamKey, TeamMember
 
 MANAGED_MARKER_KEY = "managed_by"
 MANAGED_MARKER_VALUE = "litellm-usersync"
@@ -83,3 +84,32 @@ async def read_snapshot(
         client.read_all_teams(on_page=progress("reading teams"), parse=parse_team),
     )
     return Snapshot(users=tuple(users), teams=tuple(teams), proxy_version=version, caller_user_id=caller)
+
+
+async def with_team_keys(client: ProxyClient, snapshot: Snapshot, plan: Plan) -> Snapshot:
+    """``snapshot`` with the keys a team leave of ``plan`` would destroy (API contract §2.12).
+
+    One batched read: the keys of each team the plan removes someone from (``/key/list?team_id=``, not one
+    read per user), kept for the users removed from it. On proxies whose leave keeps keys: no read at all.
+    """
+    leaves: dict[str, set[str]] = {}
+    for item in plan.items:
+        for a in item.actions:
+            if isinstance(a, RemoveMembership):
+                leaves.setdefault(a.team_id, set()).add(a.user_id)
+    if not leaves or not await client.leave_destroys_team_keys():
+        return snapshot
+    sem = asyncio.Semaphore(max(client.settings.concurrency, 1))
+
+    async def one(team_id: str) -> list[TeamKey]:
+        async with sem:
+            rows = await client.list_team_keys(team_id)
+        users = leaves[team_id]
+        return [
+            TeamKey(str(r["token"]), str(r["user_id"]), team_id, r.get("key_alias"))
+            for r in rows
+            if r.get("user_id") in users and (r.get("team_id") in (None, team_id))
+        ]
+
+    found = [k for keys in await asyncio.gather(*(one(t) for t in sorted(leaves))) for k in keys]
+    return dataclasses.replace(snapshot, team_keys=tuple(found)) if found else snapshot

@@ -11,7 +11,10 @@ KEY = "sk-master-secret-0123456789"
 
 
 def fake_proxy(
-    users: list[dict[str, Any]], teams: list[dict[str, Any]], calls: list[str]
+    users: list[dict[str, Any]],
+    teams: list[dict[str, Any]],
+    calls: list[str],
+    keys: list[dict[str, Any]] | None = None,
 ) -> Callable[[httpx.Request], httpx.Response]:
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(f"{request.method} {request.url.path}")
@@ -26,6 +29,12 @@ def fake_proxy(
             return httpx.Response(200, json={"users": users, "total": len(users), "page": 1, "total_pages": 1})
         if path == "/v2/team/list":
             return httpx.Response(200, json={"teams": teams, "total": len(teams), "page": 1, "total_pages": 1})
+        if path == "/key/list":  # team-bound keys (token = the key's hash), filtered by team_id
+            team = request.url.params.get("team_id")
+            rows = [k for k in keys or [] if k.get("team_id") == team]
+            return httpx.Response(
+                200, json={"keys": rows, "total_count": len(rows), "current_page": 1, "total_pages": 1}
+            )
         return httpx.Response(500, json={"detail": f"unexpected {path}"})
 
     return handler

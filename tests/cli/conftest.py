@@ -21,10 +21,13 @@ def run(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
     monkeypatch.chdir(tmp_path)
 
     def go(
-        *args: str, users: list[dict[str, Any]] | None = None, env: dict[str, str] | None = None
+        *args: str,
+        users: list[dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None,
+        keys: list[dict[str, Any]] | None = None,
     ) -> tuple[Result, list[str]]:
         calls: list[str] = []
-        transport = httpx.MockTransport(fake_proxy(users or [], TEAMS, calls))
+        transport = httpx.MockTransport(fake_proxy(users or [], TEAMS, calls, keys))
         result = CliRunner().invoke(
             cli,
             list(args),

@@ -150,3 +150,73 @@ def test_apply_plan_refuses_options_it_would_ignore(run: Callable[..., tuple[Res
     assert result.exit_code == 2
     assert "--no-delete, --max-delete cannot change it" in result.stderr
     assert calls == []
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 9 §2: team moves destroy team keys — shown, counted, kept on request
+
+TEAM_KEY = {"token": "0f" * 32, "user_id": "stay@x.com", "team_id": "t-dev", "key_alias": "ci"}
+
+
+def test_a_move_that_destroys_a_team_key_says_so_everywhere(
+    run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path
+) -> None:
+    csv(tmp_path, "email,role,team_name\nstay@x.com,internal_user,support\nother@x.com,internal_user,development\n")
+    users = [user("stay@x.com", "internal_user", ("t-dev",)), user("other@x.com", "internal_user", ("t-sup",))]
+    result, calls = run(
+        "sync", "--csv-file", "user_list.csv", "--dry-run", "--plan-out", "plan.json", users=users, keys=[TEAM_KEY]
+    )
+    assert result.exit_code == 0, result.output
+    assert "    ~ stay@x.com (Teams: development → support) — destroys 1 team key(s)\n" in result.output
+    assert "  Team keys destroyed by team moves: 1\n" in result.output
+    # a move that destroys nothing says nothing about keys
+    assert "    ~ other@x.com (Teams: support → development)\n" in result.output
+    # one read per team left, not one per user
+    assert sorted(c for c in calls if c == "GET /key/list") == ["GET /key/list", "GET /key/list"]
+    saved = json.loads((tmp_path / "plan.json").read_text())
+    item = next(i for i in saved["items"] if i["email"] == "stay@x.com")
+    assert item["team_keys_destroyed"] == 1
+    leave = next(a for a in item["actions"] if a["type"] == "remove_membership")
+    assert leave["destroys_keys"] == 1
+    result, _ = run(
+        "sync", "--csv-file", "user_list.csv", "--dry-run", "--output", "json", users=users, keys=[TEAM_KEY]
+    )
+    doc = json.loads(result.output)
+    assert doc["summary"]["team_keys_destroyed"] == 1
+    assert [i["team_keys_destroyed"] for i in doc["items"] if i["email"] == "stay@x.com"] == [1]
+
+
+def test_destroyed_team_keys_count_against_max_delete(
+    run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path
+) -> None:
+    csv(tmp_path, "email,role,team_name\nstay@x.com,internal_user,support\n")
+    users = [user("stay@x.com", "internal_user", ("t-dev",))]
+    result, calls = run("sync", "--csv-file", "user_list.csv", "--max-delete", "0", users=users, keys=[TEAM_KEY])
+    assert result.exit_code == 3, result.output
+    assert "destroy 1 team key(s)" in result.output and "--keep-team-keys" in result.output
+    assert all(c.startswith("GET ") for c in calls), "refused before any change"
+    # keeping the keys destroys nothing: the same run is allowed, and the plan says what happens to the key
+    result, _ = run(
+        "sync",
+        "--csv-file",
+        "user_list.csv",
+        "--max-delete",
+        "0",
+        "--keep-team-keys",
+        "--dry-run",
+        users=users,
+        keys=[TEAM_KEY],
+    )
+    assert result.exit_code == 0, result.output
+    assert "    ~ stay@x.com (Teams: development → support) — re-binds 1 team key(s) to support\n" in result.output
+
+
+def test_keep_team_keys_refuses_a_move_that_is_not_one_team_to_one_other(
+    run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path
+) -> None:
+    csv(tmp_path, "email,role,team_name\nstay@x.com,internal_user,support\n")
+    users = [user("stay@x.com", "internal_user", ("t-dev", "t-sup"))]  # leaves development, joins nothing
+    result, _ = run(
+        "sync", "--csv-file", "user_list.csv", "--keep-team-keys", "--dry-run", users=users, keys=[TEAM_KEY]
+    )
+    assert "✗ will FAIL: --keep-team-keys: 1 team key(s) can only be re-bound when the user moves" in result.output

@@ -274,6 +274,7 @@ def test_plan_to_dict() -> None:
         "skipped": 0,
         "blocked": 0,
         "reissue_keys": 0,
+        "team_keys_destroyed": 0,
     }
     assert d["fingerprint"] == plan.fingerprint
     assert d["refusals"] == []

@@ -36,9 +36,7 @@ def dead_pid() -> int:
 
 
 def start_holder(state: pathlib.Path, url: str = URL, cwd: pathlib.Path | None = None) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(state), url], stdout=subprocess.PIPE, text=True, cwd=cwd
-    )
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(state), url], stdout=subprocess.PIPE, text=True, cwd=cwd)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     return proc
 

@@ -29,7 +29,7 @@ from ..report import (
     report_to_dict,
     result_rows,
 )
-from ..snapshot import read_snapshot
+from ..snapshot import read_snapshot, with_team_keys
 from ._common import (
     CliExit,
     ExitCode,
@@ -93,6 +93,12 @@ def sync_options(f: Any) -> Any:
             is_flag=True,
             help="Let the fallback recreate a user who holds API keys (they are deleted with it); "
             "without it such a row fails with the key count.",
+        ),
+        click.option(
+            "--keep-team-keys",
+            is_flag=True,
+            help="A team move deletes the user's keys bound to the old team: re-bind them to the new team "
+            "instead (a move from one team to one other; other moves of such users are refused).",
         ),
         click.option(
             "--max-delete",
@@ -190,6 +196,7 @@ def sync_command(
     no_update: bool,
     no_recreate: bool,
     recreate_with_keys: bool,
+    keep_team_keys: bool,
     max_delete: int | None,
     protect: tuple[str, ...],
     protect_role: tuple[str, ...],
@@ -242,6 +249,7 @@ def sync_command(
             allow_update=not no_update,
             allow_recreate=not no_recreate,
             recreate_with_keys=recreate_with_keys,
+            keep_team_keys=keep_team_keys,
             default_role=user_role,
             max_delete=max_delete,
             protected_emails=frozenset(normalize_email(e) for e in protect),
@@ -257,11 +265,19 @@ def sync_command(
                 with progress_bar(not debug) as progress:
                     snapshot = await read_snapshot(client, on_progress=progress)
                 if saved is not None:
+                    # the team keys its moves would destroy are part of what must not have changed
+                    snapshot = await with_team_keys(client, snapshot, saved)
                     check_plan_fresh(saved, snapshot)
                     plan = saved
                 else:
                     assert desired is not None
                     plan = build_plan(desired, snapshot, options)
+                    # a team leave deletes the user's keys bound to that team: read them (one read per team
+                    # left) and plan again, so the plan shows, counts and (--keep-team-keys) keeps them
+                    keyed = await with_team_keys(client, snapshot, plan)
+                    if keyed is not snapshot:
+                        snapshot = keyed
+                        plan = build_plan(desired, snapshot, options)
                 debug_plan(plan)
                 if plan_out:
                     write_plan_file(plan_out, plan, source=apply_plan_path or csv_file)
@@ -331,6 +347,7 @@ _PLAN_SHAPING = (
     "no_update",
     "no_recreate",
     "recreate_with_keys",
+    "keep_team_keys",
     "max_delete",
     "protect",
     "protect_role",
