@@ -50,8 +50,8 @@ from .models import (
     ReissueKey,
     RemoveMembership,
     RunReport,
-    without_marker,
     Snapshot,
+    without_marker,
 )
 from .planner import build_plan
 from .settings import BULK_CHUNK, DEFAULT_CONCURRENCY

@@ -7,6 +7,7 @@ overlapping, bulk and per-user paths giving the same report, the recreation fall
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from litellm_usersync.models import (
     RemoveMembership,
     RunReport,
     Snapshot,
+    TeamKey,
 )
 from litellm_usersync.planner import build_plan
 from litellm_usersync.snapshot import read_snapshot
@@ -1111,3 +1113,60 @@ async def test_a_recreation_that_does_not_converge_is_failed() -> None:
     assert result.recreated and not result.success
     assert result.error == "User recreation failed: recreated, but not converged: not in team(s) support"
     assert result.api_key == key_for("u-move"), "the new key still reaches the report"
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 9 §2: --keep-team-keys re-binds before the leave; a failed re-bind keeps the user in the old team
+
+
+def _keyed_plan(before: Snapshot) -> Plan:
+    keyed = dataclasses.replace(before, team_keys=(TeamKey("ab" * 32, "u-move", "t-dev"),))
+    desired = DesiredState((row("move@x.com", None, ["support"]),))
+    return build_plan(desired, keyed, PlanOptions(keep_team_keys=True, allow_delete=False))
+
+
+async def test_keep_team_keys_rebinds_between_the_join_and_the_leave() -> None:
+    fake = seeded(NEW)
+    fake.users["u-move"]["key_count"] = 0
+    updates: list[dict[str, Any]] = []
+
+    def key_update(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        if request.url.path == "/key/update":
+            updates.append(body)
+            return httpx.Response(200, json={"key": body["key"], "team_id": body["team_id"]})
+        return None
+
+    async with fake.client() as client:
+        before = await read_snapshot(client)
+    plan = _keyed_plan(before)
+    (item,) = plan.items
+    assert [a.key for a in item.actions] == ["join:u-move:t-sup", "rebind:u-move:t-dev", "leave:u-move:t-dev"]
+    assert item.team_keys_rebound == 1 and item.team_keys_destroyed == 0
+    fake.faults.append(key_update)
+    fake.log.clear()
+    report = await run(fake, plan, before=before)
+    (result,) = report.results
+    assert result.success, result.error
+    assert updates == [{"key": "ab" * 32, "team_id": "t-sup"}]
+    order = [e for e in fake.log if e in ("POST /team/member_add", "POST /key/update", "POST /team/member_delete")]
+    assert order == ["POST /team/member_add", "POST /key/update", "POST /team/member_delete"]
+    assert result.note == "1 team key(s) re-bound to support"
+
+
+async def test_a_failed_rebind_keeps_the_user_in_the_old_team() -> None:
+    fake = seeded(NEW)
+
+    def key_update_fails(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        if request.url.path == "/key/update":
+            return httpx.Response(400, json={"error": {"message": "Key not found."}})
+        return None
+
+    async with fake.client() as client:
+        before = await read_snapshot(client)
+    fake.faults.append(key_update_fails)
+    report = await run(fake, _keyed_plan(before), before=before)
+    (result,) = report.results
+    assert not result.success and not result.recreated
+    assert "re-binding a team key to support failed" in (result.error or "")
+    assert "not removed from the old team because its team keys could not be re-bound" in (result.error or "")
+    assert fake.count("POST /team/member_delete") == 0, "the leave that would delete the key never ran"
