@@ -33,7 +33,7 @@ from typing import Any
 
 from .errors import InputError
 from .identity import DEFAULT_USER_ID
-from .models import LiveUser, Plan, Snapshot, Team, TeamMember
+from .models import LiveUser, Plan, Snapshot, Team, TeamKey, TeamMember
 from .planfile import check_document_header, plan_from_document, plan_to_document
 
 SNAPSHOT_SCHEMA = "litellm-usersync/snapshot"
@@ -88,6 +88,11 @@ def _team_to_dict(t: Team) -> dict[str, Any]:
     }
 
 
+def _team_key_to_dict(k: TeamKey) -> dict[str, Any]:
+    """A key the run's team moves would delete: its hash (never the key), owner, team and alias."""
+    return {"token": k.token, "user_id": k.user_id, "team_id": k.team_id, "alias": k.alias}
+
+
 def snapshot_to_document(snapshot: Snapshot, *, command: str, created_at: str) -> dict[str, Any]:
     """The snapshot as a versioned, JSON-ready document. ``command`` names what took it (``sync``,
     ``snapshot``, ...), ``created_at`` when (``utc_timestamp()``). Users and teams keep the snapshot's order.
@@ -102,6 +107,7 @@ def snapshot_to_document(snapshot: Snapshot, *, command: str, created_at: str) -
         "counts": {"users": len(snapshot.users), "teams": len(snapshot.teams)},
         "users": [_user_to_dict(u) for u in snapshot.users],
         "teams": [_team_to_dict(t) for t in snapshot.teams],
+        "team_keys": [_team_key_to_dict(k) for k in snapshot.team_keys],
     }
 
 
@@ -117,13 +123,14 @@ def iter_snapshot_json(snapshot: Snapshot, *, command: str, created_at: str) -> 
         caller_user_id=snapshot.caller_user_id,
         counts={"users": len(snapshot.users), "teams": len(snapshot.teams)},
     )
-    del head["users"], head["teams"]
+    del head["users"], head["teams"], head["team_keys"]
     yield "{\n"
     for key, value in head.items():
         yield f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},\n"
     sections: tuple[tuple[str, Iterable[dict[str, Any]]], ...] = (
         ("users", (_user_to_dict(u) for u in snapshot.users)),
         ("teams", (_team_to_dict(t) for t in snapshot.teams)),
+        ("team_keys", (_team_key_to_dict(k) for k in snapshot.team_keys)),
     )
     for n, (name, rows) in enumerate(sections):
         yield f"  {json.dumps(name)}: ["
@@ -131,7 +138,7 @@ def iter_snapshot_json(snapshot: Snapshot, *, command: str, created_at: str) -> 
         for row in rows:
             yield sep + json.dumps(row, ensure_ascii=False)
             sep = ",\n    "
-        yield "\n  ]" + (",\n" if n == 0 else "\n")
+        yield "\n  ]" + (",\n" if n < len(sections) - 1 else "\n")
     yield "}\n"
 
 
@@ -257,7 +264,22 @@ def snapshot_from_document(doc: object) -> Snapshot:
     version = checked.get("proxy_version")
     if not isinstance(caller, str) or (version is not None and not isinstance(version, str)):
         raise _fail("caller_user_id/proxy_version", "expected strings")
-    return Snapshot(users=users, teams=teams, proxy_version=version, caller_user_id=caller)
+    keys_raw = checked.get("team_keys") or []
+    if not isinstance(keys_raw, list):
+        raise _fail("team_keys", "expected a list")
+    team_keys = []
+    for n, k in enumerate(keys_raw):
+        kw = f"team_keys[{n}]"
+        krow = _obj(k, kw)
+        team_keys.append(
+            TeamKey(
+                _req_str(krow, "token", kw),
+                _req_str(krow, "user_id", kw),
+                _req_str(krow, "team_id", kw),
+                _opt_str(krow, "alias", kw),
+            )
+        )
+    return Snapshot(users=users, teams=teams, proxy_version=version, caller_user_id=caller, team_keys=tuple(team_keys))
 
 
 def snapshot_created_at(doc: Mapping[str, Any]) -> str:

@@ -23,7 +23,17 @@ from litellm_usersync.backup import (
     write_plan_file,
 )
 from litellm_usersync.errors import InputError
-from litellm_usersync.models import ChangeRole, ItemKind, LiveUser, Plan, PlanItem, Snapshot, Team, TeamMember
+from litellm_usersync.models import (
+    ChangeRole,
+    ItemKind,
+    LiveUser,
+    Plan,
+    PlanItem,
+    Snapshot,
+    Team,
+    TeamKey,
+    TeamMember,
+)
 
 SNAP = Snapshot(
     users=(
@@ -40,6 +50,14 @@ SNAP = Snapshot(
             created_at="2026-01-01T00:00:00Z",
             updated_at="2026-02-01T00:00:00Z",
             managed_marker=True,
+            # what a recreation needs to bring the user back whole (issue 9 §1)
+            budget_duration="30d",
+            tpm_limit=1000,
+            rpm_limit=10,
+            max_parallel_requests=3,
+            sso_user_id="sso-1",
+            metadata={"managed_by": "litellm-usersync", "dept": {"name": "R&D"}},
+            model_max_budget={"gpt-4o": 5.0},
         ),
         LiveUser(user_id="default_user_id", email=None, role="proxy_admin"),
         LiveUser(user_id="noemail", email=None, role=None),
@@ -54,6 +72,8 @@ SNAP = Snapshot(
     ),
     proxy_version="1.74.0",
     caller_user_id="default_user_id",
+    # what the run's team moves would delete (issue 9 §2): hashes, never keys
+    team_keys=(TeamKey("9f" * 32, "alice@x.com", "t-dev", "ci"),),
 )
 NOW = datetime(2026, 11, 27, 3, 7, 38, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 from litellm_usersync.backup import iter_snapshot_json, read_snapshot_file, snapshot_to_document, write_backup
-from litellm_usersync.models import LiveUser, Snapshot, Team, TeamMember
+from litellm_usersync.models import LiveUser, Snapshot, Team, TeamKey, TeamMember
 
 USERS = tuple(
     LiveUser(f"u{i}", f"U{i}@x.com" if i % 3 else None, "internal_user", ("t1",) if i % 2 else (), i, i * 0.5)
@@ -19,8 +19,14 @@ TEAMS = (Team("t1", "Ünïcode team", (TeamMember("u1", "U1@x.com", "user"),)), 
 
 @pytest.mark.parametrize(
     "snapshot",
-    [Snapshot((), ()), Snapshot(USERS, ()), Snapshot((), TEAMS), Snapshot(USERS, TEAMS, "1.110.2", "admin-id")],
-    ids=["empty", "users-only", "teams-only", "full"],
+    [
+        Snapshot((), ()),
+        Snapshot(USERS, ()),
+        Snapshot((), TEAMS),
+        Snapshot(USERS, TEAMS, "1.110.2", "admin-id"),
+        Snapshot(USERS, TEAMS, team_keys=(TeamKey("ab" * 32, "u1", "t1", None),)),
+    ],
+    ids=["empty", "users-only", "teams-only", "full", "team-keys"],
 )
 def test_streamed_json_is_the_document(snapshot: Snapshot) -> None:
     text = "".join(iter_snapshot_json(snapshot, command="sync", created_at="2026-11-27T00:00:00Z"))
