@@ -425,7 +425,7 @@ def _check_consistent(plan: Plan) -> None:
             keys.add(a.key)
     for n, item in enumerate(plan.items):
         for a in item.actions:
-            if isinstance(a, RemoveMembership):
+            if isinstance(a, (RemoveMembership, RebindKeys)):
                 unknown = [k for k in a.requires if k not in keys]
                 if unknown:
                     raise InputError(

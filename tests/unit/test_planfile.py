@@ -25,6 +25,7 @@ from litellm_usersync.models import (
     Plan,
     PlanItem,
     PlanOptions,
+    RebindKeys,
     RecreateUser,
     RemoveMembership,
     Skipped,
@@ -98,7 +99,8 @@ def test_round_trip_keeps_every_field_of_every_action_kind() -> None:
         DeleteUser("u2", "u2@x.com", ("t3",)),
         ChangeRole("u3", "u3@x.com", None, "internal_user_viewer"),
         AddMembership("u4", "u4@x.com", "t4"),
-        RemoveMembership("u4", "u4@x.com", "t5", requires=("join:u4:t4",)),
+        RebindKeys("u4", "u4@x.com", "t5", "t4", ("ab" * 32,), requires=("join:u4:t4",)),
+        RemoveMembership("u4", "u4@x.com", "t5", requires=("join:u4:t4", "rebind:u4:t5"), destroys_keys=2),
         RecreateUser("u5", "u5@x.com", "internal_user", ("t6",)),
     )
     for a in actions:
@@ -119,6 +121,8 @@ def test_round_trip_keeps_every_field_of_every_action_kind() -> None:
         line=7,
         team_ids=("t4",),
         old_team_ids=("t5",),
+        team_keys_destroyed=2,
+        team_keys_rebound=1,
     )
     blocked = dataclasses.replace(item, kind=ItemKind.ADD, user_id="u9", actions=(), blocked="Team not found: x")
     plan = Plan(
@@ -136,7 +140,10 @@ def test_round_trip_keeps_every_field_of_every_action_kind() -> None:
             max_delete=0,
             protected_emails=frozenset({"a@x.com", "b@x.com"}),
             protected_roles=frozenset({"proxy_admin"}),
+            recreate_with_keys=True,
+            keep_team_keys=True,
         ),
+        delete_limit=7,
     )
     assert plan_from_document(json.loads(json.dumps(plan_to_document(plan, source="s")))) == plan
 

@@ -27,10 +27,12 @@ from litellm_usersync.models import (
     LiveUser,
     Plan,
     PlanOptions,
+    RebindKeys,
     RecreateUser,
     RemoveMembership,
     Snapshot,
     Team,
+    TeamKey,
     TeamMember,
 )
 from litellm_usersync.planner import build_plan, user_id_for
@@ -897,3 +899,79 @@ def test_a_new_user_is_created_with_its_email_in_nfc_and_its_case_kept() -> None
     assert isinstance(create, CreateUser)
     assert create.email == "Jos\u00e9@Example.com" and create.user_id == "jos\u00e9@example.com"
     assert plan.items[0].email == "Jos\u00e9@Example.com"
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 9: the fallback's bounds and team keys
+
+
+def _keyed(*users: LiveUser, keys: Sequence[tuple[str, str]] = ()) -> Snapshot:
+    s = snap(users)
+    return dataclasses.replace(s, team_keys=tuple(TeamKey(f"{n:064x}", uid, tid) for n, (uid, tid) in enumerate(keys)))
+
+
+def test_a_user_holding_keys_is_only_marked_for_recreation_with_recreate_with_keys() -> None:
+    s = snap([live("a@x.com", teams=["t-dev"], keys=2)])
+    d = desired(want("a@x.com", teams=["support"]))
+    assert build_plan(d, s).items[0].may_recreate is False
+    assert build_plan(d, s, PlanOptions(recreate_with_keys=True)).items[0].may_recreate is True
+
+
+def test_the_plan_keeps_the_brake_in_force() -> None:
+    s = snap([live(f"u{i}@x.com") for i in range(60)])
+    assert build_plan(desired(want("u0@x.com")), s, PlanOptions(max_delete=100)).delete_limit == 100
+    assert build_plan(desired(want("u0@x.com")), s, PlanOptions(max_delete=60)).delete_limit == 60
+    assert build_plan(desired(want("u0@x.com")), snap([live("a@x.com")])).delete_limit == 10  # the default
+
+
+def test_a_move_counts_the_team_keys_its_leave_destroys() -> None:
+    a = live("a@x.com", teams=["t-dev", "t-sup"])
+    s = _keyed(a, keys=[(a.user_id, "t-dev"), (a.user_id, "t-dev"), (a.user_id, "t-sup"), ("someone", "t-dev")])
+    plan = build_plan(desired(want("a@x.com", teams=["admin"])), s)
+    (item,) = plan.items
+    assert item.team_keys_destroyed == 3 and plan.team_keys_destroyed == 3
+    leaves = {a.team_id: a.destroys_keys for a in item.actions if isinstance(a, RemoveMembership)}
+    assert leaves == {"t-dev": 2, "t-sup": 1}
+    # staying in the keyed team destroys nothing
+    assert build_plan(desired(want("a@x.com", teams=["development", "support", "admin"])), s).team_keys_destroyed == 0
+
+
+def test_destroyed_team_keys_count_against_the_deletion_brake() -> None:
+    a, b = live("a@x.com", teams=["t-dev"]), live("gone@x.com")
+    s = _keyed(a, b, keys=[(a.user_id, "t-dev")])
+    d = desired(want("a@x.com", teams=["support"]))
+    plan = build_plan(d, s, PlanOptions(max_delete=1))
+    assert plan.refusals == (
+        "this run would delete 1 users and destroy 1 team key(s) (a team leave deletes the user's keys bound to "
+        "that team), more than the limit of 1; keep the keys with --keep-team-keys, or raise the limit with "
+        "--max-delete 2",
+    )
+    assert build_plan(d, s, PlanOptions(max_delete=2)).refusals == ()
+    assert build_plan(d, s, PlanOptions(max_delete=1, keep_team_keys=True)).refusals == ()
+
+
+def test_keep_team_keys_rebinds_on_a_one_to_one_move_and_refuses_any_other() -> None:
+    a = live("a@x.com", teams=["t-dev"])
+    s = _keyed(a, keys=[(a.user_id, "t-dev")])
+    (item,) = build_plan(desired(want("a@x.com", teams=["support"])), s, PlanOptions(keep_team_keys=True)).items
+    assert [x.key for x in item.actions] == [
+        f"join:{a.user_id}:t-sup",
+        f"rebind:{a.user_id}:t-dev",
+        f"leave:{a.user_id}:t-dev",
+    ]
+    rebind = item.actions[1]
+    assert isinstance(rebind, RebindKeys) and rebind.to_team == "t-sup" and rebind.tokens == (f"{0:064x}",)
+    leave = item.actions[2]
+    assert isinstance(leave, RemoveMembership) and leave.requires == (f"join:{a.user_id}:t-sup", rebind.key)
+    assert leave.destroys_keys == 0 and item.team_keys_rebound == 1 and not item.blocked
+    # one team -> two teams: which one would the key go to? refused for this user
+    (item,) = build_plan(
+        desired(want("a@x.com", teams=["support", "admin"])), s, PlanOptions(keep_team_keys=True)
+    ).items
+    assert item.blocked and item.blocked.startswith("--keep-team-keys: 1 team key(s) can only be re-bound")
+
+
+def test_the_fingerprint_covers_the_team_keys_a_move_destroys() -> None:
+    a = live("a@x.com", teams=["t-dev"])
+    assert _keyed(a).fingerprint_of([a.user_id]) == snap([a]).fingerprint_of([a.user_id])
+    assert _keyed(a, keys=[(a.user_id, "t-dev")]).fingerprint_of([a.user_id]) != snap([a]).fingerprint_of([a.user_id])
