@@ -73,6 +73,11 @@ def test_a_move_says_it_destroys_the_team_key_and_does(clean_proxy: Proxy, workd
     assert row["status"] == "SUCCESS" and row["error_reason"] == "destroyed 1 team key(s)"
     assert teams_of(clean_proxy, live_users(clean_proxy)["mover@x.com"]) == {"team-b"}
     assert _key_works(clean_proxy, key)[0] == 401, "the leave deleted the key, as the plan said"
+    # the backup written before the run says which key went (its hash, never the key)
+    (backup,) = (workdir / "usersync-backups").glob("*.json")
+    saved = json.loads(backup.read_text())["team_keys"]
+    assert [(k["user_id"], k["team_id"]) for k in saved] == [("mover@x.com", "team-a")]
+    assert key not in backup.read_text()
 
 
 def test_keep_team_keys_rebinds_the_key_and_it_still_authenticates(
