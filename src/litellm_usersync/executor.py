@@ -25,7 +25,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from .client import ProxyClient, RowResult, is_uncertain
-from .errors import AuthError, ConflictError, ProxyError
+from .errors import AuthError, ConflictError, ProxyError, RefusedError
 from .identity import DEFAULT_USER_ID, PROXY_ROLES
 from .models import (
     INVITE_PENDING,
@@ -786,7 +786,7 @@ class Executor:
             )
         except AuthError:
             raise
-        except ProxyError as exc:
+        except (ProxyError, RefusedError) as exc:  # RefusedError: the teams changed while they were read
             # not knowing is not "wrong": the rows fail with this reason, and nothing is recreated
             self._unverified = {i.user_id for i in items}
             return {i.user_id: f"could not verify: {exc}" for i in items}, None

@@ -1170,3 +1170,27 @@ async def test_a_failed_rebind_keeps_the_user_in_the_old_team() -> None:
     assert "re-binding a team key to support failed" in (result.error or "")
     assert "not removed from the old team because its team keys could not be re-bound" in (result.error or "")
     assert fake.count("POST /team/member_delete") == 0, "the leave that would delete the key never ran"
+
+
+async def test_an_incomplete_read_of_the_rosters_is_could_not_verify_not_a_crash() -> None:
+    """After the moves, a team listing that disagrees with its own total is a RefusedError: the rows fail with
+    'could not verify' (nothing is recreated), and the report is still made."""
+    fake = seeded(NEW)
+    fake.sticky.add(("u-move", "t-dev"))
+    fake.users["u-move"]["key_count"] = 0
+    plan = await plan_on(fake)
+    moves_done = False
+
+    def short_team_list(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        nonlocal moves_done
+        if request.url.path.startswith("/management/v1/teams/") or request.url.path == "/team/member_delete":
+            moves_done = True
+        if moves_done and request.url.path == "/v2/team/list":
+            return httpx.Response(200, json={"teams": [], "total": 4, "page": 1, "total_pages": 1})
+        return None
+
+    fake.faults.append(short_team_list)
+    report = await run(fake, plan)
+    result = next(r for r in report.results if r.item.email == "move@x.com")
+    assert not result.success and not result.recreated
+    assert (result.error or "").startswith("could not verify: incomplete read of teams")
