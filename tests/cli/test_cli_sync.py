@@ -220,3 +220,16 @@ def test_keep_team_keys_refuses_a_move_that_is_not_one_team_to_one_other(
         "sync", "--csv-file", "user_list.csv", "--keep-team-keys", "--dry-run", users=users, keys=[TEAM_KEY]
     )
     assert "✗ will FAIL: --keep-team-keys: 1 team key(s) can only be re-bound when the user moves" in result.output
+
+
+def test_a_saved_plan_is_stale_when_a_team_key_appeared_that_its_move_would_destroy(
+    run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path
+) -> None:
+    csv(tmp_path, "email,role,team_name\nstay@x.com,internal_user,support\n")
+    users = [user("stay@x.com", "internal_user", ("t-dev",))]
+    made, _ = run("sync", "--csv-file", "user_list.csv", "--dry-run", "--plan-out", "plan.json", users=users)
+    assert made.exit_code == 0, made.output
+    result, calls = run("sync", "--apply-plan", "plan.json", users=users, keys=[TEAM_KEY])
+    assert result.exit_code == 3, result.output
+    assert "stale plan" in result.output + result.stderr
+    assert all(c.startswith("GET ") for c in calls), "nothing was sent"
