@@ -885,6 +885,13 @@ class Executor:
         if created.api_key:  # recorded before anything else; a key lost here is reissued by the next run
             self._received(a.user_id, a.email, created.api_key, None, dict(body["metadata"]))
         lost = self._not_carried(before, keys)
+        # a team admin comes back as a plain member: /team/member_add refuses "admin" without an Enterprise licence
+        teams_before = self._before.teams_by_id if self._before is not None else {}
+        lost += [
+            f"its admin role in team {self._label(t)} (re-added as a member)"
+            for t in a.team_ids
+            if t in teams_before and any(m.user_id == a.user_id and m.role == "admin" for m in teams_before[t].members)
+        ]
         note = "recreated by the fallback" + (f"; not carried over: {', '.join(lost)}" if lost else "")
         missing = []
         if log.isEnabledFor(logging.DEBUG):

@@ -1194,3 +1194,24 @@ async def test_an_incomplete_read_of_the_rosters_is_could_not_verify_not_a_crash
     result = next(r for r in report.results if r.item.email == "move@x.com")
     assert not result.success and not result.recreated
     assert (result.error or "").startswith("could not verify: incomplete read of teams")
+
+
+async def test_a_recreation_names_a_team_admin_role_it_cannot_bring_back() -> None:
+    fake = seeded(NEW)
+    fake.users["u-move"]["key_count"] = 0
+    fake.sticky.add(("u-move", "t-dev"))
+    fake._join("u-move", "t-ops")
+    for m in fake.teams["t-ops"]["members_with_roles"]:
+        if m["user_id"] == "u-move":
+            m["role"] = "admin"
+    async with fake.client() as client:
+        before = await read_snapshot(client)
+    plan = build_plan(
+        DesiredState((row("move@x.com", None, ["support", "ops"]),)), before, PlanOptions(allow_delete=False)
+    )
+    report = await run(fake, plan, before=before)
+    (result,) = report.results
+    assert result.recreated and result.success, result.error
+    assert (
+        result.note == "recreated by the fallback; not carried over: its admin role in team ops (re-added as a member)"
+    )
