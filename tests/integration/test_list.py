@@ -182,6 +182,7 @@ def test_round_trip_list_csv_edit_sync_dry_run_plans_exactly_the_edit(
         "skipped": 0,
         "blocked": 0,
         "reissue_keys": 0,
+        "team_keys_destroyed": 0,
     }
 
     # edit one row: the viewer becomes an internal_user in development instead of support
@@ -202,6 +203,7 @@ def test_round_trip_list_csv_edit_sync_dry_run_plans_exactly_the_edit(
         "skipped": 0,
         "blocked": 0,
         "reissue_keys": 0,
+        "team_keys_destroyed": 0,
     }
     (item,) = [i for i in plan["items"] if i["action"] == "UPDATED"]
     assert (item["email"], item["old_role"], item["role"]) == (
