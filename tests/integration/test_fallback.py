@@ -18,7 +18,7 @@ import pytest
 
 from litellm_usersync.client import ProxyClient
 
-from ..faultproxy import FaultConfig, FaultProxy
+from ..faultproxy import Decision, FaultConfig, FaultProxy
 from .conftest import Proxy, live_users, teams_of
 
 #: every field of a user that /user/new can set, as the tests give it
@@ -196,3 +196,45 @@ def test_a_roster_member_whose_teams_list_lacks_the_team_is_converged(
         assert rows[email]["status"] == "SUCCESS" and not rows[email]["error_reason"], rows[email]
         assert after[email]["created_at"] == before[email]["created_at"], "never recreated"
         assert teams_of(clean_proxy, after[email]) == {"team-b"}
+
+
+def test_a_leave_swallowed_once_is_recreated_and_converges_on_any_proxy(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, proxy: Proxy
+) -> None:
+    """Only the first copy of each leave is swallowed; the recreation's own leave goes through.
+
+    On a proxy whose ``/user/delete`` leaves team rosters behind (LiteLLM 1.74.0) the recreation must leave the
+    user's teams before deleting it, as the deletions do: else the roster keeps the deleted id, the recreated
+    user is found still in team-a, and the row fails. Run it against 1.110.2 and 1.74.0 (LITELLM_PROXY_VERSION).
+    """
+    before = _arrange(clean_proxy)
+
+    def first_leave_claims_success(method: str, target: str, n: int) -> Decision | None:
+        return Decision("claim_success") if method == "POST" and n == 0 and _leave(target) else None
+
+    fp = FaultProxy(proxy.base_url, FaultConfig(rate=0.0, script=first_leave_claims_success)).start()
+    try:
+        result = cli_run("sync", "--csv-file", _csv(workdir), "--no-bulk", env={"LITELLM_BASE_URL": fp.url})
+    finally:
+        fp.stop()
+    assert fp.counts["claim_success"] >= 2, fp.counts
+    assert result.exit_code == 0, result.output
+    rows = _report(workdir)
+    after = live_users(clean_proxy)
+    for email in MOVERS:
+        assert rows[email]["status"] == "SUCCESS", rows[email]
+        assert after[email]["created_at"] != before[email]["created_at"], "it was recreated"
+        assert teams_of(clean_proxy, after[email]) == {"team-b"}
+
+    async def rosters(c: ProxyClient) -> dict[str, set[str]]:
+        return {
+            t["team_id"]: {m.get("user_id") for m in t.get("members_with_roles") or []}
+            for t in await c.read_all_teams()
+        }
+
+    assert all(not set(MOVERS) & members for tid, members in clean_proxy.run(rosters).items() if tid == "team-a")
+
+
+def _leave(target: str) -> bool:
+    path = target.split("?", 1)[0]
+    return path == "/team/member_delete" or path.endswith("/members/bulk_delete")
