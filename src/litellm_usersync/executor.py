@@ -758,8 +758,9 @@ class Executor:
                 else:
                     left[i.user_id] = "user not found when verifying"
                 continue
-            if v.blocked:
-                left[i.user_id] = v.blocked
+            if v.blocked:  # e.g. a target team deleted meanwhile: not a silent failure a recreation could fix
+                self._unverified.add(i.user_id)
+                left[i.user_id] = f"could not verify: {v.blocked}"
                 continue
             parts = []
             for a in v.actions:
