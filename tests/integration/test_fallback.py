@@ -201,7 +201,7 @@ def test_a_roster_member_whose_teams_list_lacks_the_team_is_converged(
 def test_a_leave_swallowed_once_is_recreated_and_converges_on_any_proxy(
     clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, proxy: Proxy
 ) -> None:
-    """Only the first copy of each leave is swallowed; the recreation's own leave goes through.
+    """Only the moves' leaves are swallowed; the recreation's own leaves go through.
 
     On a proxy whose ``/user/delete`` leaves team rosters behind (LiteLLM 1.74.0) the recreation must leave the
     user's teams before deleting it, as the deletions do: else the roster keeps the deleted id, the recreated
@@ -209,8 +209,14 @@ def test_a_leave_swallowed_once_is_recreated_and_converges_on_any_proxy(
     """
     before = _arrange(clean_proxy)
 
+    swallowed = 0
+
     def first_leave_claims_success(method: str, target: str, n: int) -> Decision | None:
-        return Decision("claim_success") if method == "POST" and n == 0 and _leave(target) else None
+        nonlocal swallowed
+        if method == "POST" and _leave(target) and swallowed < len(MOVERS):  # the two moves' leaves of team-a
+            swallowed += 1
+            return Decision("claim_success")
+        return None
 
     fp = FaultProxy(proxy.base_url, FaultConfig(rate=0.0, script=first_leave_claims_success)).start()
     try:
