@@ -371,7 +371,7 @@ def render_summary(report: RunReport, *, limit: int | None = None) -> str:
         lines.append(f"  Team keys destroyed by team moves: {destroyed:,}")
     recreated = [r for r in report.results if r.recreated]
     if recreated:
-        lines.append(f"  Recreated by the fallback: {len(recreated)} (their previous API keys were deleted)")
+        lines.append(f"  Recreated by the fallback: {len(recreated)} (each row names what could not be carried over)")
     if report.keys_unknown:
         lines.append(
             f"  Users with no known API key: {len(report.keys_unknown)} (run again: the next run issues new keys)"

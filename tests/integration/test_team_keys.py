@@ -13,10 +13,22 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
-from litellm_usersync.client import ProxyClient
+from litellm_usersync.client import BULK_MIN_VERSION, ProxyClient, parse_version
 
 from .conftest import Proxy, live_users, teams_of
+
+
+def _needs_110(proxy: Proxy, why: str) -> None:
+    """Skip on proxies older than 1.100 (LITELLM_PROXY_VERSION=1.74.x), where ``why`` does not hold."""
+
+    async def version(c: ProxyClient) -> str | None:
+        return await c.proxy_version()
+
+    v = parse_version(proxy.run(version))
+    if v is None or v < BULK_MIN_VERSION:
+        pytest.skip(f"LiteLLM {v}: {why}")
 
 
 def _arrange(proxy: Proxy) -> str:
@@ -59,6 +71,7 @@ def _report(workdir: pathlib.Path) -> dict[str, dict[str, str]]:
 
 
 def test_a_move_says_it_destroys_the_team_key_and_does(clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any) -> None:
+    _needs_110(clean_proxy, "a team leave keeps the keys bound to the team (contract §2.12)")
     key = _arrange(clean_proxy)
     assert _key_works(clean_proxy, key)[0] == 200
     dry = cli_run("sync", "--csv-file", _csv(workdir), "--dry-run", "--plan-out", "plan.json")
@@ -83,6 +96,7 @@ def test_a_move_says_it_destroys_the_team_key_and_does(clean_proxy: Proxy, workd
 def test_keep_team_keys_rebinds_the_key_and_it_still_authenticates(
     clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any
 ) -> None:
+    _needs_110(clean_proxy, "a team leave keeps the keys bound to the team (contract §2.12)")
     key = _arrange(clean_proxy)
     dry = cli_run("sync", "--csv-file", _csv(workdir), "--keep-team-keys", "--dry-run")
     assert "~ mover@x.com (Teams: team-a → team-b) — re-binds 1 team key(s) to team-b" in dry.output
@@ -100,6 +114,7 @@ def test_keep_team_keys_rebinds_the_key_and_it_still_authenticates(
 
 
 def test_destroyed_team_keys_count_against_max_delete(clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any) -> None:
+    _needs_110(clean_proxy, "a team leave keeps the keys bound to the team (contract §2.12)")
     key = _arrange(clean_proxy)
     result = cli_run("sync", "--csv-file", _csv(workdir), "--max-delete", "0")
     assert result.exit_code == 3, result.output

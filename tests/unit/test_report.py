@@ -243,7 +243,7 @@ def test_render_summary() -> None:
         "  DELETED   1 succeeded",
         "  UPDATED   1 succeeded",
         "  UNCHANGED 1 succeeded",
-        "  Recreated by the fallback: 1 (their previous API keys were deleted)",
+        "  Recreated by the fallback: 1 (each row names what could not be carried over)",
         "  Interrupted after every change had been sent; run again to check.",
         "",
         "Failed:",
