@@ -30,6 +30,8 @@ def fake_proxy(
         if path == "/v2/team/list":
             return httpx.Response(200, json={"teams": teams, "total": len(teams), "page": 1, "total_pages": 1})
         if path == "/key/list":  # team-bound keys (token = the key's hash), filtered by team_id
+            if keys and keys[0].get("refuse"):  # a proxy that will not list keys
+                return httpx.Response(400, json={"error": {"message": "key listing refused"}})
             team = request.url.params.get("team_id")
             rows = [k for k in keys or [] if k.get("team_id") == team]
             return httpx.Response(

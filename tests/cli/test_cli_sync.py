@@ -233,3 +233,14 @@ def test_a_saved_plan_is_stale_when_a_team_key_appeared_that_its_move_would_dest
     assert result.exit_code == 3, result.output
     assert "stale plan" in result.output + result.stderr
     assert all(c.startswith("GET ") for c in calls), "nothing was sent"
+
+
+def test_a_failed_read_of_the_team_keys_stops_the_run_before_any_change(
+    run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path
+) -> None:
+    csv(tmp_path, "email,role,team_name\nstay@x.com,internal_user,support\n")
+    users = [user("stay@x.com", "internal_user", ("t-dev",))]
+    result, calls = run("sync", "--csv-file", "user_list.csv", users=users, keys=[{"refuse": True}])
+    assert result.exit_code == 2, result.output
+    assert "key listing refused" in result.stderr
+    assert all(c.startswith("GET ") for c in calls), "a move whose key losses are unknown is not made"
