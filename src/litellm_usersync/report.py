@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .identity import join_team_names, mask_secret
-from .models import ItemKind, ItemResult, Plan, PlanItem, ReissueKey, RemoveMembership, RunReport
+from .models import ItemKind, ItemResult, Plan, PlanItem, RebindKeys, ReissueKey, RemoveMembership, RunReport
 
 SYNC_REPORT_COLUMNS = ("action", "email", "user_id", "role", "team_name", "api_keys", "status", "error_reason")
 PLAN_SCHEMA_VERSION = 1
@@ -51,8 +51,10 @@ def count_reissues(plan: Plan) -> int:
     return sum(1 for i in plan.items if reissues(i) and not i.blocked)
 
 
-def describe_item(item: PlanItem) -> str:
-    """One line of the dry-run listing, in the seed's format. The one place a plan item becomes text."""
+def describe_item(item: PlanItem, label: Callable[[str], str] = str) -> str:
+    """One line of the dry-run listing, in the seed's format. The one place a plan item becomes text.
+
+    ``label`` names a team id (``Plan.team_label``)."""
     if item.kind is ItemKind.ADD:
         default = " (default: no role in the CSV)" if item.role_from_default else ""
         text = f"+ {item.email} (Role: {item.role}{default}, Team: {_wanted_teams(item)})"
@@ -71,7 +73,8 @@ def describe_item(item: PlanItem) -> str:
         if item.team_keys_destroyed:
             text += f" — destroys {item.team_keys_destroyed} team key(s)"
         if item.team_keys_rebound:
-            text += f" — re-binds {item.team_keys_rebound} team key(s) to {_teams(item.team_names)}"
+            to = sorted({label(a.to_team) for a in item.actions if isinstance(a, RebindKeys)})
+            text += f" — re-binds {item.team_keys_rebound} team key(s) to {_teams(to)}"
         if item.may_recreate:
             lost = f": its {item.key_count} API key(s) would be lost" if item.key_count else ""
             text += f" [recreated if verification fails{lost}]"
@@ -179,7 +182,7 @@ def render_plan_changes(
         if items:
             lines.append("")
             lines.append(f"  Users to {title}:")
-            lines.extend(_listed([describe_item(i) for i in items], limit, "    "))
+            lines.extend(_listed([describe_item(i, plan.team_label) for i in items], limit, "    "))
     if plan.skipped:
         lines.append("")
         lines.append("  Users left alone:")

@@ -975,3 +975,12 @@ def test_the_fingerprint_covers_the_team_keys_a_move_destroys() -> None:
     a = live("a@x.com", teams=["t-dev"])
     assert _keyed(a).fingerprint_of([a.user_id]) == snap([a]).fingerprint_of([a.user_id])
     assert _keyed(a, keys=[(a.user_id, "t-dev")]).fingerprint_of([a.user_id]) != snap([a]).fingerprint_of([a.user_id])
+
+
+def test_the_plan_line_names_the_team_the_keys_are_rebound_to() -> None:
+    from litellm_usersync.report import render_plan
+
+    a = live("a@x.com", teams=["t-dev", "t-ops"])
+    s = _keyed(a, keys=[(a.user_id, "t-dev")])
+    plan = build_plan(desired(want("a@x.com", teams=["support", "Ops Team"])), s, PlanOptions(keep_team_keys=True))
+    assert "— re-binds 1 team key(s) to support" in render_plan(plan)
