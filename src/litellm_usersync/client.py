@@ -891,14 +891,17 @@ class ProxyClient:
         data = await self.request_object("POST", "/team/new", body=body, retry=is_retryable_before_sending)
         return data if isinstance(data, dict) else {}
 
-    async def add_team_members(self, team_id: str, members: Sequence[tuple[str, str | None]]) -> set[str]:
-        """``POST /team/member_add`` with a list of ``(user_id, email)`` as role ``user``.
+    async def add_team_members(
+        self, team_id: str, members: Sequence[tuple[str, str | None]], *, role: str = "user"
+    ) -> set[str]:
+        """``POST /team/member_add`` with a list of ``(user_id, email)`` as ``role`` (``user``; ``admin`` needs an
+        Enterprise licence, else 400).
 
         Returns the user ids that are members afterwards. "Already in team" counts as done.
         """
         body = {
             "team_id": team_id,
-            "member": [{"user_id": uid, "role": "user"} for uid, _email in members],
+            "member": [{"user_id": uid, "role": role} for uid, _email in members],
         }
         try:
             data = await self.request_object("POST", "/team/member_add", body=body)

@@ -25,7 +25,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from .client import ProxyClient, RowResult, is_uncertain
-from .errors import AuthError, ConflictError, ProxyError, RefusedError
+from .errors import AuthError, ConflictError, ProxyError, RefusedError, RejectedError
 from .identity import DEFAULT_USER_ID, PROXY_ROLES
 from .models import (
     INVITE_PENDING,
@@ -886,25 +886,28 @@ class Executor:
         if created.api_key:  # recorded before anything else; a key lost here is reissued by the next run
             self._received(a.user_id, a.email, created.api_key, None, dict(body["metadata"]))
         lost = self._not_carried(before, keys)
-        # a team admin comes back as a plain member: /team/member_add refuses "admin" without an Enterprise licence
         teams_before = self._before.teams_by_id if self._before is not None else {}
-        lost += [
-            f"its admin role in team {self._label(t)} (re-added as a member)"
-            for t in a.team_ids
-            if t in teams_before and any(m.user_id == a.user_id and m.role == "admin" for m in teams_before[t].members)
-        ]
-        note = "recreated by the fallback" + (f"; not carried over: {', '.join(lost)}" if lost else "")
         missing = []
         if log.isEnabledFor(logging.DEBUG):
             teams = ", ".join(self._label(t) for t in a.team_ids) or "none"
             log.debug("fallback for %s: 3/3 add it to its team(s): %s", a.email, teams)
         for tid in a.team_ids:
+            was_admin = tid in teams_before and any(
+                m.user_id == a.user_id and m.role == "admin" for m in teams_before[tid].members
+            )
             try:
+                if was_admin:  # the team role comes back where the proxy allows it (an Enterprise licence)
+                    try:
+                        await self.client.add_team_members(tid, [(a.user_id, a.email)], role="admin")
+                        continue
+                    except RejectedError:
+                        lost.append(f"its admin role in team {self._label(tid)} (re-added as a member)")
                 await self.client.add_team_members(tid, [(a.user_id, a.email)])
             except AuthError:
                 raise
             except ProxyError as exc:
                 missing.append(f"{self._label(tid)}: {exc}")
+        note = "recreated by the fallback" + (f"; not carried over: {', '.join(lost)}" if lost else "")
         if missing:
             return Outcome(
                 a,

@@ -59,6 +59,8 @@ class FakeProxy:
     on_request: Callable[[httpx.Request], None] | None = None
     #: virtual keys: sha256(key) -> {"user_id", "team_id", "key"}
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: an Enterprise licence: team admins may be added (else 400, as without one)
+    licensed: bool = False
 
     # ---------------------------------------------------------------------------------------------
     # arrange
@@ -345,10 +347,15 @@ class FakeProxy:
                 400,
                 json={"error": {"message": "User already in team.", "type": "team_member_already_in_team"}},
             )
+        if any(m.get("role") == "admin" for m in members) and not self.licensed:
+            return httpx.Response(400, json={"detail": {"error": "Assigning team admins is a premium feature."}})
         for m in members:
             if m["user_id"] not in self.users:
                 self.add_user(m["user_id"], None, "internal_user")
             self._join(m["user_id"], tid)
+            for r in self.teams[tid]["members_with_roles"]:
+                if r["user_id"] == m["user_id"]:
+                    r["role"] = m.get("role") or "user"
         return httpx.Response(200, json=self.teams[tid])
 
     def _user_list(self, params: httpx.QueryParams) -> httpx.Response:

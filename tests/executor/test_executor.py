@@ -1215,3 +1215,25 @@ async def test_a_recreation_names_a_team_admin_role_it_cannot_bring_back() -> No
     assert (
         result.note == "recreated by the fallback; not carried over: its admin role in team ops (re-added as a member)"
     )
+    assert {m["user_id"]: m["role"] for m in fake.teams["t-ops"]["members_with_roles"]}["u-move"] == "user"
+
+
+async def test_a_recreation_brings_a_team_admin_role_back_where_the_proxy_allows_it() -> None:
+    fake = seeded(NEW)
+    fake.licensed = True
+    fake.users["u-move"]["key_count"] = 0
+    fake.sticky.add(("u-move", "t-dev"))
+    fake._join("u-move", "t-ops")
+    for m in fake.teams["t-ops"]["members_with_roles"]:
+        if m["user_id"] == "u-move":
+            m["role"] = "admin"
+    async with fake.client() as client:
+        before = await read_snapshot(client)
+    plan = build_plan(
+        DesiredState((row("move@x.com", None, ["support", "ops"]),)), before, PlanOptions(allow_delete=False)
+    )
+    report = await run(fake, plan, before=before)
+    (result,) = report.results
+    assert result.recreated and result.success, result.error
+    assert result.note == "recreated by the fallback"
+    assert {m["user_id"]: m["role"] for m in fake.teams["t-ops"]["members_with_roles"]}["u-move"] == "admin"
