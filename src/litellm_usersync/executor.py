@@ -791,7 +791,12 @@ class Executor:
             # not knowing is not "wrong": the rows fail with this reason, and nothing is recreated
             self._unverified = {i.user_id for i in items}
             return {i.user_id: f"could not verify: {exc}" for i in items}, None
+        log.debug("verify: read back %d user(s) whose teams changed", len(items))
         left = self._left_undone(items, now, plan)
+        for i in items:
+            if i.user_id in left:
+                log.debug("verify: %s: %s", i.email, left[i.user_id])
+        log.debug("verify: %d of %d as planned", len(items) - len(left), len(items))
         self._progress.advance(len(items))
         return left, now
 
@@ -859,6 +864,8 @@ class Executor:
                         "the user was not deleted",
                     )
         try:
+            keys_note = f"its {keys} API key(s) are deleted with it" if keys else "it holds no API key"
+            log.debug("fallback for %s: 1/3 delete the user (%s)", a.email, keys_note)
             await self.client.delete_users([a.user_id])
         except AuthError:
             raise
@@ -868,6 +875,7 @@ class Executor:
         last: ProxyError | None = None
         for _attempt in range(2):  # a create that fails after the delete is tried once more from the backup's data
             try:
+                log.debug("fallback for %s: 2/3 create it again (id %s, role %s)", a.email, a.user_id, a.role)
                 created = await self.client.create_user(body)
                 break
             except AuthError:

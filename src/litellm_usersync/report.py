@@ -269,8 +269,13 @@ def _md_row(item: PlanItem) -> str:
         notes.append(f"destroys {item.key_count} API key(s), spend {_money(item.spend)}")
     if item.role_from_default:
         notes.append("role by default: none in the CSV")
+    if item.team_keys_destroyed:
+        notes.append(f"destroys {item.team_keys_destroyed} team key(s)")
+    if item.team_keys_rebound:
+        notes.append(f"re-binds {item.team_keys_rebound} team key(s) to the new team")
     if item.may_recreate:
-        notes.append("recreated if verification fails (its API keys would be lost)")
+        lost = f" (its {item.key_count} API key(s) would be lost)" if item.key_count else ""
+        notes.append(f"recreated if verification fails{lost}")
     if item.blocked:
         notes.append(f"**✗ will FAIL:** {_md(item.blocked)}")
     cells = [_MD_KIND[item.kind], f"`{item.email.replace('`', '')}`", _md(role), _md(teams)]

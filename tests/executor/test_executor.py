@@ -946,7 +946,7 @@ async def test_debug_shows_each_team_step_the_verification_and_the_fallback_step
 
     fake = seeded(NEW)
     fake.sticky.add(("u-move", "t-dev"))  # member_delete answers 200 but keeps the membership
-    plan = await plan_on(fake)
+    plan = await plan_on(fake, recreate_with_keys=True)  # the user holds a key: recreated only when asked
     with caplog.at_level(logging.DEBUG, logger="litellm_usersync.executor"):
         await run(fake, plan)
     lines = [r.getMessage() for r in caplog.records if r.name == "litellm_usersync.executor"]
