@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from litellm_usersync.executor import Executor, apply_plan
 from litellm_usersync.identity import normalize_email
 from litellm_usersync.models import (
+    KEY_PENDING,
     RECREATE_FIELDS,
     AddMembership,
     ChangeRole,
@@ -1053,8 +1054,11 @@ async def test_a_recreation_carries_every_field_a_create_can_set() -> None:
     result = next(r for r in report.results if r.item.email == "move@x.com")
     assert result.success and result.recreated, result.error
     (body,) = [b for b in bodies if b["user_id"] == "u-move"]
+    # the user's own metadata, plus the "key pending" marker of the new key (cleared once the key is recorded)
+    assert body["metadata"] == {**fields["metadata"], KEY_PENDING: True}
     for name in RECREATE_FIELDS:
-        assert body[name] == fields[name], name
+        if name != "metadata":
+            assert body[name] == fields[name], name
     assert body["user_role"] == "internal_user" and body["user_email"] == "move@x.com"
     assert result.note == "recreated by the fallback; not carried over: its spend $1.25 (restarts at 0)"
     assert fake.users["u-move"]["user_alias"] == "Mover" and fake.users["u-move"]["max_budget"] == 12.5
