@@ -81,11 +81,14 @@ def _user_to_dict(u: LiveUser) -> dict[str, Any]:
 
 
 def _team_to_dict(t: Team) -> dict[str, Any]:
-    return {
+    d: dict[str, Any] = {
         "team_id": t.team_id,
         "alias": t.alias,
         "members": [{"user_id": m.user_id, "email": m.email, "role": m.role} for m in t.members],
     }
+    if not t.roster_read:  # only a snapshot built by hand lacks a roster; one read from the proxy has it
+        d["roster_read"] = False
+    return d
 
 
 def _team_key_to_dict(k: TeamKey) -> dict[str, Any]:
@@ -240,7 +243,12 @@ def _team_from_dict(data: object, where: str) -> Team:
         if not isinstance(role, str):
             raise _fail(f"{mw}.role", "expected a string")
         members.append(TeamMember(_opt_str(mrow, "user_id", mw), _opt_str(mrow, "email", mw), role))
-    return Team(team_id=_req_str(row, "team_id", where), alias=_opt_str(row, "alias", where), members=tuple(members))
+    return Team(
+        team_id=_req_str(row, "team_id", where),
+        alias=_opt_str(row, "alias", where),
+        members=tuple(members),
+        roster_read=row.get("roster_read", True) is not False,
+    )
 
 
 def snapshot_from_document(doc: object) -> Snapshot:

@@ -35,6 +35,7 @@ from .errors import (
     UnavailableError,
 )
 from .identity import DEFAULT_USER_ID, normalize_email
+from .models import BATCH_KINDS, ProxyFeatures, version_tuple
 from .settings import BULK_CHUNK, BULK_ROW_TIMEOUT_S, MAX_RETRY_AFTER_S, ClientSettings, RetryPolicy
 
 log = logging.getLogger("litellm_usersync.http")
@@ -50,8 +51,18 @@ retry_log = logging.getLogger("litellm_usersync.retry")
 USER_AGENT = "litellm-usersync"
 _MAX_MESSAGE = 300
 _SECRET_RE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{2})[A-Za-z0-9_\-]+")
-#: versions from which the /management/v1 bulk routes, /user/bulk_update and /team/bulk_member_add exist
+#: the route of each batch kind (``models.BATCH_KINDS``); whether it exists is asked of the route itself
+BATCH_ROUTES = {
+    "create": "/management/v1/users/bulk",
+    "delete": "/management/v1/users/bulk_delete",
+    "leave": "/management/v1/teams/{team_id}/members/bulk_delete",
+    "update": "/user/bulk_update",
+    "join": "/team/bulk_member_add",
+}
+#: from here /team/member_delete also deletes the user's keys bound to that team (API contract §2.12)
 BULK_MIN_VERSION = (1, 100)
+#: a team id for probing the per-team route (only its existence is asked; nothing is sent to a team)
+_PROBE_TEAM_ID = "litellm-usersync-route-probe"
 #: a user id that cannot exist (the proxy strips ids and rejects NUL; spaces inside are kept but we never use them)
 _NO_SUCH_USER_ID = "litellm-usersync no such user"
 
@@ -176,10 +187,8 @@ def _is_route_missing(exc: ProxyError) -> bool:
 
 
 def parse_version(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    nums = re.findall(r"\d+", text)
-    return tuple(int(n) for n in nums[:3]) if nums else None
+    """``(major, minor[, patch])`` of a version string, or None when it is not one (see ``models.version_tuple``)."""
+    return version_tuple(text)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -246,6 +255,8 @@ class ProxyClient:
         )
         self._version: str | None = None
         self._version_known = False
+        self._features: ProxyFeatures | None = None
+        self._features_lock = asyncio.Lock()
         self._bulk_disabled: set[str] = set()
         #: number of requests sent, by "METHOD path" (for the benchmark and --debug summaries)
         self.request_counts: dict[str, int] = {}
@@ -442,18 +453,55 @@ class ProxyClient:
         data = info.get("info", {}) if isinstance(info, dict) else {}
         return str(data.get("user_id") or DEFAULT_USER_ID)
 
+    async def _route_exists(self, path: str) -> bool:
+        """Whether the proxy has a POST route, asked without side effects: a GET on it answers 405 (Method Not
+        Allowed) when the route exists and 404 (Not Found) when it does not. Anything else, or no answer,
+        counts as absent: the per-user calls work on every proxy."""
+        try:
+            await self.request("GET", path)
+        except ProxyError as exc:
+            if exc.status == 405:
+                return True
+            if not _is_route_missing(exc):
+                log.info("could not tell whether %s exists (%s): not using it", path, exc)
+            return False
+        log.info("GET %s answered success: not treating it as a batch route", path)
+        return False
+
+    async def detect_features(self) -> ProxyFeatures:
+        """What this proxy can do, detected once per client (``read_snapshot`` asks with its read).
+
+        Batch routes: each route is asked whether it exists (a 404 on the route, not the version number).
+        ``/user/delete`` cascade and the duplicate-email check: from the version by the rules in
+        ``models.ProxyFeatures.from_version``; an unknown or unparsable version takes the safest path.
+        """
+        async with self._features_lock:
+            if self._features is None:
+                version = await self.proxy_version()
+                paths = [BATCH_ROUTES[k].format(team_id=_PROBE_TEAM_ID) for k in BATCH_KINDS]
+                sem = asyncio.Semaphore(max(self.settings.concurrency, 1))
+
+                async def probe(path: str) -> bool:
+                    async with sem:
+                        return await self._route_exists(path)
+
+                found = await asyncio.gather(*(probe(p) for p in paths))
+                self._features = ProxyFeatures.from_version(
+                    version, dict(zip(BATCH_KINDS, found, strict=True)), bulk_allowed=self.settings.bulk != "never"
+                )
+                log.debug("proxy features: %s", self._features.describe())
+            return self._features
+
     async def supports_bulk(self, kind: str = "") -> bool:
-        """True when the proxy has the batch endpoints (LiteLLM >= 1.100) and bulk mode is allowed."""
+        """True when the proxy has the batch route for ``kind`` and bulk mode is allowed (not ``--no-bulk``)."""
         if self.settings.bulk == "never" or kind in self._bulk_disabled:
             return False
-        v = parse_version(await self.proxy_version())
-        return v is not None and v >= BULK_MIN_VERSION
+        return (await self.detect_features()).uses_batch(kind)
 
     async def user_delete_cascades(self) -> bool:
-        """True when ``/user/delete`` also cleans team rosters and memberships (LiteLLM >= 1.100, where
-        ``bulk_user_deletion`` exists). Older or unknown proxies leave rosters behind: leave the teams first."""
-        v = parse_version(await self.proxy_version())
-        return v is not None and v >= BULK_MIN_VERSION
+        """True when ``/user/delete`` also removes the users from the rosters of the teams in ``user.teams``
+        (detected: LiteLLM >= 1.74.15). Older or unknown proxies leave rosters behind: leave the teams first."""
+        return (await self.detect_features()).delete_cascades
 
     async def leave_destroys_team_keys(self) -> bool:
         """True when ``/team/member_delete`` (and the bulk members delete) also deletes the user's keys bound to
@@ -686,7 +734,7 @@ class ProxyClient:
             try:
                 data = await self.request_object(
                     "POST",
-                    "/management/v1/users/bulk",
+                    BATCH_ROUTES["create"],
                     body={"users": chunk},
                     retry=is_retryable_before_sending,
                     timeout_s=self.bulk_timeout_s(len(chunk)),
@@ -758,7 +806,7 @@ class ProxyClient:
             try:
                 data = await self.request_object(
                     "POST",
-                    "/management/v1/users/bulk",
+                    BATCH_ROUTES["create"],
                     body={"users": rest},
                     retry=is_retryable_before_sending,
                     timeout_s=self.bulk_timeout_s(len(rest)),
@@ -809,7 +857,7 @@ class ProxyClient:
         for i in range(0, len(updates), BULK_CHUNK):
             try:
                 data = await self.request_object(
-                    "POST", "/user/bulk_update", body={"users": list(updates[i : i + BULK_CHUNK])}
+                    "POST", BATCH_ROUTES["update"], body={"users": list(updates[i : i + BULK_CHUNK])}
                 )
             except ProxyError as exc:
                 if self._bulk_route_missing("update", exc):
@@ -870,7 +918,7 @@ class ProxyClient:
         for i in range(0, len(user_ids), BULK_CHUNK):
             chunk = list(user_ids[i : i + BULK_CHUNK])
             try:
-                data = await self.request_object("POST", "/management/v1/users/bulk_delete", body={"user_ids": chunk})
+                data = await self.request_object("POST", BATCH_ROUTES["delete"], body={"user_ids": chunk})
             except ProxyError as exc:
                 if self._bulk_route_missing("delete", exc):
                     return None
@@ -924,7 +972,7 @@ class ProxyClient:
     async def bulk_remove_team_members(self, team_id: str, user_ids: Sequence[str]) -> list[RowResult] | None:
         """``POST /management/v1/teams/{id}/members/bulk_delete`` in chunks; None when the route is missing."""
         rows: list[RowResult] = []
-        path = f"/management/v1/teams/{quote(team_id, safe='')}/members/bulk_delete"
+        path = BATCH_ROUTES["leave"].format(team_id=quote(team_id, safe=""))
         for i in range(0, len(user_ids), BULK_CHUNK):
             chunk = list(user_ids[i : i + BULK_CHUNK])
             try:

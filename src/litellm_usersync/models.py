@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -130,6 +131,10 @@ class Team:
     team_id: str
     alias: str | None
     members: tuple[TeamMember, ...] = ()
+    #: True when ``members`` is the roster as read (``members_with_roles`` from the proxy, or a backup's
+    #: ``members``): then the roster alone says who is a member. False: no roster was read for this team,
+    #: and the users' own ``teams`` lists stand in for it.
+    roster_read: bool = False
 
     @property
     def display_name(self) -> str:
@@ -147,6 +152,112 @@ class TeamKey:
     alias: str | None = None
 
 
+#: the batch endpoints, by the kind of action they serve (the client knows their routes)
+BATCH_KINDS = ("create", "delete", "leave", "update", "join")
+#: the first LiteLLM version whose ``/user/delete`` was measured to clean the rosters of the teams in
+#: ``user.teams`` (1.74.15.post2; 1.74.0 leaves them, see docs/safety.md)
+DELETE_CASCADE_MIN_VERSION = (1, 74, 15)
+#: from here ``/user/new`` answers a duplicate email with 409 (1.110.2 measured), before with 400
+DUPLICATE_409_MIN_VERSION = (1, 100)
+
+
+def version_tuple(text: str | None) -> tuple[int, ...] | None:
+    """``"1.74.15.post2"`` -> ``(1, 74, 15)``; None when it does not start with ``MAJOR.MINOR``."""
+    if not text:
+        return None
+    head = text.strip().lstrip("vV").split(".")
+    nums: list[int] = []
+    for part in head[:3]:
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        if not digits:
+            break
+        nums.append(int(digits))
+        if digits != part:
+            break
+    return tuple(nums) if len(nums) >= 2 else None
+
+
+@dataclass(frozen=True)
+class ProxyFeatures:
+    """What the proxy can do, detected once per run with the snapshot's read (``ProxyClient.detect_features``).
+
+    The defaults are the safest path, taken for an unknown or unparsable version: no batch route, a
+    ``/user/delete`` that leaves rosters behind (so users leave their teams first), a duplicate-email check
+    that may let a different-case duplicate through (only the tool's own case-insensitive match guards).
+    """
+
+    version: str | None = None
+    #: batch kind (:data:`BATCH_KINDS`) -> whether its route exists, found by asking the route itself
+    #: (a 404 means absent), not by the version number
+    batch_routes: Mapping[str, bool] = field(default_factory=dict)
+    #: False with ``--no-bulk``: the batch routes are detected and reported but not used
+    bulk_allowed: bool = True
+    #: True when ``/user/delete`` also removes the users from the rosters of the teams in ``user.teams``
+    delete_cascades: bool = False
+    delete_cascade_basis: str = "unknown version: assumed not to cascade (users leave their teams first)"
+    #: how ``/user/new`` refuses a duplicate email: "case-insensitive" or "case-sensitive"
+    duplicate_email_check: str = "case-sensitive"
+    #: the status of that refusal (409 or 400); None when unknown
+    duplicate_email_status: int | None = None
+
+    @classmethod
+    def from_version(
+        cls, version: str | None, batch_routes: Mapping[str, bool], *, bulk_allowed: bool = True
+    ) -> ProxyFeatures:
+        """The rules that need the version (documented in docs/safety.md); unknown versions keep the defaults."""
+        v = version_tuple(version)
+        if v is None:
+            shown = f"unparsable version {version!r}" if version else "unknown version"
+            return cls(
+                version=version,
+                batch_routes=dict(batch_routes),
+                bulk_allowed=bulk_allowed,
+                delete_cascade_basis=f"{shown}: assumed not to cascade (users leave their teams first)",
+            )
+        shown_v = ".".join(map(str, v))
+        min_v = ".".join(map(str, DELETE_CASCADE_MIN_VERSION))
+        cascades = v >= DELETE_CASCADE_MIN_VERSION
+        basis = (
+            f"version {shown_v} >= {min_v}: /user/delete cleans the rosters of the teams in user.teams"
+            if cascades
+            else f"version {shown_v} < {min_v}: /user/delete leaves rosters behind (users leave their teams first)"
+        )
+        return cls(
+            version=version,
+            batch_routes=dict(batch_routes),
+            bulk_allowed=bulk_allowed,
+            delete_cascades=cascades,
+            delete_cascade_basis=basis,
+            duplicate_email_check="case-insensitive" if cascades else "case-sensitive",
+            duplicate_email_status=409 if v >= DUPLICATE_409_MIN_VERSION else 400,
+        )
+
+    def uses_batch(self, kind: str) -> bool:
+        return self.bulk_allowed and bool(self.batch_routes.get(kind))
+
+    def describe(self) -> str:
+        """One line for ``--debug``."""
+        routes = ", ".join(f"{k} {'yes' if self.batch_routes.get(k) else 'no'}" for k in BATCH_KINDS)
+        used = "" if self.bulk_allowed else " (not used: --no-bulk)"
+        status = f" ({self.duplicate_email_status})" if self.duplicate_email_status else ""
+        return (
+            f"LiteLLM {self.version or 'version unknown'}; batch routes: {routes}{used}; "
+            f"/user/delete cascades: {'yes' if self.delete_cascades else 'no'} ({self.delete_cascade_basis}); "
+            f"duplicate-email check: {self.duplicate_email_check}{status}"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "litellm_version": self.version,
+            "batch_routes": {k: bool(self.batch_routes.get(k)) for k in BATCH_KINDS},
+            "bulk_allowed": self.bulk_allowed,
+            "delete_cascades": self.delete_cascades,
+            "delete_cascade_basis": self.delete_cascade_basis,
+            "duplicate_email_check": self.duplicate_email_check,
+            "duplicate_email_status": self.duplicate_email_status,
+        }
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The whole live state, read once, with the indexes the planner needs."""
@@ -155,6 +266,8 @@ class Snapshot:
     teams: tuple[Team, ...]
     proxy_version: str | None = None
     caller_user_id: str = DEFAULT_USER_ID
+    #: what the proxy can do, detected with this read (the safest assumptions when not detected)
+    features: ProxyFeatures = field(default_factory=ProxyFeatures)
     #: keys bound to the teams a plan removes users from (read only for those teams, only on proxies whose
     #: team leave deletes them, API contract §2.12): what a move would destroy
     team_keys: tuple[TeamKey, ...] = ()
@@ -195,9 +308,13 @@ class Snapshot:
 
     @cached_property
     def memberships(self) -> dict[str, frozenset[str]]:
-        """``user_id -> team ids`` from the rosters, united with each user's own ``teams`` list.
+        """``user_id -> team ids`` (a set): the roster is the truth.
 
-        Only teams that exist are counted: a stale id in ``user.teams`` of a deleted team is ignored.
+        A team whose roster was read (:attr:`Team.roster_read`) counts exactly the users its roster lists.
+        A user's own ``teams`` list counts only for a team without a read roster: LiteLLM 1.74 appends a team
+        id to ``user.teams`` again for a user already on the roster and removes one copy per leave, so that
+        list can name a team the user has left (and repeat it). Only teams that exist are counted: a stale
+        id in ``user.teams`` of a deleted team is ignored.
         """
         result: dict[str, set[str]] = {}
         for t in self.teams:
@@ -206,10 +323,18 @@ class Snapshot:
                     result.setdefault(m.user_id, set()).add(t.team_id)
         known = self.teams_by_id
         for u in self.users:
-            for tid in u.team_ids:
-                if tid in known:
+            for tid in set(u.team_ids):
+                if tid in known and not known[tid].roster_read:
                     result.setdefault(u.user_id, set()).add(tid)
         return {uid: frozenset(tids) for uid, tids in result.items()}
+
+    def stale_team_ids_of(self, user_id: str) -> frozenset[str]:
+        """Teams the user's own ``teams`` list names but whose read roster does not list the user."""
+        u = self.users_by_id.get(user_id)
+        if u is None:
+            return frozenset()
+        known = self.teams_by_id
+        return frozenset(t for t in u.team_ids if t in known and known[t].roster_read) - self.team_ids_of(user_id)
 
     def team_ids_of(self, user_id: str) -> frozenset[str]:
         return self.memberships.get(user_id, frozenset())

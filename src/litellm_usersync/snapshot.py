@@ -61,7 +61,13 @@ def parse_team(row: Mapping[str, Any]) -> Team:
                     role=str(m.get("role") or "user"),
                 )
             )
-    return Team(team_id=str(row.get("team_id")), alias=row.get("team_alias") or None, members=tuple(members))
+    return Team(
+        team_id=str(row.get("team_id")),
+        alias=row.get("team_alias") or None,
+        members=tuple(members),
+        # a row without members_with_roles has no roster to trust: the users' own lists stand in for it
+        roster_read=isinstance(row.get("members_with_roles"), list),
+    )
 
 
 async def read_snapshot(
@@ -69,7 +75,8 @@ async def read_snapshot(
     *,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> Snapshot:
-    """Read every user and team once (pages in parallel, totals checked) into an indexed :class:`Snapshot`."""
+    """Read every user and team once (pages in parallel, totals checked) into an indexed :class:`Snapshot`,
+    with the proxy's features (:meth:`ProxyClient.detect_features`)."""
 
     def progress(what: str) -> Callable[[int, int], None] | None:
         if on_progress is None:
@@ -77,13 +84,20 @@ async def read_snapshot(
         cb = on_progress
         return lambda done, total: cb(what, done, total)
 
-    version, caller = await asyncio.gather(client.proxy_version(), client.check_auth())
+    # the proxy's features are detected once, with this read (the executor asks the same client later)
+    features, caller = await asyncio.gather(client.detect_features(), client.check_auth())
     # rows are parsed page by page: the raw rows (29 fields each) never all live at once
     users, teams = await asyncio.gather(
         client.read_all_users(on_page=progress("reading users"), parse=parse_live_user),
         client.read_all_teams(on_page=progress("reading teams"), parse=parse_team),
     )
-    return Snapshot(users=tuple(users), teams=tuple(teams), proxy_version=version, caller_user_id=caller)
+    return Snapshot(
+        users=tuple(users),
+        teams=tuple(teams),
+        proxy_version=features.version,
+        caller_user_id=caller,
+        features=features,
+    )
 
 
 async def with_team_keys(client: ProxyClient, snapshot: Snapshot, plan: Plan) -> Snapshot:

@@ -18,6 +18,8 @@ from litellm_usersync.cli import cli
 from litellm_usersync.cli._common import Context
 from litellm_usersync.listing import LIST_COLUMNS
 
+from ._scripted import route_probe
+
 KEY = "sk-master-secret-0123456789"
 SECRETS = {"password": "hunter2-plain", "hashed_password": "pbkdf2$deadbeef", "salt": "s4lt-value", "token": "tok-9f8e"}
 
@@ -34,6 +36,8 @@ def scripted(users: list[dict[str, Any]], calls: list[str], extra: Handler | Non
         calls.append(f"{request.method} {request.url.path}")
         if request.headers.get("authorization") != f"Bearer {KEY}":
             return httpx.Response(401, json={"error": {"message": "Authentication Error, invalid key"}})
+        if (probed := route_probe(request)) is not None:
+            return probed
         path = request.url.path
         if path == "/health/readiness/details":
             return httpx.Response(200, json={"status": "healthy", "litellm_version": "1.110.2"})

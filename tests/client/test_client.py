@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -823,8 +824,26 @@ async def test_member_delete_unknown_team_is_raised() -> None:
 # Version detection and bulk routes
 
 
+BULK_PATHS = re.compile(r"/management/v1/users/bulk(_delete)?|/management/v1/teams/[^/]+/members/bulk_delete")
+
+
 def versioned(version: str | None, extra: Handler | None = None) -> Handler:
+    """A proxy of ``version``: its batch routes answer a GET with 405 (they exist) from 1.100, 404 before."""
+    v = parse_version(version)
+
     def handler(request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
+        if request.method == "GET" and (
+            BULK_PATHS.fullmatch(request.url.path)
+            or request.url.path
+            in (
+                "/user/bulk_update",
+                "/team/bulk_member_add",
+            )
+        ):
+            exists = v is not None and v >= (1, 100)
+            return httpx.Response(
+                405 if exists else 404, json={"detail": "Method Not Allowed" if exists else "Not Found"}
+            )
         if request.url.path == "/health/readiness/details":
             if version is None:
                 return httpx.Response(404, json={"detail": "Not Found"})
@@ -916,7 +935,7 @@ async def test_bulk_endpoints_return_none_on_a_missing_route(
         # the other kinds are not disabled by this one
         others = {"create", "update", "delete", "leave"} - {kind}
         assert all([await client.supports_bulk(k) for k in others])
-    assert len([r for r in sent if not r.url.path.startswith("/health")]) == 1
+    assert len([r for r in sent if r.method == "POST"]) == 1
 
 
 async def test_bulk_route_with_a_real_404_is_raised_not_disabled() -> None:
@@ -1146,3 +1165,34 @@ async def test_an_invitation_id_never_reaches_the_debug_log(caplog: pytest.LogCa
         assert await client.create_invitation("a@x.com") == secret_id
     assert caplog.records, "the request itself is logged"
     assert secret_id not in caplog.text
+
+
+async def test_batch_routes_are_asked_of_the_routes_once() -> None:
+    """405 on a GET: the POST route exists; 404 Not Found: it does not; a 5xx that persists: treated as absent."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/health/readiness/details":
+            return httpx.Response(404, json={"detail": "Not Found"})
+        if path == "/health/readiness":  # 1.74 says its version here
+            return httpx.Response(200, json={"status": "healthy", "litellm_version": "1.74.15.post2"})
+        if path in ("/user/bulk_update", "/team/bulk_member_add"):
+            return httpx.Response(405, json={"detail": "Method Not Allowed"})
+        if path == "/management/v1/users/bulk_delete":
+            return httpx.Response(503, json={"error": {"message": "busy"}})
+        return httpx.Response(404, json={"detail": "Not Found"})
+
+    client, _, sent = make(handler)
+    async with client:
+        f = await client.detect_features()
+        assert await client.detect_features() is f, "detected once per client"
+        assert f.version == "1.74.15.post2"
+        assert dict(f.batch_routes) == dict(create=False, delete=False, leave=False, update=True, join=True)
+        assert f.delete_cascades and await client.user_delete_cascades()
+        assert await client.supports_bulk("update") and not await client.supports_bulk("create")
+        assert not await client.supports_bulk("delete"), "a route that could not be asked is not used"
+    probes = [p for p in paths(sent) if not p.startswith("GET /health")]
+    assert all(p.startswith("GET ") for p in probes), "asking never POSTs"
+    assert probes.count("GET /user/bulk_update") == 1
+    assert probes.count("GET /management/v1/users/bulk_delete") == 3, "retried like any read, then given up"
+    assert "GET /management/v1/teams/litellm-usersync-route-probe/members/bulk_delete" in probes

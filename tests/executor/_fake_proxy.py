@@ -67,10 +67,35 @@ class FakeProxy:
 
     @property
     def bulk(self) -> bool:
+        """The /management/v1 bulk routes (LiteLLM >= 1.100; 1.74.x answers 404)."""
+        return self._at_least(1, 100)
+
+    @property
+    def bulk_update(self) -> bool:
+        """``/user/bulk_update`` (and ``/team/bulk_member_add``): already on 1.74.15.post2, not on 1.74.0."""
+        return self._at_least(1, 74, 15)
+
+    def _at_least(self, *version: int) -> bool:
         if not self.version:
             return False
-        major, minor = (int(x) for x in self.version.split(".")[:2])
-        return (major, minor) >= (1, 100)
+        have = tuple(int(re.match(r"\d*", x).group() or 0) for x in self.version.split(".")[:3])  # type: ignore[union-attr]
+        return have >= version
+
+    def _post_route_exists(self, path: str) -> bool:
+        if path in (
+            "/user/new",
+            "/user/update",
+            "/user/delete",
+            "/team/member_add",
+            "/team/member_delete",
+            "/team/new",
+        ):
+            return True
+        if path in ("/user/bulk_update", "/team/bulk_member_add"):
+            return self.bulk_update
+        if path in ("/management/v1/users/bulk", "/management/v1/users/bulk_delete"):
+            return self.bulk
+        return self.bulk and re.fullmatch(r"/management/v1/teams/[^/]+/members/bulk_delete", path) is not None
 
     def add_team(self, team_id: str, alias: str | None) -> None:
         self.teams[team_id] = {"team_id": team_id, "team_alias": alias, "members_with_roles": []}
@@ -211,6 +236,8 @@ class FakeProxy:
     def _route(self, request: httpx.Request, path: str, body: dict[str, Any]) -> httpx.Response:
         if request.headers.get("authorization") != f"Bearer {MASTER}":
             return httpx.Response(401, json={"error": {"message": "Authentication Error", "type": "auth_error"}})
+        if request.method == "GET" and self._post_route_exists(path):  # how a route's existence is asked
+            return httpx.Response(405, json={"detail": "Method Not Allowed"})
         if path == "/health/readiness/details":
             if self.version is None:
                 return _not_found()
@@ -280,7 +307,7 @@ class FakeProxy:
             if not self._leave(uid, tid):
                 return httpx.Response(400, json={"detail": {"error": "User not found in team"}})
             return httpx.Response(200, json=self.teams[tid])
-        if not self.bulk:
+        if not self._post_route_exists(path):
             return _not_found()
         if path == "/user/bulk_update":
             results = []

@@ -22,6 +22,7 @@ from click.testing import CliRunner, Result
 
 from litellm_usersync.cli import cli
 from litellm_usersync.client import ProxyClient
+from litellm_usersync.models import version_tuple
 from litellm_usersync.settings import ClientSettings
 
 T = TypeVar("T")
@@ -35,6 +36,46 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+
+
+_CMP: dict[str, Callable[[tuple[int, ...], tuple[int, ...]], bool]] = {
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "==": lambda a, b: a == b,
+}
+
+
+def version_matches(version: str | None, spec: str) -> bool:
+    """``spec`` like ``">=1.74.15"``, ``"<1.100"`` or ``"==1.74.0"``, compared on (major, minor, patch)."""
+    op = next(o for o in (">=", "==", "<") if spec.startswith(o))
+    have, want = version_tuple(version), version_tuple(spec[len(op) :])
+    assert want is not None, spec
+    return have is not None and _CMP[op](have[: len(want)], want)
+
+
+@pytest.fixture(scope="session")
+def litellm_version(proxy: Proxy) -> str:
+    """The real proxy's LiteLLM version (the tests run on 1.110.2, 1.74.15.post2 and 1.74.0)."""
+
+    async def go(c: ProxyClient) -> str | None:
+        return await c.proxy_version()
+
+    version = proxy.run(go)
+    assert version, "the proxy did not say its version"
+    return version
+
+
+@pytest.fixture(autouse=True)
+def _litellm_marker(request: pytest.FixtureRequest) -> None:
+    """``@pytest.mark.litellm(">=1.74.15", reason=...)``: the test is about behaviour of those versions only."""
+    marker = request.node.get_closest_marker("litellm")
+    if marker is None:
+        return
+    version = request.getfixturevalue("litellm_version")
+    for spec in marker.args:
+        if not version_matches(version, spec):
+            why = marker.kwargs.get("reason", "version-specific behaviour")
+            pytest.skip(f"LiteLLM {spec} only ({why}); this proxy is {version}")
 
 
 @dataclass(frozen=True)

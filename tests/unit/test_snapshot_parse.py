@@ -64,5 +64,7 @@ def test_parse_team() -> None:
             TeamMember("u1", "a@x.com", "user"),
             TeamMember(None, "legacy@x.com", "user"),
         ),
+        roster_read=True,
     )
-    assert parse_team({"team_id": "t2", "team_alias": ""}) == Team("t2", None)
+    # no members_with_roles: no roster to trust (the users' own team lists stand in for it)
+    assert parse_team({"team_id": "t2", "team_alias": ""}) == Team("t2", None, roster_read=False)
