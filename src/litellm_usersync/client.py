@@ -960,6 +960,31 @@ class ProxyClient:
         roster = {m.get("user_id") for m in (data.get("members_with_roles") or []) if isinstance(m, dict)}
         return {uid for uid, _ in members if uid in roster} if roster else {uid for uid, _ in members}
 
+    async def read_team_rosters(self, team_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """The user ids on each team's roster (``members_with_roles``), read now with ``/team/info``.
+
+        The roster is the truth for membership (``user.teams`` can repeat or keep a team on 1.74). A team that
+        does not exist (404) is absent from the answer; any other failure raises.
+        """
+        wanted = sorted(set(team_ids))
+        found: dict[str, frozenset[str]] = {}
+        sem = asyncio.Semaphore(max(self.settings.concurrency, 1))
+
+        async def one(team_id: str) -> None:
+            async with sem:
+                try:
+                    data = await self.request_object("GET", "/team/info", params={"team_id": team_id})
+                except NotFoundError:
+                    return
+            info = data.get("team_info") if isinstance(data.get("team_info"), dict) else data
+            members = info.get("members_with_roles") if isinstance(info, dict) else None
+            found[team_id] = frozenset(
+                str(m["user_id"]) for m in (members or []) if isinstance(m, dict) and m.get("user_id")
+            )
+
+        await asyncio.gather(*(one(t) for t in wanted))
+        return found
+
     async def remove_team_member(self, team_id: str, user_id: str) -> None:
         """``POST /team/member_delete``. "User not found in team" counts as done."""
         try:

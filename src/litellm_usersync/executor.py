@@ -61,6 +61,8 @@ log = logging.getLogger("litellm_usersync.executor")
 
 MANAGED_METADATA = {"managed_by": "litellm-usersync"}
 DELETE_CHUNK = 100
+#: how many times one leave is sent while the team's roster read back still lists the user
+LEAVE_ROUNDS = 3
 
 ProgressCallback = Callable[[str, int, int], None]
 #: ``on_key(user_id, email, api_key, note)``: a key arrived; must make it durable before returning (raise
@@ -657,23 +659,57 @@ class Executor:
                     log.info("bulk leave for team %s failed (%s); one by one", tid, exc)
                 if rows is not None:
                     return _outcomes_from_rows(batch, rows, "not removed")
-            out: list[Outcome] = []
-            for a in batch:  # sequential within one team
-                if self._stop.is_set():
-                    break
-                try:
-                    await self.client.remove_team_member(tid, a.user_id)
-                    out.append(_done(a))
-                except AuthError:
-                    raise
-                except ProxyError as exc:
-                    out.append(_failed(a, exc))
-            return out
+            return await self._leave_one_by_one(tid, batch)
 
         outcomes: list[Outcome] = []
         for batches in self._rounds(actions):
             outcomes.extend(await self._each(list(batches.values()), team))
         return outcomes
+
+    async def _leave_one_by_one(self, tid: str, batch: list[RemoveMembership]) -> list[Outcome]:
+        """``member_delete`` per user (sequential within one team), then the roster read back: a user it still
+        lists gets the leave again, at most :data:`LEAVE_ROUNDS` times in all. An answer alone (200, or 400
+        "not found in team") is not proof: older proxies write rosters without a lock, and the roster, not
+        ``user.teams`` (which 1.74.15.post2 can leave repeating the team), is the truth for membership.
+
+        A user still listed after the last round keeps its "done" outcome (every call answered success):
+        the verification after the updates finds it and the fallback applies, as for any silent failure.
+        """
+        out: dict[str, Outcome] = {}
+        pending = list(batch)
+        for attempt in range(1, LEAVE_ROUNDS + 1):
+            for a in pending:
+                if self._stop.is_set():
+                    break
+                try:
+                    await self.client.remove_team_member(tid, a.user_id)
+                    out[a.key] = _done(a)
+                except AuthError:
+                    raise
+                except ProxyError as exc:
+                    out[a.key] = _failed(a, exc)
+            answered = [a for a in pending if a.key in out and out[a.key].ok]
+            if not answered or self._stop.is_set():
+                break
+            try:
+                roster = (await self.client.read_team_rosters([tid])).get(tid, frozenset())
+            except AuthError:
+                raise
+            except ProxyError as exc:  # not knowing is not "wrong": the verification reads again later
+                log.info("could not read team %s back after its leaves (%s)", self._label(tid), exc)
+                break
+            pending = [a for a in answered if a.user_id in roster]
+            if not pending:
+                break
+            if attempt < LEAVE_ROUNDS:
+                log.info(
+                    "%d user(s) still on team %s after a leave answered success (attempt %d of %d): sending again",
+                    len(pending),
+                    self._label(tid),
+                    attempt,
+                    LEAVE_ROUNDS,
+                )
+        return [out[a.key] for a in batch if a.key in out]
 
     async def apply_joins(self, actions: Sequence[AddMembership]) -> list[Outcome]:
         return await self._joins(actions)
@@ -915,6 +951,21 @@ class Executor:
                 raise
             except ProxyError as exc:
                 missing.append(f"{self._label(tid)}: {exc}")
+        if not missing and a.team_ids:
+            try:
+                row = (await self.client.read_users_by_ids([a.user_id])).get(a.user_id) or {}
+                rosters = await self.client.read_team_rosters(a.team_ids)
+            except AuthError:
+                raise
+            except ProxyError as exc:
+                missing.append(f"could not read the recreated user back: {exc}")
+            else:
+                listed = set(row.get("teams") or ())
+                missing.extend(
+                    f"{self._label(t)}: not in its teams after joining"
+                    for t in a.team_ids
+                    if t not in listed or a.user_id not in rosters.get(t, frozenset())
+                )
         note = "recreated by the fallback" + (f"; not carried over: {', '.join(lost)}" if lost else "")
         if missing:
             return Outcome(

@@ -266,6 +266,11 @@ class FakeProxy:
             return self._user_list(request.url.params)
         if path == "/v2/team/list":
             return self._page(list(self.teams.values()), request.url.params, "teams", "team_id")
+        if path == "/team/info":
+            tid = request.url.params.get("team_id", "")
+            if tid not in self.teams:
+                return httpx.Response(404, json={"error": {"message": f"Team not found, passed team id: {tid}."}})
+            return httpx.Response(200, json={"team_id": tid, "team_info": json.loads(json.dumps(self.teams[tid]))})
         if path == "/user/new":
             if body.get("user_role") not in (None, *PROXY_ROLES):
                 return httpx.Response(

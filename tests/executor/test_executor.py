@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from litellm_usersync.executor import Executor, apply_plan
+from litellm_usersync.executor import LEAVE_ROUNDS, Executor, apply_plan
 from litellm_usersync.identity import normalize_email
 from litellm_usersync.models import (
     KEY_PENDING,
@@ -42,7 +42,7 @@ from litellm_usersync.planner import build_plan
 from litellm_usersync.snapshot import read_snapshot
 
 from ..unit.test_planner import cases
-from ._fake_proxy import MASTER, FakeProxy, key_for
+from ._fake_proxy import MASTER, FakeProxy, Fault, key_for
 
 NEW = "1.110.2"
 OLD = "1.74.0"
@@ -1243,3 +1243,99 @@ async def test_a_recreation_brings_a_team_admin_role_back_where_the_proxy_allows
     assert result.recreated and result.success, result.error
     assert result.note == "recreated by the fallback"
     assert {m["user_id"]: m["role"] for m in fake.teams["t-ops"]["members_with_roles"]}["u-move"] == "admin"
+
+
+# Issue 15: the roster is the truth; a leave is repeated while the roster still lists the user
+
+
+async def test_a_move_of_a_user_whose_teams_list_its_old_team_twice_is_not_recreated() -> None:
+    """1.74.15.post2: user.teams ["t-dev", "t-dev"] with the user once on t-dev's roster; one leave removes one
+    copy. The roster says the move landed: no recreation (which would delete the user's keys)."""
+    fake = seeded(OLD)
+    fake.users["u-move"]["teams"] = ["t-dev", "t-dev"]
+    plan = await plan_on(fake, DesiredState((row("move@x.com", None, ["support"]),)), allow_delete=False)
+    (item,) = [i for i in plan.items if i.user_id == "u-move"]
+    assert item.old_team_ids == ("t-dev",), "user.teams is read as a set"
+    report = await run(fake, plan)
+    (result,) = [r for r in report.results if r.item.user_id == "u-move"]
+    assert result.success and not result.recreated, result.error
+    assert fake.count("POST /user/delete") == 0
+    assert fake.users["u-move"]["teams"] == ["t-dev", "t-sup"], "the stale copy is LiteLLM's; it is left alone"
+    assert "u-move" not in fake.rosters()["t-dev"] and "u-move" in fake.rosters()["t-sup"]
+    assert fake.count("POST /team/member_delete") == 1, "the roster read back confirmed the one leave"
+
+
+async def test_a_leave_whose_answer_lies_is_sent_again_until_the_roster_is_right() -> None:
+    fake = seeded(OLD)
+    lies = {"left": 1}
+
+    def first_leave_not_applied(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        if request.url.path == "/team/member_delete" and lies["left"]:
+            lies["left"] -= 1
+            return httpx.Response(200, json=fake.teams[body["team_id"]])  # answered, not applied
+        return None
+
+    fake.faults.append(first_leave_not_applied)
+    plan = await plan_on(fake, DesiredState((row("move@x.com", None, ["support"]),)), allow_delete=False)
+    report = await run(fake, plan)
+    (result,) = [r for r in report.results if r.item.user_id == "u-move"]
+    assert result.success and not result.recreated, result.error
+    assert fake.count("POST /team/member_delete") == 2
+    assert fake.state()["u-move"][2] == ("t-sup",)
+
+
+async def test_a_leave_still_on_the_roster_after_every_round_falls_back_to_verification() -> None:
+    fake = seeded(OLD)
+    fake.sticky.add(("u-move", "t-dev"))
+    plan = await plan_on(fake, DesiredState((row("move@x.com", None, ["support"]),)), allow_delete=False)
+    report = await run(fake, plan)
+    assert fake.count("POST /team/member_delete") >= LEAVE_ROUNDS, "bounded: sent LEAVE_ROUNDS times, then verified"
+    (result,) = [r for r in report.results if r.item.user_id == "u-move"]
+    assert result.recreated and result.success, result.error
+    assert fake.state()["u-move"][2] == ("t-sup",)
+
+
+@pytest.mark.parametrize("version", [NEW, OLD])
+async def test_a_recreation_leaves_the_teams_first_and_checks_its_joins(version: str) -> None:
+    """1.74.0's /user/delete keeps roster entries: without leaving first, the recreated user's join would answer
+    "already in team" and the user would be SUCCESS with empty teams."""
+    fake = seeded(version)
+    fake.faults.append(move_leaves_not_applied(fake))  # the move's leaves do not take; the fallback's do
+    plan = await plan_on(fake, DesiredState((row("move@x.com", None, ["support"]),)), allow_delete=False)
+    report = await run(fake, plan)
+    (result,) = [r for r in report.results if r.item.user_id == "u-move"]
+    assert result.recreated and result.success, result.error
+    assert fake.state()["u-move"][2] == ("t-sup",)
+    assert "u-move" in fake.rosters()["t-sup"] and "u-move" not in fake.rosters()["t-dev"]
+
+
+def move_leaves_not_applied(fake: FakeProxy) -> Fault:
+    """The move's leave (all LEAVE_ROUNDS of it) answers 200 without being applied; later leaves are applied."""
+    swallowed = {"n": 0}
+
+    def fault(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        if request.url.path == "/team/member_delete" and swallowed["n"] < LEAVE_ROUNDS:
+            swallowed["n"] += 1
+            return httpx.Response(200, json=fake.teams[body["team_id"]])
+        return None
+
+    return fault
+
+
+async def test_a_recreation_whose_join_leaves_no_team_is_not_success() -> None:
+    fake = seeded(OLD)
+    fake.faults.append(move_leaves_not_applied(fake))
+
+    def join_answers_but_drops_user_teams(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        if request.url.path == "/team/member_add" and fake.count("POST /user/delete"):
+            return httpx.Response(
+                400, json={"error": {"message": "User already in team.", "type": "team_member_already_in_team"}}
+            )
+        return None
+
+    fake.faults.append(join_answers_but_drops_user_teams)
+    plan = await plan_on(fake, DesiredState((row("move@x.com", None, ["support"]),)), allow_delete=False)
+    report = await run(fake, plan)
+    (result,) = [r for r in report.results if r.item.user_id == "u-move"]
+    assert result.recreated and not result.success
+    assert "not in its teams after joining" in (result.error or "")

@@ -13,7 +13,7 @@ from ..backup import read_plan_file, write_plan_file
 from ..csvfile import check_output_path, read_users_csv
 from ..identity import PROXY_ROLES, normalize_email
 from ..journal import KeyJournal
-from ..models import Plan, PlanOptions, RunReport
+from ..models import Plan, PlanOptions, ProxyFeatures, RunReport
 from ..planfile import check_plan_fresh
 from ..planner import build_plan
 from ..report import (
@@ -259,7 +259,7 @@ def sync_command(
         journal: KeyJournal | None = None
         say = out if output == "text" else err
 
-        async def run(stop: asyncio.Event) -> tuple[Plan, RunReport | None]:
+        async def run(stop: asyncio.Event) -> tuple[Plan, RunReport | None, ProxyFeatures]:
             nonlocal journal
             async with make_client(settings) as client:
                 with progress_bar(not debug) as progress:
@@ -282,7 +282,7 @@ def sync_command(
                 if plan_out:
                     write_plan_file(plan_out, plan, source=apply_plan_path or csv_file)
                 if dry_run or plan.refusals:
-                    return plan, None
+                    return plan, None, snapshot.features
                 if output == "text":
                     if plan.has_changes or plan.has_blocked:  # a row that will fail is shown, as on a dry run
                         out_marked(render_plan(plan, dry_run=False, limit=plan_limit(show_all)))
@@ -309,12 +309,19 @@ def sync_command(
                 except BaseException:  # a second signal, a run-ending error: the keys received so far
                     write_partial_report(journal, report_path, SYNC_REPORT_COLUMNS, say)
                     raise
-                return plan, report
+                return plan, report, snapshot.features
 
-        plan, report = run_async(run)
+        plan, report, features = run_async(run)
 
     if report is None:
-        _show_plan_only(plan, output=output, detailed_exitcode=detailed_exitcode, dry_run=dry_run, show_all=show_all)
+        _show_plan_only(
+            plan,
+            output=output,
+            detailed_exitcode=detailed_exitcode,
+            dry_run=dry_run,
+            show_all=show_all,
+            features=features,
+        )
         return
     written = write_secret_report(
         report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), out if output == "text" else err
@@ -323,6 +330,7 @@ def sync_command(
     if output == "json":
         data = report_to_dict(report)
         data["report_file"] = str(written)
+        data["proxy"] = features.to_dict()
         out(json.dumps(data, indent=2))
     elif output == "markdown":
         out(render_summary_markdown(report, limit=None if show_all else MARKDOWN_LISTED))
@@ -371,14 +379,23 @@ def _refuse_plan_shaping_options() -> None:
 
 
 def _show_plan_only(
-    plan: Plan, *, output: str, detailed_exitcode: bool, dry_run: bool = True, show_all: bool = False
+    plan: Plan,
+    *,
+    output: str,
+    detailed_exitcode: bool,
+    dry_run: bool = True,
+    show_all: bool = False,
+    features: ProxyFeatures | None = None,
 ) -> None:
     """A dry run, or a plan refused by a brake: show it and pick the exit code.
 
     Refusals go to stderr in every format (a cron job that drops stdout still logs why it exited 3).
     """
     if output == "json":
-        out(json.dumps(plan_to_dict(plan), indent=2))
+        data = plan_to_dict(plan)
+        if features is not None:  # what was detected on the proxy (docs/output.md)
+            data["proxy"] = features.to_dict()
+        out(json.dumps(data, indent=2))
     elif output == "markdown":
         out(render_plan_markdown(plan, dry_run=dry_run, limit=None if show_all else MARKDOWN_LISTED))
     else:
