@@ -960,13 +960,29 @@ class ProxyClient:
         roster = {m.get("user_id") for m in (data.get("members_with_roles") or []) if isinstance(m, dict)}
         return {uid for uid, _ in members if uid in roster} if roster else {uid for uid, _ in members}
 
+    async def _read_rosters(self) -> list[tuple[str, frozenset[str]]]:
+        def roster(t: dict[str, Any]) -> tuple[str, frozenset[str]]:
+            members = t.get("members_with_roles") or []
+            return str(t.get("team_id")), frozenset(
+                str(m["user_id"]) for m in members if isinstance(m, dict) and m.get("user_id")
+            )
+
+        return await self.read_all_teams(parse=roster)
+
     async def read_team_rosters(self, team_ids: Iterable[str]) -> dict[str, frozenset[str]]:
-        """The user ids on each team's roster (``members_with_roles``), read now with ``/team/info``.
+        """The user ids on each team's roster (``members_with_roles``), read now: one team with ``/team/info``,
+        several with the team pages (``/v2/team/list``, 100 teams a request: not one request per team).
 
         The roster is the truth for membership (``user.teams`` can repeat or keep a team on 1.74). A team that
-        does not exist (404) is absent from the answer; any other failure raises.
+        does not exist is absent from the answer; any other failure raises.
         """
         wanted = sorted(set(team_ids))
+        if len(wanted) > 1:
+            try:
+                rows = await self._read_rosters()
+            except RefusedError as exc:  # teams changed while read: the rosters are not known (a read failure)
+                raise ProxyError(str(exc), method="GET", path="/v2/team/list") from exc
+            return {tid: members for tid, members in rows if tid in wanted}
         found: dict[str, frozenset[str]] = {}
         sem = asyncio.Semaphore(max(self.settings.concurrency, 1))
 
