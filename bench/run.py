@@ -51,9 +51,12 @@ from litellm_usersync.snapshot import read_snapshot
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PY = sys.executable
-#: the most requests a sync may make besides the page reads, whatever N (today: the version from
-#: /health/readiness/details and the caller's identity from /key/info; an auth probe would be a third)
-CONSTANT_REQUESTS = 3
+#: the most requests a sync may make besides the page reads, whatever N: the version (one request on 1.110,
+#: two on 1.74: /health/readiness/details answers 404 there), the caller's identity (/key/info) and one GET
+#: per batch route asking whether it exists (5: ProxyClient.detect_features)
+CONSTANT_REQUESTS = 8
+#: the GETs that ask whether a batch route exists (counted in the constant)
+PROBE = re.compile(r"GET (/management/v1/|/user/bulk_update$|/team/bulk_member_add$)")
 WALL_RATIO_TARGET = 1.3
 RSS_TARGET_MB = 200.0
 RSS_TARGET_AT = 10_000
@@ -141,9 +144,17 @@ async def _seed(proxy: Proxy, n: int, teams: int) -> Seeded:
             for email, (role, t) in users.items()
         ]
         rows = await c.bulk_create_users(bodies)
-        if rows is None:
-            sys.exit("this proxy has no /management/v1/users/bulk (LiteLLM < 1.100): cannot seed through batches")
-        failed = sum(1 for r in rows if not r.success or r.error)
+        if rows is None:  # LiteLLM < 1.100 has no /management/v1/users/bulk: one /user/new per user
+
+            async def one(body: dict[str, object]) -> bool:
+                async with sem:
+                    created = await c.create_user(body)
+                # 1.74 answers teams: null (it joins them after answering); 1.110 names the teams joined
+                return not created.teams or set(created.teams) >= set(body.get("teams") or ())
+
+            failed = sum(1 for ok in await asyncio.gather(*(one(b) for b in bodies)) if not ok)
+        else:
+            failed = sum(1 for r in rows if not r.success or r.error)
         requests = dict(c.request_counts)
     return Seeded(users, time.perf_counter() - t0, requests, failed)
 
@@ -322,14 +333,16 @@ def per_team_chunks(team_indexes: list[int]) -> int:
     return sum(math.ceil(n / BULK_CHUNK) for n in Counter(team_indexes).values())
 
 
-def expected_change_requests(ch: Changes) -> dict[str, int]:
+def expected_change_requests(ch: Changes, teams: int) -> dict[str, int]:
     """The fewest writes (and verification reads) the proxy's API allows for these changes.
 
     Users: one batch per 500 for each kind. Memberships: the proxy has no cross-team batch
     (``/team/member_add``, ``/team/bulk_member_add`` and ``.../members/bulk_delete`` take one team), so joins
-    and leaves cost one request per team touched (per 500 members). Verification: moved users read back by
-    id, ``page_size`` (100) ids per ``/user/list`` request. ``/user/bulk_update`` also clears the "key
-    pending" marker of the new users once their keys are on disk: one more request per chunk of adds.
+    and leaves cost one request per team touched (per 500 members); a team whose leaves go one by one
+    (old proxies, or a single leaving member) reads its roster back once. Verification: moved users read
+    back by id, ``page_size`` (100) ids per ``/user/list`` request, plus the team pages (their rosters).
+    ``/user/bulk_update`` also clears the "key pending" marker of the new users once their keys are on disk:
+    one more request per chunk of adds.
     """
     return {
         "creates": math.ceil(len(ch.adds) / BULK_CHUNK),
@@ -337,7 +350,9 @@ def expected_change_requests(ch: Changes) -> dict[str, int]:
         "role changes": math.ceil(len(ch.role_changes) / BULK_CHUNK) + math.ceil(len(ch.adds) / BULK_CHUNK),
         "joins (per team)": per_team_chunks([new for _e, _o, new in ch.moves]),
         "leaves (per team)": per_team_chunks([old for _e, old, _n in ch.moves]),
-        "verification reads": math.ceil(len(ch.moves) / DEFAULT_PAGE_SIZE),
+        "leave read-backs (per team)": per_team_chunks([old for _e, old, _n in ch.moves]),
+        "verification reads": math.ceil(len(ch.moves) / DEFAULT_PAGE_SIZE)
+        + (math.ceil(teams / DEFAULT_PAGE_SIZE) if ch.moves else 0),
     }
 
 
@@ -384,12 +399,17 @@ def categorize(counts: dict[str, int], user_pages: int, team_pages: int) -> tupl
     constant: list[str] = []
     for key, n in counts.items():
         path = key.split(" ", 1)[1]
-        if key == "GET /user/list":
+        if PROBE.match(key):
+            out["constant"] += n
+            constant.append(key)
+        elif key == "GET /user/list":
             out["user pages"] += min(n, user_pages)
             out["verification reads"] += n - min(n, user_pages)
         elif key == "GET /v2/team/list":
             out["team pages"] += min(n, team_pages)
-            out["constant"] += n - min(n, team_pages)
+            out["verification reads"] += n - min(n, team_pages)  # the rosters of the moved users' teams
+        elif key == "GET /team/info":
+            out["leave read-backs (per team)"] += n
         elif path in ("/management/v1/users/bulk", "/user/new"):
             out["creates"] += n
         elif path in ("/management/v1/users/bulk_delete", "/user/delete"):
@@ -627,7 +647,7 @@ def bench_size(proxy: Proxy, args: argparse.Namespace, n: int, workdir: Path) ->
         nochange_runs=nochange,
         floors=floors,
         debug_run=debug_run,
-        expected_writes=expected_change_requests(ch),
+        expected_writes=expected_change_requests(ch, args.teams),
     )
     if n in args.no_bulk_at:
         print(f"[N={n}] reseeding for the --no-bulk comparison ...", flush=True)

@@ -122,6 +122,32 @@ def proxy() -> Proxy:
     return Proxy(url, key)
 
 
+async def create_users(c: ProxyClient, bodies: list[dict[str, Any]]) -> None:
+    """Arrange users (``/user/new`` bodies, ``teams`` optional): one batch per 500 where the proxy has
+    ``/management/v1/users/bulk`` (1.110), else (1.74) one ``/user/new`` each without teams, then one
+    ``/team/member_add`` list per team: 1.74 writes rosters without a lock, so concurrent creates joining one
+    team would lose roster entries. Asserts that every user was created."""
+    rows = await c.bulk_create_users(bodies)
+    if rows is not None:
+        assert all(r.success for r in rows), [r for r in rows if not r.success]
+        return
+    sem = asyncio.Semaphore(8)
+
+    async def one(body: dict[str, Any]) -> None:
+        async with sem:
+            await c.create_user({k: v for k, v in body.items() if k != "teams"})
+
+    await asyncio.gather(*(one(b) for b in bodies))
+    per_team: dict[str, list[tuple[str, str | None]]] = {}
+    for b in bodies:
+        for t in b.get("teams") or ():
+            per_team.setdefault(t, []).append((b["user_id"], b.get("user_email")))
+    for team_id, members in per_team.items():
+        for i in range(0, len(members), 100):
+            added = await c.add_team_members(team_id, members[i : i + 100])
+            assert added == {uid for uid, _ in members[i : i + 100]}
+
+
 def reset_proxy() -> None:
     if not (TOOL / "reset").exists():
         pytest.fail(f"cannot reset the proxy: {TOOL / 'reset'} not found (set LITELLM_PROXY_TOOL)")

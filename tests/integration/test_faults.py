@@ -43,7 +43,7 @@ from litellm_usersync.identity import DEFAULT_USER_ID, normalize_email
 
 from ..faultproxy import APPLIED_KINDS, Decision, FaultConfig, FaultProxy
 from ._keys import key_info, key_problems, pending_markers, recorded_keys
-from .conftest import REPO, Proxy
+from .conftest import REPO, Proxy, create_users
 
 #: the CLI's per-response timeout in these tests, and a latency fault that exceeds it. The real proxy
 #: answers every request of these scenarios well within TIMEOUT_S (a bulk create of 100 users with keys
@@ -146,9 +146,7 @@ def build_scenario(
     ]
 
     async def arrange(c: ProxyClient) -> list[dict[str, Any]]:
-        for i in range(0, len(bodies), 250):
-            rows_ = await c.bulk_create_users(bodies[i : i + 250])
-            assert rows_ is not None and all(r.success for r in rows_), rows_
+        await create_users(c, bodies)
         for b in outsiders:
             await c.create_user({**b, "auto_create_key": False})
         return await c.read_all_users()
@@ -434,8 +432,7 @@ def test_delete_whose_answer_was_lost_is_finished_with_one_read_not_one_request_
     ids = [f"del{i:03d}@{DOMAIN}" for i in range(40)]
 
     async def arrange(c: ProxyClient) -> None:
-        rows = await c.bulk_create_users([_seed_body(e, "internal_user", []) for e in ids])
-        assert rows is not None and all(r.success for r in rows)
+        await create_users(c, [_seed_body(e, "internal_user", []) for e in ids])
 
     clean_proxy.run(arrange)
     fp = fault_proxy(seed=3, rate=1.0, kinds=("lost_502", "reset_after"), methods=frozenset({"POST"}), first_only=True)

@@ -15,7 +15,7 @@ import pytest
 from litellm_usersync.client import ProxyClient
 from litellm_usersync.identity import DEFAULT_USER_ID
 
-from .conftest import Proxy, write
+from .conftest import Proxy, create_users, write
 
 DOMAIN = "safety.example"
 FIELDS = ("user_email", "user_role", "teams", "metadata", "updated_at")
@@ -35,8 +35,7 @@ def arrange(proxy: Proxy, users: list[tuple[str, str | None]], team: str | None 
             }
             for email, role in users
         ]
-        rows = await c.bulk_create_users(bodies)
-        assert rows is not None and all(r.success for r in rows), rows
+        await create_users(c, bodies)
 
     proxy.run(go)
 

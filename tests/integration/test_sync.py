@@ -17,7 +17,7 @@ from click.testing import Result
 from litellm_usersync import PlanOptions, apply_plan, build_plan, parse_users_csv, read_snapshot
 from litellm_usersync.client import ProxyClient
 
-from .conftest import Proxy, live_users, teams_of, write
+from .conftest import Proxy, create_users, live_users, teams_of, write
 
 SEED_CSV = """email,role,team_name
 user@example.com,internal_user,development
@@ -396,8 +396,7 @@ def test_pagination_over_250_users(
             }
             for i in range(n)
         ]
-        rows = await c.bulk_create_users(bodies)
-        assert rows is not None and all(r.success for r in rows)
+        await create_users(c, bodies)
 
     clean_proxy.run(arrange)
     # keep 0..239, move 0..9 to t2, promote 10..19, delete 240..259 (beyond the first pages), add 5
