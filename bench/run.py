@@ -144,15 +144,25 @@ async def _seed(proxy: Proxy, n: int, teams: int) -> Seeded:
             for email, (role, t) in users.items()
         ]
         rows = await c.bulk_create_users(bodies)
-        if rows is None:  # LiteLLM < 1.100 has no /management/v1/users/bulk: one /user/new per user
+        if rows is None:  # LiteLLM < 1.100 has no /management/v1/users/bulk: one /user/new per user,
+            # without teams, then one member_add list per team (1.74 writes rosters without a lock: concurrent
+            # creates joining one team would lose roster entries)
 
-            async def one(body: dict[str, object]) -> bool:
+            async def one(body: dict[str, object]) -> None:
                 async with sem:
-                    created = await c.create_user(body)
-                # 1.74 answers teams: null (it joins them after answering); 1.110 names the teams joined
-                return not created.teams or set(created.teams) >= set(body.get("teams") or ())
+                    await c.create_user({k: v for k, v in body.items() if k != "teams"})
 
-            failed = sum(1 for ok in await asyncio.gather(*(one(b) for b in bodies)) if not ok)
+            await asyncio.gather(*(one(b) for b in bodies))
+            per_team: dict[str, list[tuple[str, str | None]]] = {}
+            for email, (_role, t) in users.items():
+                per_team.setdefault(team_alias(t), []).append((email, email))
+
+            async def join(team_id: str, members: list[tuple[str, str | None]]) -> int:
+                async with sem:
+                    added = await c.add_team_members(team_id, members)
+                return len(members) - len(added)
+
+            failed = sum(await asyncio.gather(*(join(t, m) for t, m in per_team.items())))
         else:
             failed = sum(1 for r in rows if not r.success or r.error)
         requests = dict(c.request_counts)
