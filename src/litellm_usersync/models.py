@@ -328,14 +328,6 @@ class Snapshot:
                     result.setdefault(u.user_id, set()).add(tid)
         return {uid: frozenset(tids) for uid, tids in result.items()}
 
-    def stale_team_ids_of(self, user_id: str) -> frozenset[str]:
-        """Teams the user's own ``teams`` list names but whose read roster does not list the user."""
-        u = self.users_by_id.get(user_id)
-        if u is None:
-            return frozenset()
-        known = self.teams_by_id
-        return frozenset(t for t in u.team_ids if t in known and known[t].roster_read) - self.team_ids_of(user_id)
-
     def team_ids_of(self, user_id: str) -> frozenset[str]:
         return self.memberships.get(user_id, frozenset())
 
