@@ -402,6 +402,8 @@ class Executor:
             for o in await self._joins(joins, progress=False)
             if isinstance(o.action, AddMembership)
         }
+        if not await self.client.user_delete_cascades():
+            await self._rejoin_stale_rosters([o for o in join_outcomes.values() if o.ok])
         for o in created:
             a = o.action
             if o.ok and isinstance(a, CreateUser):
@@ -416,6 +418,33 @@ class Executor:
                     o = Outcome(a, OutcomeStatus.FAILED, error="; ".join(errors), api_key=o.api_key, note=o.note)
             outcomes.append(o)
         return outcomes
+
+    async def _rejoin_stale_rosters(self, joined: list[Outcome]) -> None:
+        """Where ``/user/delete`` leaves rosters behind (1.74.0), a new user whose id was deleted there before
+        (by anyone) is still on those rosters: its join answers "already in team" and its ``user.teams`` stays
+        without the team. The new users are read back; such a join is done again: leave, then join."""
+        actions = [o.action for o in joined if isinstance(o.action, AddMembership)]
+        if not actions or self.stopping:
+            return
+        try:
+            rows = await self.client.read_users_by_ids(sorted({a.user_id for a in actions}))
+        except AuthError:
+            raise
+        except ProxyError as exc:  # the joins answered success; the verification of a sync reads again later
+            log.info("could not read the new users back after their joins (%s)", exc)
+            return
+        for a in actions:
+            row = rows.get(a.user_id)
+            if row is None or a.team_id in (row.get("teams") or ()):
+                continue
+            log.info("%s: a stale roster entry on team %s; leaving and joining again", a.email, self._label(a.team_id))
+            try:
+                await self.client.remove_team_member(a.team_id, a.user_id)
+                await self.client.add_team_members(a.team_id, [(a.user_id, a.email)])
+            except AuthError:
+                raise
+            except ProxyError as exc:
+                log.info("rejoining %s to team %s failed (%s)", a.email, self._label(a.team_id), exc)
 
     async def _create_one(self, a: CreateUser) -> list[Outcome]:
         try:

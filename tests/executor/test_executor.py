@@ -1339,3 +1339,18 @@ async def test_a_recreation_whose_join_leaves_no_team_is_not_success() -> None:
     (result,) = [r for r in report.results if r.item.user_id == "u-move"]
     assert result.recreated and not result.success
     assert "not in its teams after joining" in (result.error or "")
+
+
+async def test_a_new_user_whose_id_is_still_on_a_roster_is_really_joined() -> None:
+    """1.74.0: a user deleted earlier (by anyone) stays on its teams' rosters; the tool creating a user with that
+    id again got "already in team" for its join and left user.teams without the team."""
+    fake = seeded(OLD)
+    fake.add_user("back@x.com", "back@x.com", "internal_user", ("t-sup",))
+    del fake.users["back@x.com"]  # deleted outside the tool, on a proxy that keeps roster entries
+    assert "back@x.com" in fake.rosters()["t-sup"]
+    plan = await plan_on(fake, DesiredState((row("back@x.com", "internal_user", ["support"]),)), allow_delete=False)
+    report = await run(fake, plan)
+    (result,) = [r for r in report.results if r.item.email == "back@x.com"]
+    assert result.success, result.error
+    assert fake.state()["back@x.com"][2] == ("t-sup",), "user.teams names the team"
+    assert fake.rosters()["t-sup"].count("back@x.com") == 1
