@@ -980,21 +980,6 @@ class Executor:
                 raise
             except ProxyError as exc:
                 missing.append(f"{self._label(tid)}: {exc}")
-        if not missing and a.team_ids:
-            try:
-                row = (await self.client.read_users_by_ids([a.user_id])).get(a.user_id) or {}
-                rosters = await self.client.read_team_rosters(a.team_ids)
-            except AuthError:
-                raise
-            except ProxyError as exc:
-                missing.append(f"could not read the recreated user back: {exc}")
-            else:
-                listed = set(row.get("teams") or ())
-                missing.extend(
-                    f"{self._label(t)}: not in its teams after joining"
-                    for t in a.team_ids
-                    if t not in listed or a.user_id not in rosters.get(t, frozenset())
-                )
         note = "recreated by the fallback" + (f"; not carried over: {', '.join(lost)}" if lost else "")
         if missing:
             return Outcome(

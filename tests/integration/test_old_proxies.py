@@ -26,6 +26,7 @@ from click.testing import Result
 from litellm_usersync import PlanOptions, apply_plan, build_plan, parse_users_csv, read_snapshot
 from litellm_usersync.client import ProxyClient
 from litellm_usersync.errors import RejectedError
+from litellm_usersync.executor import LEAVE_ROUNDS
 
 from .conftest import Proxy, write
 
