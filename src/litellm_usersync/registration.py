@@ -24,6 +24,7 @@ from .models import (
     Snapshot,
 )
 from .planner import build_plan
+from .wording import count_users, listed
 
 RESULT_COLUMNS = ("email", "role", "user_id", "team_name", "models", "api_keys", "invitation_url")
 ERROR_COLUMNS = ("email", "role", "error_reason")
@@ -161,17 +162,6 @@ def _key_text(item: PlanItem) -> str:
     return f", Key Name: {alias}" if alias else ""
 
 
-def _users(n: int) -> str:
-    return f"{n:,} user" if n == 1 else f"{n:,} users"
-
-
-def _listed(lines: list[str], limit: int | None, indent: str = "  ") -> list[str]:
-    """At most ``limit`` lines, then one saying how many more (``limit`` None: all)."""
-    if limit is None or len(lines) <= limit:
-        return [indent + x for x in lines]
-    return [indent + x for x in lines[:limit]] + [f"{indent}… and {len(lines) - limit:,} more — `--show-all`"]
-
-
 def describe_registration(i: PlanItem) -> str:
     """One ``+`` line of the add plan; a role from ``--user-role`` is marked, as sync marks it."""
     teams = ", ".join(i.team_names) or "-"
@@ -203,7 +193,7 @@ def render_add_plan(add: AddPlan, *, dry_run: bool, limit: int | None = None) ->
         lines.append(f"  Rows that cannot be applied: {len(add.blocked)}")
     lines.append("")
     lines.append("DRY RUN - Users that would be created:" if dry_run else "Users to be created:")
-    lines.extend(_listed([describe_registration(i) for i in add.creatable], limit))
+    lines.extend(listed([describe_registration(i) for i in add.creatable], limit, "  "))
     if not add.creatable:
         lines.append("  (none)")
     if add.repairs:
@@ -219,11 +209,11 @@ def render_add_plan(add: AddPlan, *, dry_run: bool, limit: int | None = None) ->
     if add.existing:
         lines.append("")
         lines.append("  Skipped (already exist; use sync to change them):")
-        lines.extend(_listed([f"! {e.want.email}: {e.reason}" for e in add.existing], limit))
+        lines.extend(listed([f"! {e.want.email}: {e.reason}" for e in add.existing], limit, "  "))
     if add.blocked:
         lines.append("")
         lines.append("  Cannot be applied:")
-        lines.extend(_listed([f"✗ {i.email}: {i.blocked}" for i in add.blocked], limit))
+        lines.extend(listed([f"✗ {i.email}: {i.blocked}" for i in add.blocked], limit, "  "))
     lines.append("")
     lines.append(render_add_counts(add))
     return "\n".join(lines)
@@ -319,19 +309,21 @@ def render_add_summary(add: AddPlan, outcome: AddOutcome) -> str:
     no_link = [r for r in created if (reg := outcome.registrations.get(r.item.user_id)) and reg.invitation_error]
     lines = [
         "Summary:",
-        f"  Successfully created: {_users(len(created))}",
-        f"  Already existed (skipped): {_users(len(add.existing))}",
-        f"  Failed: {_users(len(failed))}",
+        f"  Successfully created: {count_users(len(created))}",
+        f"  Already existed (skipped): {count_users(len(add.existing))}",
+        f"  Failed: {count_users(len(failed))}",
     ]
     if partial:
-        lines.append(f"  Created but not in every team: {_users(len(partial))}")
+        lines.append(f"  Created but not in every team: {count_users(len(partial))}")
     if no_link:
-        lines.append(f"  Created without an invitation link: {_users(len(no_link))}")
+        lines.append(f"  Created without an invitation link: {count_users(len(no_link))}")
     if add.repairs:
-        lines.append(f"  Repaired after an interrupted run: {_users(len(add.repairs))} (new keys / invitation links)")
+        lines.append(
+            f"  Repaired after an interrupted run: {count_users(len(add.repairs))} (new keys / invitation links)"
+        )
     if outcome.report.keys_unknown:
         lines.append(
-            f"  Users with no known API key: {_users(len(outcome.report.keys_unknown))} "
+            f"  Users with no known API key: {count_users(len(outcome.report.keys_unknown))} "
             "(run again: the next run issues new keys)"
         )
     if outcome.report.interrupted:

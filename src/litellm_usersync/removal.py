@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .identity import DEFAULT_USER_ID
 from .models import DeleteUser, DesiredState, ItemKind, LiveUser, Plan, PlanItem, PlanOptions, RunReport, Snapshot
 from .settings import default_max_delete
+from .wording import count_users, listed
 
 RESULT_COLUMNS = ("email", "user_id", "status")
 ERROR_COLUMNS = ("email", "user_id", "error_reason")
@@ -112,17 +113,6 @@ def describe_deletion(item: PlanItem) -> str:
     )
 
 
-def _users(n: int) -> str:
-    return f"{n:,} user" if n == 1 else f"{n:,} users"
-
-
-def _listed(lines: list[str], limit: int | None, indent: str = "  ") -> list[str]:
-    """At most ``limit`` lines, then one saying how many more (``limit`` None: all)."""
-    if limit is None or len(lines) <= limit:
-        return [indent + x for x in lines]
-    return [indent + x for x in lines[:limit]] + [f"{indent}… and {len(lines) - limit:,} more — `--show-all`"]
-
-
 def render_delete_counts(dp: DeletePlan) -> str:
     """The plan's counts on one line, the plan's last line (``| tail -1``)."""
     text = f"Deletion plan: {len(dp.plan.items):,} to delete, {len(dp.errors):,} cannot be deleted."
@@ -146,14 +136,14 @@ def render_delete_plan(dp: DeletePlan, *, dry_run: bool, limit: int | None = Non
         "",
         "DRY RUN - Users that would be deleted:" if dry_run else "Users to be deleted:",
     ]
-    lines.extend(_listed([describe_deletion(i) for i in items], limit))
+    lines.extend(listed([describe_deletion(i) for i in items], limit, "  "))
     if not items:
         lines.append("  (none)")
     if dp.errors:
         lines.append("")
         lines.append("  Not deleted:")
         lines.extend(
-            _listed([f"✗ {e.email}{f' ({e.user_id})' if e.user_id else ''}: {e.reason}" for e in dp.errors], limit)
+            listed([f"✗ {e.email}{f' ({e.user_id})' if e.user_id else ''}: {e.reason}" for e in dp.errors], limit, "  ")
         )
     if dp.plan.refusals and with_refusals:
         lines.append("")
@@ -181,8 +171,8 @@ def render_delete_summary(dp: DeletePlan, report: RunReport) -> str:
     failed = len(report.results) - deleted
     lines = [
         "Summary:",
-        f"  Deleted: {_users(deleted)}",
-        f"  Failed: {_users(failed)}",
+        f"  Deleted: {count_users(deleted)}",
+        f"  Failed: {count_users(failed)}",
         f"  Not deleted (not found, protected, ambiguous): {len(dp.errors)} row" + ("" if len(dp.errors) == 1 else "s"),
     ]
     if report.interrupted:

@@ -7,6 +7,7 @@ from typing import Any
 
 from .identity import join_team_names, mask_secret
 from .models import ItemKind, ItemResult, Plan, PlanItem, RebindKeys, ReissueKey, RemoveMembership, RunReport
+from .wording import listed
 
 SYNC_REPORT_COLUMNS = ("action", "email", "user_id", "role", "team_name", "api_keys", "status", "error_reason")
 PLAN_SCHEMA_VERSION = 1
@@ -163,15 +164,6 @@ def render_plan_counts(plan: Plan, *, title: str = "sync") -> str:
     return text
 
 
-def _listed(items: Sequence[str], limit: int | None, indent: str) -> list[str]:
-    """Lines for ``items``; past ``limit`` one line says how many more and how to see them."""
-    if limit is None or len(items) <= limit:
-        return [indent + i for i in items]
-    shown = [indent + i for i in items[:limit]]
-    shown.append(f"{indent}… and {len(items) - limit:,} more — `--show-all`")
-    return shown
-
-
 def render_plan_changes(
     plan: Plan, *, header: str = "DRY RUN - Changes that would be made:", limit: int | None = None
 ) -> str:
@@ -182,7 +174,7 @@ def render_plan_changes(
         if items:
             lines.append("")
             lines.append(f"  Users to {title}:")
-            lines.extend(_listed([describe_item(i, plan.team_label) for i in items], limit, "    "))
+            lines.extend(listed([describe_item(i, plan.team_label) for i in items], limit, "    "))
     if plan.skipped:
         lines.append("")
         lines.append("  Users left alone:")
@@ -394,7 +386,7 @@ def render_summary(report: RunReport, *, limit: int | None = None) -> str:
     if failed:
         lines.append("")
         lines.append("Failed:")
-        lines.extend(_listed([f"✗ {r.item.kind.value} {r.item.email}: {r.error}" for r in failed], limit, "  "))
+        lines.extend(listed([f"✗ {r.item.kind.value} {r.item.email}: {r.error}" for r in failed], limit, "  "))
     if not_started:
         lines.append("")
         lines.append(

@@ -401,13 +401,6 @@ def printer(output: str) -> Callable[..., None]:
     return out_marked if output == "text" else (lambda *_args: None)
 
 
-def listed_lines(lines: list[str], limit: int | None, *, more: str = "`--show-all`") -> list[str]:
-    """At most ``limit`` of ``lines``, then ``… and N more — MORE`` (``limit`` None: all of them)."""
-    if limit is None or len(lines) <= limit:
-        return lines
-    return [*lines[:limit], f"… and {len(lines) - limit:,} more — {more}"]
-
-
 def print_json(doc: Any) -> None:
     import json
 

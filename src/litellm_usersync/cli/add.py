@@ -28,6 +28,7 @@ from ..registration import (
 )
 from ..report import MARKDOWN_LISTED, plan_to_dict, render_plan_markdown, render_summary_markdown
 from ..snapshot import read_snapshot
+from ..wording import listed
 from ._common import (
     CliExit,
     ExitCode,
@@ -36,7 +37,6 @@ from ._common import (
     debug_plan,
     exit_for_report,
     handle_errors,
-    listed_lines,
     make_client,
     out,
     output_option,
@@ -244,9 +244,9 @@ def add_command(
         created_lines.append(f"✓ {verb}: {email} (role: {role}, user_id: {user_id}{extra})")
     errors = error_rows(add, outcome)
     error_lines = [f"✗ {email} ({role}): {reason}" for email, role, reason in errors]
-    for line in listed_lines(created_lines, limit, more=f"all in {result_file}"):
+    for line in listed(created_lines, limit, more=f"all in {result_file}"):
         say(line)
-    for line in listed_lines(error_lines, limit, more=f"all in {error_file}"):
+    for line in listed(error_lines, limit, more=f"all in {error_file}"):
         say(line)
     say()
     say(render_add_summary(add, outcome))

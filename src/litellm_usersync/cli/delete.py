@@ -21,6 +21,7 @@ from ..removal import (
 )
 from ..report import MARKDOWN_LISTED, plan_to_dict, render_plan_markdown, render_summary_markdown
 from ..snapshot import read_snapshot
+from ..wording import listed
 from ._common import (
     CliExit,
     ExitCode,
@@ -30,7 +31,6 @@ from ._common import (
     err,
     exit_for_report,
     handle_errors,
-    listed_lines,
     make_client,
     out,
     output_option,
@@ -180,9 +180,9 @@ def delete_command(
     errors = error_rows(dp, report)
     deleted_lines = [f"✓ Deleted user: {email} ({user_id})" for email, user_id, _status in result_rows(report)]
     error_lines = [f"✗ {email}{f' ({user_id})' if user_id else ''}: {reason}" for email, user_id, reason in errors]
-    for line in listed_lines(deleted_lines, limit, more=f"all in {result_file}"):
+    for line in listed(deleted_lines, limit, more=f"all in {result_file}"):
         say(line)
-    for line in listed_lines(error_lines, limit, more=f"all in {error_file}"):
+    for line in listed(error_lines, limit, more=f"all in {error_file}"):
         say(line)
     say()
     say(render_delete_summary(dp, report))
