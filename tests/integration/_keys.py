@@ -10,6 +10,7 @@ import pathlib
 from typing import Any
 
 from litellm_usersync.client import ProxyClient
+from litellm_usersync.errors import NotFoundError
 from litellm_usersync.identity import normalize_email
 from litellm_usersync.models import KEY_PENDING
 
@@ -39,12 +40,18 @@ def recorded_keys(folder: pathlib.Path) -> dict[str, set[str]]:
 
 
 def key_info(proxy: Proxy, keys: set[str]) -> dict[str, tuple[str | None, str]]:
-    """``key -> (owner user_id, status)`` from ``/key/info`` on the real proxy (status ``active``/``deleted``)."""
+    """``key -> (owner user_id, status)`` from ``/key/info`` on the real proxy (status ``active``/``deleted``).
+
+    1.110 keeps a revoked key's row (``status: deleted``); 1.74 removes it and answers 404: both are "deleted"."""
 
     async def go(c: ProxyClient) -> dict[str, tuple[str | None, str]]:
-        out = {}
+        out: dict[str, tuple[str | None, str]] = {}
         for k in sorted(keys):
-            info = (await c.request_object("GET", "/key/info", params={"key": k})).get("info") or {}
+            try:
+                info = (await c.request_object("GET", "/key/info", params={"key": k})).get("info") or {}
+            except NotFoundError:
+                out[k] = (None, "deleted")
+                continue
             out[k] = (info.get("user_id"), str(info.get("status") or "active"))
         return out
 
