@@ -5,6 +5,7 @@ No I/O, no clock, no randomness. Safety brakes are checked here and reported as 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from .identity import DEFAULT_USER_ID, PROXY_ROLES, nfc_email, normalize_email, resolve_team, team_problem
@@ -142,6 +143,64 @@ def _plan_existing_user(
     return replace(item, kind=kind, actions=(reissue, *item.actions))
 
 
+def plan_leaves(
+    user_id: str,
+    email: str,
+    leaving: frozenset[str],
+    joins: Sequence[AddMembership],
+    snapshot: Snapshot,
+    options: PlanOptions,
+) -> tuple[list[Action], int, int, str | None]:
+    """The leaves of one user's team move, after its ``joins``: ``(actions, keys destroyed, keys re-bound, error)``.
+
+    A leave destroys the user's keys bound to that team (API contract §2.12; ``snapshot.team_keys``, read by
+    :func:`~litellm_usersync.snapshot.with_team_keys`): each ``RemoveMembership`` says how many. With
+    ``options.keep_team_keys`` a move from one team to one other re-binds them first (``RebindKeys``); any other
+    move holding team keys gets ``error`` (the row must be blocked). Shared by ``sync`` and ``restore``.
+    """
+    actions: list[Action] = []
+    requires = tuple(j.key for j in joins)
+    ordered = sorted(leaving)
+    doomed = {t: snapshot.team_keys_of(user_id, t) for t in ordered}
+    kept = 0
+    error = None
+    if options.keep_team_keys and any(doomed.values()):
+        if len(ordered) == 1 and len(joins) == 1:
+            # one team -> one other: the keys move with the user (before the leave that would delete them)
+            keys = doomed[ordered[0]]
+            rebind = RebindKeys(
+                user_id, email, ordered[0], joins[0].team_id, tuple(k.token for k in keys), requires=requires
+            )
+            actions.append(rebind)
+            requires = (*requires, rebind.key)
+            kept, doomed = len(keys), {}
+        else:
+            n = sum(len(k) for k in doomed.values())
+            error = (
+                f"--keep-team-keys: {n} team key(s) can only be re-bound when the user moves from one team to "
+                "one other; move this user by hand"
+            )
+    actions.extend(
+        RemoveMembership(user_id, email, t, requires=requires, destroys_keys=len(doomed.get(t, ()))) for t in ordered
+    )
+    return actions, sum(len(k) for k in doomed.values()), kept, error
+
+
+def team_keys_refusal(items: Sequence[PlanItem], deletions: int, limit: int, *, what: str = "run") -> str | None:
+    """The brake on destruction: ``deletions`` users plus the team keys the unblocked ``items`` destroy.
+
+    A team key a move destroys is destroyed as surely as a deleted user's: the same limit counts both.
+    """
+    doomed_keys = sum(i.team_keys_destroyed for i in items if not i.blocked)
+    if not doomed_keys or deletions + doomed_keys <= limit:
+        return None
+    return (
+        f"this {what} would delete {deletions} users and destroy {doomed_keys} team key(s) (a team leave "
+        f"deletes the user's keys bound to that team), more than the limit of {limit}; keep the keys with "
+        f"--keep-team-keys, or raise the limit with --max-delete {deletions + doomed_keys}"
+    )
+
+
 def _plan_role_and_teams(
     want: DesiredUser, live: LiveUser, snapshot: Snapshot, options: PlanOptions, skipped: list[Skipped]
 ) -> PlanItem | None:
@@ -163,30 +222,10 @@ def _plan_role_and_teams(
     email = live.email or want.email
     joins = [AddMembership(live.user_id, email, t) for t in sorted(target - current)]
     actions.extend(joins)
-    requires = tuple(j.key for j in joins)
-    leaving = sorted(current - target)
-    doomed = {t: snapshot.team_keys_of(live.user_id, t) for t in leaving}
-    kept = 0
-    if options.keep_team_keys and any(doomed.values()):
-        if len(leaving) == 1 and len(joins) == 1:
-            # one team -> one other: the keys move with the user (before the leave that would delete them)
-            keys = doomed[leaving[0]]
-            rebind = RebindKeys(
-                live.user_id, email, leaving[0], joins[0].team_id, tuple(k.token for k in keys), requires=requires
-            )
-            actions.append(rebind)
-            requires = (*requires, rebind.key)
-            kept, doomed = len(keys), {}
-        else:
-            n = sum(len(k) for k in doomed.values())
-            errors.append(
-                f"--keep-team-keys: {n} team key(s) can only be re-bound when the user moves from one team to "
-                "one other; move this user by hand"
-            )
-    actions.extend(
-        RemoveMembership(live.user_id, email, t, requires=requires, destroys_keys=len(doomed.get(t, ())))
-        for t in leaving
-    )
+    leaves, destroyed, kept, error = plan_leaves(live.user_id, email, current - target, joins, snapshot, options)
+    actions.extend(leaves)
+    if error:
+        errors.append(error)
     base = {
         "email": live.email or want.email,
         "user_id": live.user_id,
@@ -199,7 +238,7 @@ def _plan_role_and_teams(
         "spend": live.spend,
         "team_ids": tuple(sorted(target)),
         "old_team_ids": tuple(sorted(current)),
-        "team_keys_destroyed": sum(len(k) for k in doomed.values()),
+        "team_keys_destroyed": destroyed,
         "team_keys_rebound": kept,
     }
     if errors and not options.allow_update:
@@ -331,13 +370,9 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
                 f"({len(managed)} managed users); check the CSV, or raise the limit with --max-delete {len(deletions)}"
             )
     # a team key a move destroys is destroyed as surely as a deleted user's: the same brake counts both
-    doomed_keys = sum(i.team_keys_destroyed for i in items if not i.blocked)
-    if doomed_keys and not refusals and len(deletions) + doomed_keys > limit:
-        refusals.append(
-            f"this run would delete {len(deletions)} users and destroy {doomed_keys} team key(s) (a team leave "
-            f"deletes the user's keys bound to that team), more than the limit of {limit}; keep the keys with "
-            f"--keep-team-keys, or raise the limit with --max-delete {len(deletions) + doomed_keys}"
-        )
+    keys_refusal = None if refusals else team_keys_refusal(items, len(deletions), limit)
+    if keys_refusal:
+        refusals.append(keys_refusal)
 
     items.sort(key=lambda i: (_KIND_ORDER[i.kind], i.email_key, i.user_id))
     touched = [i.user_id for i in items if i.actions and not i.blocked]
