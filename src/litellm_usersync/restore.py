@@ -34,11 +34,10 @@ from .models import (
     Plan,
     PlanItem,
     PlanOptions,
-    RemoveMembership,
     Skipped,
     Snapshot,
 )
-from .planner import _KIND_ORDER, _is_protected
+from .planner import _KIND_ORDER, _is_protected, plan_leaves, team_keys_refusal
 from .settings import default_max_delete
 
 
@@ -120,8 +119,11 @@ def _revert_item(
         actions.append(ChangeRole(live.user_id, email, live.role, new_role))
     joins = [AddMembership(live.user_id, email, t) for t in sorted(target_live - now)]
     actions.extend(joins)
-    requires = tuple(j.key for j in joins)
-    actions.extend(RemoveMembership(live.user_id, email, t, requires=requires) for t in sorted(now - target_live))
+    # the same leaves as sync's: each says how many team keys it destroys (or --keep-team-keys re-binds them)
+    leaves, destroyed, kept, error = plan_leaves(live.user_id, email, now - target_live, joins, current, options)
+    actions.extend(leaves)
+    if error:
+        blocked = f"{blocked}; {error}" if blocked else error
 
     kind = ItemKind.UPDATE if actions or blocked else ItemKind.UNCHANGED
     if kind is ItemKind.UPDATE and not blocked and not options.allow_update:
@@ -142,6 +144,8 @@ def _revert_item(
         may_recreate=bool(target_live != now) and options.allow_recreate and not protected and new_role in PROXY_ROLES,
         team_ids=tuple(sorted(target_live)),
         old_team_ids=tuple(sorted(now)),
+        team_keys_destroyed=destroyed,
+        team_keys_rebound=kept,
     )
 
 
@@ -281,8 +285,8 @@ def build_restore_plan(
     items.extend(deletions)
 
     refusals: list[str] = []
+    limit = options.max_delete if options.max_delete is not None else default_max_delete(len(in_scope))
     if deletions:
-        limit = options.max_delete if options.max_delete is not None else default_max_delete(len(in_scope))
         if not any(u.is_manageable for u in backup.users):
             refusals.append(
                 f"the snapshot has no users: refusing to delete all {len(deletions)} users added since "
@@ -294,6 +298,10 @@ def build_restore_plan(
                 f"{limit} ({len(in_scope)} users in scope); check the snapshot, or raise the limit with "
                 f"--max-delete {len(deletions)}"
             )
+    # the team keys its moves destroy count against the same brake as the deletions (as for sync)
+    keys_refusal = None if refusals else team_keys_refusal(items, len(deletions), limit, what="restore")
+    if keys_refusal:
+        refusals.append(keys_refusal)
 
     items.sort(key=lambda i: (_KIND_ORDER[i.kind], i.email_key, i.user_id))
     touched = [i.user_id for i in items if i.actions and not i.blocked]
@@ -307,4 +315,5 @@ def build_restore_plan(
             **{t.team_id: t.display_name for t in backup.teams},
             **{t.team_id: t.display_name for t in current.teams},
         },
+        delete_limit=limit,
     )

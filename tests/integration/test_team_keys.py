@@ -121,3 +121,82 @@ def test_destroyed_team_keys_count_against_max_delete(clean_proxy: Proxy, workdi
     assert "destroy 1 team key(s)" in result.output
     assert teams_of(clean_proxy, live_users(clean_proxy)["mover@x.com"]) == {"team-a"}, "nothing was changed"
     assert _key_works(clean_proxy, key)[0] == 200
+
+
+def _snapshot_then_move(proxy: Proxy, cli_run: Any) -> str:
+    """A snapshot with mover@x.com in team-b; then mover moves to team-a and gets a key bound to team-a.
+
+    Restoring the snapshot takes mover out of team-a: on 1.110.2 that leave deletes the team-a key.
+    """
+
+    async def before(c: ProxyClient) -> None:
+        for alias in ("team-a", "team-b"):
+            await c.create_team(alias, team_id=alias)
+        await c.create_user(
+            {
+                "user_id": "mover@x.com",
+                "user_email": "mover@x.com",
+                "user_role": "internal_user",
+                "teams": ["team-b"],
+                "auto_create_key": False,
+            }
+        )
+
+    async def after(c: ProxyClient) -> str:
+        await c.add_team_members("team-a", [("mover@x.com", "mover@x.com")])
+        await c.remove_team_member("team-b", "mover@x.com")
+        return await c.generate_key("mover@x.com", team_id="team-a")
+
+    proxy.run(before)
+    assert cli_run("snapshot", "--file", "before.json").exit_code == 0
+    key: str = proxy.run(after)
+    assert teams_of(proxy, live_users(proxy)["mover@x.com"]) == {"team-a"}
+    return key
+
+
+def test_restore_says_its_move_destroys_the_team_key(clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any) -> None:
+    _needs_110(clean_proxy, "a team leave keeps the keys bound to the team (contract §2.12)")
+    key = _snapshot_then_move(clean_proxy, cli_run)
+    dry = cli_run("restore", "before.json", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "~ mover@x.com (Teams: team-a → team-b) — destroys 1 team key(s)" in dry.output
+    assert "Team keys destroyed by team moves: 1" in dry.output
+    data = json.loads(cli_run("restore", "before.json", "--dry-run", "--output", "json").output)
+    assert data["items"][0]["team_keys_destroyed"] == 1
+    assert _key_works(clean_proxy, key)[0] == 200, "a dry run changes nothing"
+    result = cli_run("restore", "before.json")
+    assert result.exit_code == 0, result.output
+    assert teams_of(clean_proxy, live_users(clean_proxy)["mover@x.com"]) == {"team-b"}
+    assert _key_works(clean_proxy, key)[0] == 401, "the leave deleted the key, as the plan said"
+    # the backup written before the restore names the key that went (its hash, never the key)
+    (backup,) = (workdir / "usersync-backups").glob("*restore*.json")
+    saved = json.loads(backup.read_text())["team_keys"]
+    assert [(k["user_id"], k["team_id"]) for k in saved] == [("mover@x.com", "team-a")]
+    assert key not in backup.read_text()
+
+
+def test_restore_counts_destroyed_team_keys_against_max_delete(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any
+) -> None:
+    _needs_110(clean_proxy, "a team leave keeps the keys bound to the team (contract §2.12)")
+    key = _snapshot_then_move(clean_proxy, cli_run)
+    result = cli_run("restore", "before.json", "--max-delete", "0")
+    assert result.exit_code == 3, result.output
+    assert "destroy 1 team key(s)" in result.output
+    assert teams_of(clean_proxy, live_users(clean_proxy)["mover@x.com"]) == {"team-a"}, "nothing was changed"
+    assert _key_works(clean_proxy, key)[0] == 200
+
+
+def test_restore_keep_team_keys_rebinds_the_key(clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any) -> None:
+    _needs_110(clean_proxy, "a team leave keeps the keys bound to the team (contract §2.12)")
+    key = _snapshot_then_move(clean_proxy, cli_run)
+    dry = cli_run("restore", "before.json", "--keep-team-keys", "--dry-run")
+    assert "~ mover@x.com (Teams: team-a → team-b) — re-binds 1 team key(s) to team-b" in dry.output
+    assert "destroys" not in dry.output
+    result = cli_run("restore", "before.json", "--keep-team-keys", "--max-delete", "0")
+    assert result.exit_code == 0, result.output
+    user = live_users(clean_proxy)["mover@x.com"]
+    assert teams_of(clean_proxy, user) == {"team-b"}
+    status, info = _key_works(clean_proxy, key)
+    assert status == 200, "the key survived the restore's move and still authenticates"
+    assert info["info"]["team_id"] == "team-b"

@@ -22,9 +22,11 @@ from litellm_usersync.models import (
     Plan,
     PlanItem,
     PlanOptions,
+    RebindKeys,
     RemoveMembership,
     Snapshot,
     Team,
+    TeamKey,
 )
 from litellm_usersync.planfile import check_plan_fresh, plan_from_document, plan_to_document
 from litellm_usersync.restore import build_restore_plan, scope_notice
@@ -336,3 +338,75 @@ def test_the_restore_brake_counts_only_the_users_in_scope() -> None:
     assert "(12 users in scope)" in refusal
     (refusal,) = build_restore_plan(backup, current, PlanOptions(), all_users=True).refusals
     assert "(52 users in scope)" in refusal
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 9 §2, restore side: a team leave deletes the user's keys bound to that team
+
+
+def keyed(state: Snapshot, *keys: tuple[str, str]) -> Snapshot:
+    """``state`` with team keys (user id, team id), as ``snapshot.with_team_keys`` reads them."""
+    found = tuple(TeamKey(f"{n:064x}", uid, tid) for n, (uid, tid) in enumerate(keys))
+    return dataclasses.replace(state, team_keys=found)
+
+
+def test_a_restore_move_counts_the_team_keys_its_leaves_destroy() -> None:
+    backup = snap(user("a@x.com", teams=["t-adm"]))
+    current = keyed(
+        snap(user("a@x.com", teams=["t-dev", "t-sup"])),
+        ("a@x.com", "t-dev"),
+        ("a@x.com", "t-dev"),
+        ("a@x.com", "t-sup"),
+        ("someone", "t-dev"),
+    )
+    plan = build_restore_plan(backup, current, PlanOptions())
+    item = only(plan, ItemKind.UPDATE)
+    assert item.team_keys_destroyed == 3 and plan.team_keys_destroyed == 3
+    leaves = {a.team_id: a.destroys_keys for a in item.actions if isinstance(a, RemoveMembership)}
+    assert leaves == {"t-dev": 2, "t-sup": 1}
+    assert plan_from_document(plan_to_document(plan, source="snap.json")).team_keys_destroyed == 3, (
+        "a saved restore plan keeps them"
+    )
+    # a restore that keeps the user in the keyed team destroys nothing
+    stay = build_restore_plan(snap(user("a@x.com", teams=["t-dev", "t-adm"])), current, PlanOptions())
+    assert stay.team_keys_destroyed == 1  # only the t-sup key
+
+
+def test_destroyed_team_keys_count_against_the_restore_brake() -> None:
+    backup = snap(user("a@x.com", teams=["t-sup"]))
+    current = keyed(snap(user("a@x.com", teams=["t-dev"]), user("new@x.com")), ("a@x.com", "t-dev"))
+    plan = build_restore_plan(backup, current, PlanOptions(max_delete=1))
+    assert plan.refusals == (
+        "this restore would delete 1 users and destroy 1 team key(s) (a team leave deletes the user's keys bound "
+        "to that team), more than the limit of 1; keep the keys with --keep-team-keys, or raise the limit with "
+        "--max-delete 2",
+    )
+    assert plan.delete_limit == 1
+    assert build_restore_plan(backup, current, PlanOptions(max_delete=2)).refusals == ()
+    assert build_restore_plan(backup, current, PlanOptions(max_delete=1, keep_team_keys=True)).refusals == ()
+    # no deletion at all: the keys alone trip a zero brake
+    alone = build_restore_plan(
+        backup, keyed(snap(user("a@x.com", teams=["t-dev"])), ("a@x.com", "t-dev")), PlanOptions(max_delete=0)
+    )
+    assert alone.refusals and "destroy 1 team key(s)" in alone.refusals[0]
+    # a blocked row destroys nothing, so it counts nothing
+    gone = snap(user("a@x.com", teams=["t-sup", "t-gone"]), teams=(*TEAMS, Team("t-gone", "gone")))
+    blocked = build_restore_plan(
+        gone, keyed(snap(user("a@x.com", teams=["t-dev"])), ("a@x.com", "t-dev")), PlanOptions(max_delete=0)
+    )
+    assert only(blocked, ItemKind.UPDATE).blocked and blocked.refusals == ()
+
+
+def test_restore_keep_team_keys_rebinds_on_a_one_to_one_move_and_blocks_any_other() -> None:
+    current = keyed(snap(user("a@x.com", teams=["t-dev"])), ("a@x.com", "t-dev"))
+    plan = build_restore_plan(snap(user("a@x.com", teams=["t-sup"])), current, PlanOptions(keep_team_keys=True))
+    item = only(plan, ItemKind.UPDATE)
+    assert [a.key for a in item.actions] == ["join:a@x.com:t-sup", "rebind:a@x.com:t-dev", "leave:a@x.com:t-dev"]
+    rebind = item.actions[1]
+    assert isinstance(rebind, RebindKeys) and rebind.to_team == "t-sup" and rebind.tokens == (f"{0:064x}",)
+    assert (item.team_keys_destroyed, item.team_keys_rebound) == (0, 1) and not item.blocked
+    # out of the keyed team into none (or two): nothing to re-bind to, the row is blocked, nothing is sent
+    two = build_restore_plan(snap(user("a@x.com", teams=["t-sup", "t-adm"])), current, PlanOptions(keep_team_keys=True))
+    row = only(two, ItemKind.UPDATE)
+    assert row.blocked and "--keep-team-keys: 1 team key(s) can only be re-bound" in row.blocked
+    assert not two.has_changes

@@ -29,7 +29,7 @@ from ..report import (
     result_rows,
 )
 from ..restore import build_restore_plan, scope_notice
-from ..snapshot import read_snapshot
+from ..snapshot import read_snapshot, with_team_keys
 from ._common import (
     CliExit,
     ExitCode,
@@ -106,6 +106,12 @@ class _Run:
     default=None,
     help="Refuse to run if more users would be deleted [default: the larger of 10 and 20% of the users].",
 )
+@click.option(
+    "--keep-team-keys",
+    is_flag=True,
+    help="A team move deletes the user's keys bound to the old team: re-bind them to the new team "
+    "instead (a move from one team to one other; other moves of such users are refused).",
+)
 @click.option("--protect", multiple=True, metavar="EMAIL", help="Never delete or demote this user (repeatable).")
 @click.option(
     "--protect-role", multiple=True, type=click.Choice(PROXY_ROLES), help="Never delete users with this role."
@@ -129,6 +135,7 @@ def restore_command(
     no_delete: bool,
     all_users: bool,
     max_delete: int | None,
+    keep_team_keys: bool,
     protect: tuple[str, ...],
     protect_role: tuple[str, ...],
     report_path: str,
@@ -151,7 +158,9 @@ def restore_command(
     without an email), only those sync would delete: a user added since without a proxy role
     (org_admin, none, ...) is kept unless --all. API keys of deleted users cannot be restored: a
     recreated user that had keys gets one new key, written to the report. Teams deleted since cannot
-    be restored either (those rows fail). Before changing anything the current state is saved to
+    be restored either (those rows fail). A team move destroys the user's keys bound to the team it
+    leaves (the plan says how many; they count against --max-delete) unless --keep-team-keys re-binds
+    them. Before changing anything the current state is saved to
     --backup-dir, and every change is appended to the audit log.
 
     \b
@@ -172,6 +181,7 @@ def restore_command(
             allow_delete=not no_delete,
             allow_recreate=False,  # a restore never deletes a user it means to keep
             max_delete=max_delete,
+            keep_team_keys=keep_team_keys,
             protected_emails=frozenset(normalize_email(e) for e in protect),
             protected_roles=frozenset(protect_role),
         )
@@ -184,6 +194,13 @@ def restore_command(
                 with progress_bar(not debug) as progress:
                     current = await read_snapshot(client, on_progress=progress)
                 plan = build_restore_plan(target, current, options, all_users=all_users)
+                # a team leave deletes the user's keys bound to that team: read them (one read per team left)
+                # and plan again, so the plan shows, counts and (--keep-team-keys) keeps them, and the backup
+                # names them
+                keyed = await with_team_keys(client, current, plan)
+                if keyed is not current:
+                    current = keyed
+                    plan = build_restore_plan(target, current, options, all_users=all_users)
                 debug_plan(plan)
                 if dry_run or plan.refusals:
                     return _Run(plan)
