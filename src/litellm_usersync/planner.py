@@ -121,22 +121,7 @@ def _plan_existing_user(
     # created by an interrupted run that died before recording its key: nobody holds that key
     reissue = ReissueKey(live.user_id, live.email or want.email, want.key_name)
     if item is None:  # --no-update: the role and teams stay as they are, the key is still repaired
-        current = snapshot.team_ids_of(live.user_id)
-        return PlanItem(
-            kind=ItemKind.UPDATE,
-            email=live.email or want.email,
-            user_id=live.user_id,
-            role=live.role,
-            team_names=snapshot.team_names(current),
-            actions=(reissue,),
-            old_role=live.role,
-            old_team_names=snapshot.team_names(current),
-            line=want.line,
-            key_count=live.key_count,
-            spend=live.spend,
-            team_ids=tuple(sorted(current)),
-            old_team_ids=tuple(sorted(current)),
-        )
+        return repair_only_item(want, live, snapshot, (reissue,))
     if item.blocked:
         return item
     kind = ItemKind.UPDATE if item.kind is ItemKind.UNCHANGED else item.kind
@@ -384,4 +369,25 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
         options=options,
         team_labels={t.team_id: t.display_name for t in snapshot.teams},
         delete_limit=limit,
+    )
+
+
+def repair_only_item(want: DesiredUser, live: LiveUser, snapshot: Snapshot, actions: tuple[Action, ...]) -> PlanItem:
+    """An UPDATE that changes nothing of the user but repairs what an interrupted run left (``actions``:
+    a key to reissue, an invitation link): role and teams as they are. Used by sync (``--no-update``) and add."""
+    current = snapshot.team_ids_of(live.user_id)
+    return PlanItem(
+        kind=ItemKind.UPDATE,
+        email=live.email or want.email,
+        user_id=live.user_id,
+        role=live.role,
+        team_names=snapshot.team_names(current),
+        actions=actions,
+        old_role=live.role,
+        old_team_names=snapshot.team_names(current),
+        line=want.line,
+        key_count=live.key_count,
+        spend=live.spend,
+        team_ids=tuple(sorted(current)),
+        old_team_ids=tuple(sorted(current)),
     )

@@ -23,7 +23,7 @@ from .models import (
     RunReport,
     Snapshot,
 )
-from .planner import build_plan
+from .planner import build_plan, repair_only_item
 from .wording import count_users, listed
 
 RESULT_COLUMNS = ("email", "role", "user_id", "team_name", "models", "api_keys", "invitation_url")
@@ -132,24 +132,8 @@ def build_add_plan(
 
 def _repair_item(want: DesiredUser, live: LiveUser, snapshot: Snapshot, *, create_keys: bool) -> PlanItem:
     """An interrupted ``add`` created this user but died before recording its key (or link): repair it."""
-    teams = snapshot.team_ids_of(live.user_id)
-    actions = (
-        (ReissueKey(live.user_id, live.email or want.email, want.key_name),) if live.key_pending and create_keys else ()
-    )
-    return PlanItem(
-        kind=ItemKind.UPDATE,
-        email=live.email or want.email,
-        user_id=live.user_id,
-        role=live.role,
-        team_names=snapshot.team_names(teams),
-        actions=actions,
-        old_role=live.role,
-        old_team_names=snapshot.team_names(teams),
-        line=want.line,
-        key_count=live.key_count,
-        team_ids=tuple(sorted(teams)),
-        old_team_ids=tuple(sorted(teams)),
-    )
+    reissue = ReissueKey(live.user_id, live.email or want.email, want.key_name)
+    return repair_only_item(want, live, snapshot, (reissue,) if live.key_pending and create_keys else ())
 
 
 # --------------------------------------------------------------------------------------------------
