@@ -42,11 +42,11 @@ from pathlib import Path
 
 import floor as bare_floor  # bench/floor.py: this script's folder is sys.path[0]
 
-from litellm_usersync.client import ProxyClient
-from litellm_usersync.executor import create_body
+from litellm_usersync.apply.executor import create_body
 from litellm_usersync.models import CreateUser
+from litellm_usersync.proxy.client import ProxyClient
+from litellm_usersync.proxy.snapshot import read_snapshot
 from litellm_usersync.settings import BULK_CHUNK, DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE, ClientSettings
-from litellm_usersync.snapshot import read_snapshot
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

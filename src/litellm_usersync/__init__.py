@@ -13,9 +13,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .client import ProxyClient
-from .csvfile import InputFormat, parse_users_csv, read_users_csv
-from .errors import (
+from litellm_usersync.apply.executor import apply_plan
+from litellm_usersync.errors import (
     AuthError,
     ConfigError,
     ConflictError,
@@ -31,12 +30,13 @@ from .errors import (
     UnavailableError,
     UsersyncError,
 )
-from .executor import apply_plan
-from .models import DesiredState, DesiredUser, LiveUser, Plan, PlanOptions, RunReport, Snapshot, Team
-from .planner import build_plan
-from .report import render_plan, render_summary
-from .settings import ClientSettings, RetryPolicy
-from .snapshot import read_snapshot
+from litellm_usersync.files.csvfile import InputFormat, parse_users_csv, read_users_csv
+from litellm_usersync.models import DesiredState, DesiredUser, LiveUser, Plan, PlanOptions, RunReport, Snapshot, Team
+from litellm_usersync.plans.sync import build_plan
+from litellm_usersync.proxy.client import ProxyClient
+from litellm_usersync.proxy.snapshot import read_snapshot
+from litellm_usersync.render.report import render_plan, render_summary
+from litellm_usersync.settings import ClientSettings, RetryPolicy
 
 __all__ = [
     "AuthError",

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from litellm_usersync.cli import cli
 from litellm_usersync.cli._common import Context
-from litellm_usersync.listing import LIST_COLUMNS
+from litellm_usersync.render.listing import LIST_COLUMNS
 
 from ._scripted import route_probe
 

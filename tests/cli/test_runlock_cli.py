@@ -11,7 +11,7 @@ import pytest
 from click.testing import Result
 
 from litellm_usersync.cli._lock import STATE_DIR_ENV, state_dir
-from litellm_usersync.runlock import acquire_run_lock
+from litellm_usersync.files.runlock import acquire_run_lock
 
 URL = "http://proxy.test"
 SNAPSHOT = {

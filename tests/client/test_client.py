@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from litellm_usersync.client import CreatedUser, ProxyClient, mask_text, parse_version
 from litellm_usersync.errors import (
     AuthError,
     ConflictError,
@@ -29,6 +28,7 @@ from litellm_usersync.errors import (
     ServerError,
     UnavailableError,
 )
+from litellm_usersync.proxy.client import CreatedUser, ProxyClient, mask_text, parse_version
 from litellm_usersync.settings import ClientSettings, RetryPolicy
 
 MASTER = "sk-master-SECRET0123456789"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from litellm_usersync.snapshot import read_snapshot
+from litellm_usersync.proxy.snapshot import read_snapshot
 
 from ..executor._fake_proxy import FakeProxy
 

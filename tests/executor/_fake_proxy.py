@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from litellm_usersync.client import ProxyClient
 from litellm_usersync.identity import PROXY_ROLES
 from litellm_usersync.models import RECREATE_FIELDS
+from litellm_usersync.proxy.client import ProxyClient
 from litellm_usersync.settings import ClientSettings, RetryPolicy
 
 MASTER = "sk-fake-master-key-000000"

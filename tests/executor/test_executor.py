@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from litellm_usersync.executor import LEAVE_ROUNDS, Executor, apply_plan
+from litellm_usersync.apply.executor import LEAVE_ROUNDS, Executor, apply_plan
 from litellm_usersync.identity import normalize_email
 from litellm_usersync.models import (
     KEY_PENDING,
@@ -38,8 +38,8 @@ from litellm_usersync.models import (
     Snapshot,
     TeamKey,
 )
-from litellm_usersync.planner import build_plan
-from litellm_usersync.snapshot import read_snapshot
+from litellm_usersync.plans.sync import build_plan
+from litellm_usersync.proxy.snapshot import read_snapshot
 
 from ..unit.test_planner import cases
 from ._fake_proxy import MASTER, FakeProxy, Fault, key_for
@@ -950,9 +950,9 @@ async def test_debug_shows_each_team_step_the_verification_and_the_fallback_step
     fake = seeded(NEW)
     fake.sticky.add(("u-move", "t-dev"))  # member_delete answers 200 but keeps the membership
     plan = await plan_on(fake, recreate_with_keys=True)  # the user holds a key: recreated only when asked
-    with caplog.at_level(logging.DEBUG, logger="litellm_usersync.executor"):
+    with caplog.at_level(logging.DEBUG, logger="litellm_usersync.apply.executor"):
         await run(fake, plan)
-    lines = [r.getMessage() for r in caplog.records if r.name == "litellm_usersync.executor"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "litellm_usersync.apply.executor"]
     assert any(x.startswith("step: team support: add ") and "move@x.com" in x for x in lines), lines
     assert any(x.startswith("step: team development: remove ") and "move@x.com" in x for x in lines), lines
     assert "verify: move@x.com: still in team(s) development" in lines

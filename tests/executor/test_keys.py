@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from litellm_usersync.executor import KEPT_NOTE, LOST_KEY_NOTE, REISSUED_NOTE, apply_plan
+from litellm_usersync.apply.executor import KEPT_NOTE, LOST_KEY_NOTE, REISSUED_NOTE, apply_plan
 from litellm_usersync.models import KEY_PENDING, DesiredState, DesiredUser, ItemKind, PlanOptions, ReissueKey
-from litellm_usersync.planner import build_plan
-from litellm_usersync.snapshot import read_snapshot
+from litellm_usersync.plans.sync import build_plan
+from litellm_usersync.proxy.snapshot import read_snapshot
 
 from ._fake_proxy import FakeProxy, key_for
 

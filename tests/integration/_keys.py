@@ -9,10 +9,10 @@ import json
 import pathlib
 from typing import Any
 
-from litellm_usersync.client import ProxyClient
 from litellm_usersync.errors import NotFoundError
 from litellm_usersync.identity import normalize_email
 from litellm_usersync.models import KEY_PENDING
+from litellm_usersync.proxy.client import ProxyClient
 
 from .conftest import Proxy
 

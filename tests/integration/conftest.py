@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from litellm_usersync.cli import cli
-from litellm_usersync.client import ProxyClient
 from litellm_usersync.models import version_tuple
+from litellm_usersync.proxy.client import ProxyClient
 from litellm_usersync.settings import ClientSettings
 
 T = TypeVar("T")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from litellm_usersync.client import ProxyClient
 from litellm_usersync.errors import AuthError, ConflictError, NotFoundError, RejectedError
+from litellm_usersync.proxy.client import ProxyClient
 
 from .conftest import Proxy, create_users
 

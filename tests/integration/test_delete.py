@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from litellm_usersync.client import ProxyClient
+from litellm_usersync.proxy.client import ProxyClient
 
 from .conftest import Proxy, live_users, write
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from litellm_usersync.client import BULK_MIN_VERSION, ProxyClient, parse_version
-from litellm_usersync.executor import LEAVE_ROUNDS
+from litellm_usersync.apply.executor import LEAVE_ROUNDS
+from litellm_usersync.proxy.client import BULK_MIN_VERSION, ProxyClient, parse_version
 
 from ..faultproxy import Decision, FaultConfig, FaultProxy
 from .conftest import Proxy, live_users, teams_of

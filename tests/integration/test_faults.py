@@ -37,9 +37,9 @@ from typing import Any
 
 import pytest
 
-from litellm_usersync.client import ProxyClient
-from litellm_usersync.executor import KEPT_NOTE, REISSUED_NOTE
+from litellm_usersync.apply.executor import KEPT_NOTE, REISSUED_NOTE
 from litellm_usersync.identity import DEFAULT_USER_ID, normalize_email
+from litellm_usersync.proxy.client import ProxyClient
 
 from ..faultproxy import APPLIED_KINDS, Decision, FaultConfig, FaultProxy
 from ._keys import key_info, key_problems, pending_markers, recorded_keys

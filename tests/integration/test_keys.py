@@ -13,10 +13,10 @@ import json
 import pathlib
 from typing import Any
 
-from litellm_usersync.audit import read_audit_log
-from litellm_usersync.client import ProxyClient
-from litellm_usersync.executor import KEPT_NOTE, REISSUED_NOTE
+from litellm_usersync.apply.executor import KEPT_NOTE, REISSUED_NOTE
+from litellm_usersync.files.audit import read_audit_log
 from litellm_usersync.models import INVITE_PENDING, KEY_PENDING
+from litellm_usersync.proxy.client import ProxyClient
 
 from ._keys import key_hash, key_info, pending_markers, user_keys
 from .conftest import Proxy, write

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from litellm_usersync.client import ProxyClient
-from litellm_usersync.listing import LIST_COLUMNS
+from litellm_usersync.proxy.client import ProxyClient
+from litellm_usersync.render.listing import LIST_COLUMNS
 
 from .conftest import Proxy, live_users, version_matches, write
 

@@ -24,9 +24,9 @@ import pytest
 from click.testing import Result
 
 from litellm_usersync import PlanOptions, apply_plan, build_plan, parse_users_csv, read_snapshot
-from litellm_usersync.client import ProxyClient
+from litellm_usersync.apply.executor import LEAVE_ROUNDS
 from litellm_usersync.errors import RejectedError
-from litellm_usersync.executor import LEAVE_ROUNDS
+from litellm_usersync.proxy.client import ProxyClient
 
 from .conftest import Proxy, write
 

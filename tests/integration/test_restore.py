@@ -17,18 +17,18 @@ import pytest
 from click.testing import Result
 
 from litellm_usersync import PlanOptions, apply_plan, build_plan, parse_users_csv, read_snapshot
-from litellm_usersync.audit import AuditLog, read_audit_log
-from litellm_usersync.backup import (
+from litellm_usersync.errors import RefusedError
+from litellm_usersync.files.audit import AuditLog, read_audit_log
+from litellm_usersync.files.backups import (
     read_json_file,
     read_plan_file,
     read_snapshot_file,
     write_json_file,
     write_plan_file,
 )
-from litellm_usersync.client import ProxyClient
-from litellm_usersync.errors import RefusedError
+from litellm_usersync.files.planfile import check_plan_fresh, plan_from_document, plan_to_document
 from litellm_usersync.models import Plan, RunReport, Snapshot
-from litellm_usersync.planfile import check_plan_fresh, plan_from_document, plan_to_document
+from litellm_usersync.proxy.client import ProxyClient
 
 from .conftest import Proxy, live_users, teams_of, write
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from litellm_usersync.client import ProxyClient
 from litellm_usersync.identity import DEFAULT_USER_ID
+from litellm_usersync.proxy.client import ProxyClient
 
 from .conftest import Proxy, create_users, write
 

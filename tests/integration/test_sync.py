@@ -15,7 +15,7 @@ import pytest
 from click.testing import Result
 
 from litellm_usersync import PlanOptions, apply_plan, build_plan, parse_users_csv, read_snapshot
-from litellm_usersync.client import ProxyClient
+from litellm_usersync.proxy.client import ProxyClient
 
 from .conftest import Proxy, create_users, live_users, teams_of, write
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from click.testing import Result
 
-from litellm_usersync.audit import read_audit_log
-from litellm_usersync.client import ProxyClient
+from litellm_usersync.files.audit import read_audit_log
+from litellm_usersync.proxy.client import ProxyClient
 
 from .conftest import Proxy, live_users, teams_of, write
 

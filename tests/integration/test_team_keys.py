@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from litellm_usersync.client import BULK_MIN_VERSION, ProxyClient, parse_version
+from litellm_usersync.proxy.client import BULK_MIN_VERSION, ProxyClient, parse_version
 
 from .conftest import Proxy, live_users, teams_of
 

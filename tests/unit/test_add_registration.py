@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litellm_usersync.csvfile import parse_users_csv
+from litellm_usersync.files.csvfile import parse_users_csv
 from litellm_usersync.models import (
     CreateUser,
     ItemKind,
@@ -12,7 +12,7 @@ from litellm_usersync.models import (
     Snapshot,
     Team,
 )
-from litellm_usersync.registration import (
+from litellm_usersync.plans.add import (
     ALREADY_EXISTS,
     AddOutcome,
     Registration,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from litellm_usersync.audit import DEFAULT_AUDIT_LOG, AuditLog, audit_path, new_run_id, read_audit_log, scrub
+from litellm_usersync.files.audit import DEFAULT_AUDIT_LOG, AuditLog, audit_path, new_run_id, read_audit_log, scrub
 from litellm_usersync.models import (
     AddMembership,
     ChangeRole,

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from litellm_usersync.backup import (
+from litellm_usersync.errors import InputError
+from litellm_usersync.files.backups import (
     DEFAULT_BACKUP_DIR,
     SNAPSHOT_SCHEMA,
     read_json_file,
@@ -22,7 +23,6 @@ from litellm_usersync.backup import (
     write_json_file,
     write_plan_file,
 )
-from litellm_usersync.errors import InputError
 from litellm_usersync.models import (
     ChangeRole,
     ItemKind,

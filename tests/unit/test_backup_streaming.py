@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from litellm_usersync.backup import iter_snapshot_json, read_snapshot_file, snapshot_to_document, write_backup
+from litellm_usersync.files.backups import iter_snapshot_json, read_snapshot_file, snapshot_to_document, write_backup
 from litellm_usersync.models import LiveUser, Snapshot, Team, TeamKey, TeamMember
 
 USERS = tuple(

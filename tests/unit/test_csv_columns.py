@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from litellm_usersync.csvfile import parse_users_csv
 from litellm_usersync.errors import CsvError
+from litellm_usersync.files.csvfile import parse_users_csv
 
 
 @pytest.mark.parametrize(

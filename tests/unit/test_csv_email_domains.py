@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from litellm_usersync.csvfile import parse_users_csv
 from litellm_usersync.errors import CsvError
+from litellm_usersync.files.csvfile import parse_users_csv
 
 
 @pytest.mark.parametrize("email", ["a@corp.local", "first.last@lab.test", "ä@example.com", "x+tag@example.co.uk"])
@@ -53,6 +53,6 @@ def test_rejected_with_location(email: str) -> None:
     ],
 )
 def test_the_fast_path_agrees_with_the_library(address: str) -> None:
-    from litellm_usersync.csvfile import _check_email, _full_check
+    from litellm_usersync.files.csvfile import _check_email, _full_check
 
     assert (_check_email(address) is None) == (_full_check(address) is None)

@@ -9,8 +9,8 @@ import stat
 
 import pytest
 
-from litellm_usersync.csvfile import parse_users_csv, read_users_csv, write_csv_file
 from litellm_usersync.errors import CsvError, InputError
+from litellm_usersync.files.csvfile import parse_users_csv, read_users_csv, write_csv_file
 from litellm_usersync.models import DesiredState
 
 
@@ -337,7 +337,7 @@ def test_written_report_is_readable_as_users_csv(tmp_path: pathlib.Path) -> None
 
 
 def test_problem_list_is_capped() -> None:
-    from litellm_usersync.csvfile import MAX_PROBLEMS
+    from litellm_usersync.files.csvfile import MAX_PROBLEMS
 
     with pytest.raises(CsvError) as info:
         parse_users_csv("email\n" + "not-an-email\n" * (MAX_PROBLEMS + 300))

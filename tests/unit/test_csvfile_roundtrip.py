@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from litellm_usersync.csvfile import parse_users_csv
 from litellm_usersync.errors import CsvError
+from litellm_usersync.files.csvfile import parse_users_csv
 from litellm_usersync.identity import PROXY_ROLES, normalize_team_name
 
 LOCAL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._+-", min_size=1, max_size=12).filter(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from litellm_usersync.csvfile import parse_users_csv
+from litellm_usersync.files.csvfile import parse_users_csv
 from litellm_usersync.identity import DEFAULT_USER_ID
 from litellm_usersync.models import DeleteUser, ItemKind, ItemResult, LiveUser, RunReport, Snapshot, Team
-from litellm_usersync.removal import NOT_FOUND, build_delete_plan, error_rows, render_delete_plan, result_rows
+from litellm_usersync.plans.delete import NOT_FOUND, build_delete_plan, error_rows, render_delete_plan, result_rows
 
 
 def snap(extra: tuple[LiveUser, ...] = (), caller: str = DEFAULT_USER_ID) -> Snapshot:

@@ -8,8 +8,8 @@ from datetime import datetime
 import pytest
 from openpyxl import Workbook
 
-from litellm_usersync.csvfile import InputFormat, detect_delimiter, parse_users_csv, read_users_csv
 from litellm_usersync.errors import CsvError, InputError
+from litellm_usersync.files.csvfile import InputFormat, detect_delimiter, parse_users_csv, read_users_csv
 
 SEED = (
     "email,role,team_name\n"

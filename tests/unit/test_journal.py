@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from litellm_usersync.journal import KeyJournal, journal_path, journal_rows, leftover_journals, read_journal
-from litellm_usersync.report import SYNC_REPORT_COLUMNS
+from litellm_usersync.files.journal import KeyJournal, journal_path, journal_rows, leftover_journals, read_journal
+from litellm_usersync.render.report import SYNC_REPORT_COLUMNS
 
 
 def test_each_key_is_on_disk_0600_the_moment_it_is_recorded(
@@ -49,7 +49,7 @@ def test_an_interrupted_runs_journal_is_moved_aside_and_its_keys_are_recorded(tm
 
 def test_journal_rows_merge_key_and_link_per_user() -> None:
     j = KeyJournal(path=pathlib.Path("/nonexistent"))
-    from litellm_usersync.journal import Entry
+    from litellm_usersync.files.journal import Entry
 
     j.entries = [
         Entry("a@x.com", "a@x.com", "internal_user", ("dev",), api_key="sk-a"),

@@ -13,6 +13,15 @@ from typing import Any
 import pytest
 
 from litellm_usersync.errors import InputError, RefusedError
+from litellm_usersync.files.planfile import (
+    PLAN_FILE_SCHEMA,
+    action_from_dict,
+    action_to_dict,
+    check_plan_fresh,
+    plan_from_document,
+    plan_to_document,
+    touched_user_ids,
+)
 from litellm_usersync.models import (
     AddMembership,
     ChangeRole,
@@ -32,16 +41,7 @@ from litellm_usersync.models import (
     Snapshot,
     Team,
 )
-from litellm_usersync.planfile import (
-    PLAN_FILE_SCHEMA,
-    action_from_dict,
-    action_to_dict,
-    check_plan_fresh,
-    plan_from_document,
-    plan_to_document,
-    touched_user_ids,
-)
-from litellm_usersync.planner import build_plan
+from litellm_usersync.plans.sync import build_plan
 
 TEAMS = (Team("t-dev", "development"), Team("t-sup", "support"), Team("t-adm", "admin"))
 

@@ -35,7 +35,7 @@ from litellm_usersync.models import (
     TeamKey,
     TeamMember,
 )
-from litellm_usersync.planner import build_plan, user_id_for
+from litellm_usersync.plans.sync import build_plan, user_id_for
 
 # --------------------------------------------------------------------------------------------------
 # Builders
@@ -978,7 +978,7 @@ def test_the_fingerprint_covers_the_team_keys_a_move_destroys() -> None:
 
 
 def test_the_plan_line_names_the_team_the_keys_are_rebound_to() -> None:
-    from litellm_usersync.report import render_plan
+    from litellm_usersync.render.report import render_plan
 
     a = live("a@x.com", teams=["t-dev", "t-ops"])
     s = _keyed(a, keys=[(a.user_id, "t-dev")])

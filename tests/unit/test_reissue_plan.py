@@ -3,11 +3,11 @@ saved plans (issue 16)."""
 
 from __future__ import annotations
 
+from litellm_usersync.files.planfile import plan_from_document, plan_to_document
 from litellm_usersync.models import DesiredState, DesiredUser, ItemKind, LiveUser, PlanOptions, ReissueKey, Snapshot
-from litellm_usersync.planfile import plan_from_document, plan_to_document
-from litellm_usersync.planner import build_plan
-from litellm_usersync.registration import build_add_plan, render_add_plan
-from litellm_usersync.report import plan_to_dict, render_plan
+from litellm_usersync.plans.add import build_add_plan, render_add_plan
+from litellm_usersync.plans.sync import build_plan
+from litellm_usersync.render.report import plan_to_dict, render_plan
 
 SNAP = Snapshot(
     users=(

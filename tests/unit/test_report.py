@@ -16,8 +16,8 @@ from litellm_usersync.models import (
     RunReport,
     Skipped,
 )
-from litellm_usersync.planner import build_plan
-from litellm_usersync.report import (
+from litellm_usersync.plans.sync import build_plan
+from litellm_usersync.render.report import (
     SYNC_REPORT_COLUMNS,
     describe_item,
     plan_to_dict,
@@ -322,7 +322,7 @@ def test_plan_to_dict_contains_no_key_of_a_create() -> None:
 def test_many_users_left_alone_for_one_reason_are_one_line() -> None:
     """Regression (new-user trial): --no-delete listed 617 lines of 'Users left alone'."""
     from litellm_usersync.models import Plan, Skipped
-    from litellm_usersync.report import render_plan_changes
+    from litellm_usersync.render.report import render_plan_changes
 
     many = tuple(Skipped(f"u{i:02d}@x.com", f"u{i:02d}", "not deleted: --no-delete") for i in range(15))
     few = (Skipped("boss@x.com", "boss", "not deleted: protected (--protect)"),)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from litellm_usersync.models import DesiredState, DesiredUser, PlanOptions, Snapshot
-from litellm_usersync.planner import build_plan
-from litellm_usersync.report import describe_item, render_plan
+from litellm_usersync.plans.sync import build_plan
+from litellm_usersync.render.report import describe_item, render_plan
 
 
 def test_default_role_is_marked_in_the_plan() -> None:

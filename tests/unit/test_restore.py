@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from litellm_usersync.files.planfile import check_plan_fresh, plan_from_document, plan_to_document
 from litellm_usersync.identity import DEFAULT_USER_ID, PROXY_ROLES
 from litellm_usersync.models import (
     AddMembership,
@@ -28,8 +29,7 @@ from litellm_usersync.models import (
     Team,
     TeamKey,
 )
-from litellm_usersync.planfile import check_plan_fresh, plan_from_document, plan_to_document
-from litellm_usersync.restore import build_restore_plan, scope_notice
+from litellm_usersync.plans.restore import build_restore_plan, scope_notice
 
 TEAMS = (Team("t-dev", "development"), Team("t-sup", "support"), Team("t-adm", "admin"))
 

@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from litellm_usersync.runlock import RunLockedError, acquire_run_lock, lock_path, normalize_proxy_url
+from litellm_usersync.files.runlock import RunLockedError, acquire_run_lock, lock_path, normalize_proxy_url
 
 URL = "http://127.0.0.1:4000"
 
 HOLDER = """
 import sys, time
-from litellm_usersync.runlock import acquire_run_lock
+from litellm_usersync.files.runlock import acquire_run_lock
 lock = acquire_run_lock(sys.argv[1], sys.argv[2], command="sync")
 print("held", flush=True)
 time.sleep(60)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from litellm_usersync.models import LiveUser, Team, TeamMember
-from litellm_usersync.snapshot import parse_live_user, parse_team
+from litellm_usersync.proxy.snapshot import parse_live_user, parse_team
 
 
 def test_parse_live_user_full_row() -> None:

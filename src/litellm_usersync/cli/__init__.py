@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from .. import __version__
+from litellm_usersync import __version__
+
 from ._common import Context, load_dotenv_once
 from .add import add_command
 from .delete import delete_command

@@ -18,8 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from ..client import ProxyClient
-from ..errors import (
+from litellm_usersync.errors import (
     AuthError,
     ConfigError,
     CsvError,
@@ -29,8 +28,9 @@ from ..errors import (
     UnavailableError,
     UsersyncError,
 )
-from ..models import RunReport
-from ..settings import (
+from litellm_usersync.models import RunReport
+from litellm_usersync.proxy.client import ProxyClient
+from litellm_usersync.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT_S,
@@ -236,7 +236,7 @@ def debug_plan(plan: Any) -> None:
     """``--debug``: the difference detection, one line per user (why it is in the plan, or left alone)."""
     log = logging.getLogger("litellm_usersync.plan")
     if log.isEnabledFor(logging.DEBUG):
-        from ..report import explain_plan
+        from litellm_usersync.render.report import explain_plan
 
         for line in explain_plan(plan):
             log.debug("%s", line)
@@ -245,7 +245,7 @@ def debug_plan(plan: Any) -> None:
 def plan_limit(show_all: bool) -> int | None:
     """How many users of each kind a plan lists: all when piped (a file or grep wants every line) or with
     ``--show-all``; the first ``TTY_LISTED`` on a terminal."""
-    from ..report import TTY_LISTED
+    from litellm_usersync.render.report import TTY_LISTED
 
     return None if show_all or not stdout_is_tty() else TTY_LISTED
 

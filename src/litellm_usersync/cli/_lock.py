@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
-from ..runlock import RunLock, acquire_run_lock
+from litellm_usersync.errors import ConfigError
+from litellm_usersync.files.runlock import RunLock, acquire_run_lock
+
 from ._common import err
 
 #: overrides the state directory (tests, or several isolated setups on one account)

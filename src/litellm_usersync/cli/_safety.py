@@ -9,14 +9,15 @@ from pathlib import Path
 
 import click
 
-from ..audit import AuditLog, audit_path, new_run_id
-from ..backup import DEFAULT_BACKUP_DIR, write_backup
-from ..client import ProxyClient
-from ..csvfile import check_output_path, keep_previous_secrets, write_csv_file
-from ..errors import InputError
-from ..executor import apply_plan
-from ..journal import KeyJournal, journal_rows
-from ..models import Outcome, Plan, RunReport, Snapshot
+from litellm_usersync.apply.executor import apply_plan
+from litellm_usersync.errors import InputError
+from litellm_usersync.files.audit import AuditLog, audit_path, new_run_id
+from litellm_usersync.files.backups import DEFAULT_BACKUP_DIR, write_backup
+from litellm_usersync.files.csvfile import check_output_path, keep_previous_secrets, write_csv_file
+from litellm_usersync.files.journal import KeyJournal, journal_rows
+from litellm_usersync.models import Outcome, Plan, RunReport, Snapshot
+from litellm_usersync.proxy.client import ProxyClient
+
 from ._common import F, err
 from ._progress import progress_bar
 

@@ -7,12 +7,12 @@ from collections.abc import Callable
 
 import click
 
-from ..csvfile import check_output_path, read_users_csv, write_csv_file
-from ..identity import PROXY_ROLES
-from ..invitations import apply_registrations
-from ..journal import KeyJournal
-from ..models import ItemKind
-from ..registration import (
+from litellm_usersync.apply.invitations import apply_registrations
+from litellm_usersync.files.csvfile import check_output_path, read_users_csv, write_csv_file
+from litellm_usersync.files.journal import KeyJournal
+from litellm_usersync.identity import PROXY_ROLES
+from litellm_usersync.models import ItemKind
+from litellm_usersync.plans.add import (
     ERROR_COLUMNS,
     EXISTING_COLUMNS,
     RESULT_COLUMNS,
@@ -26,9 +26,10 @@ from ..registration import (
     render_add_summary,
     result_rows,
 )
-from ..report import MARKDOWN_LISTED, plan_to_dict, render_plan_markdown, render_summary_markdown
-from ..snapshot import read_snapshot
-from ..wording import listed
+from litellm_usersync.proxy.snapshot import read_snapshot
+from litellm_usersync.render.report import MARKDOWN_LISTED, plan_to_dict, render_plan_markdown, render_summary_markdown
+from litellm_usersync.wording import listed
+
 from ._common import (
     CliExit,
     ExitCode,

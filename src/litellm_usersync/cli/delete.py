@@ -6,9 +6,9 @@ import asyncio
 
 import click
 
-from ..csvfile import read_users_csv, write_csv_file
-from ..models import RunReport
-from ..removal import (
+from litellm_usersync.files.csvfile import read_users_csv, write_csv_file
+from litellm_usersync.models import RunReport
+from litellm_usersync.plans.delete import (
     ERROR_COLUMNS,
     RESULT_COLUMNS,
     DeletePlan,
@@ -19,9 +19,10 @@ from ..removal import (
     render_delete_summary,
     result_rows,
 )
-from ..report import MARKDOWN_LISTED, plan_to_dict, render_plan_markdown, render_summary_markdown
-from ..snapshot import read_snapshot
-from ..wording import listed
+from litellm_usersync.proxy.snapshot import read_snapshot
+from litellm_usersync.render.report import MARKDOWN_LISTED, plan_to_dict, render_plan_markdown, render_summary_markdown
+from litellm_usersync.wording import listed
+
 from ._common import (
     CliExit,
     ExitCode,

@@ -7,7 +7,9 @@ import sys
 
 import click
 
-from ..listing import (
+from litellm_usersync.models import Snapshot
+from litellm_usersync.proxy.snapshot import read_snapshot
+from litellm_usersync.render.listing import (
     DEFAULT_COLUMNS,
     FORMATS,
     LIST_COLUMNS,
@@ -26,8 +28,7 @@ from ..listing import (
     select_users,
     table_cell,
 )
-from ..models import Snapshot
-from ..snapshot import read_snapshot
+
 from ._common import (
     build_settings,
     colour_enabled,

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import click
 
-from ..audit import AuditLog
-from ..backup import read_snapshot_file, snapshot_created_at
-from ..executor import apply_plan
-from ..identity import PROXY_ROLES, normalize_email
-from ..journal import KeyJournal
-from ..models import ItemKind, Plan, PlanOptions, RunReport
-from ..report import (
+from litellm_usersync.apply.executor import apply_plan
+from litellm_usersync.files.audit import AuditLog
+from litellm_usersync.files.backups import read_snapshot_file, snapshot_created_at
+from litellm_usersync.files.journal import KeyJournal
+from litellm_usersync.identity import PROXY_ROLES, normalize_email
+from litellm_usersync.models import ItemKind, Plan, PlanOptions, RunReport
+from litellm_usersync.plans.restore import build_restore_plan, scope_notice
+from litellm_usersync.proxy.snapshot import read_snapshot, with_team_keys
+from litellm_usersync.render.report import (
     MARKDOWN_LISTED,
     SYNC_REPORT_COLUMNS,
     plan_to_dict,
@@ -28,8 +30,7 @@ from ..report import (
     report_to_dict,
     result_rows,
 )
-from ..restore import build_restore_plan, scope_notice
-from ..snapshot import read_snapshot, with_team_keys
+
 from ._common import (
     CliExit,
     ExitCode,

@@ -7,10 +7,17 @@ import sys
 
 import click
 
-from ..backup import render_json, snapshot_to_document, utc_timestamp, write_backup, write_json_file
-from ..errors import InputError
-from ..models import Snapshot
-from ..snapshot import read_snapshot
+from litellm_usersync.errors import InputError
+from litellm_usersync.files.backups import (
+    render_json,
+    snapshot_to_document,
+    utc_timestamp,
+    write_backup,
+    write_json_file,
+)
+from litellm_usersync.models import Snapshot
+from litellm_usersync.proxy.snapshot import read_snapshot
+
 from ._common import (
     OUTPUT_FORMATS,
     build_settings,

@@ -8,15 +8,16 @@ from typing import Any
 
 import click
 
-from .. import __version__
-from ..backup import read_plan_file, write_plan_file
-from ..csvfile import check_output_path, read_users_csv
-from ..identity import PROXY_ROLES, normalize_email
-from ..journal import KeyJournal
-from ..models import Plan, PlanOptions, ProxyFeatures, RunReport
-from ..planfile import check_plan_fresh
-from ..planner import build_plan
-from ..report import (
+from litellm_usersync import __version__
+from litellm_usersync.files.backups import read_plan_file, write_plan_file
+from litellm_usersync.files.csvfile import check_output_path, read_users_csv
+from litellm_usersync.files.journal import KeyJournal
+from litellm_usersync.files.planfile import check_plan_fresh
+from litellm_usersync.identity import PROXY_ROLES, normalize_email
+from litellm_usersync.models import Plan, PlanOptions, ProxyFeatures, RunReport
+from litellm_usersync.plans.sync import build_plan
+from litellm_usersync.proxy.snapshot import read_snapshot, with_team_keys
+from litellm_usersync.render.report import (
     MARKDOWN_LISTED,
     SYNC_REPORT_COLUMNS,
     plan_to_dict,
@@ -29,7 +30,7 @@ from ..report import (
     report_to_dict,
     result_rows,
 )
-from ..snapshot import read_snapshot, with_team_keys
+
 from ._common import (
     CliExit,
     ExitCode,

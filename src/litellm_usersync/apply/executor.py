@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from .client import ProxyClient, RowResult, is_uncertain
-from .errors import AuthError, ConflictError, ProxyError, RefusedError, RejectedError
-from .identity import DEFAULT_USER_ID, PROXY_ROLES
-from .models import (
+from litellm_usersync.errors import AuthError, ConflictError, ProxyError, RefusedError, RejectedError
+from litellm_usersync.identity import DEFAULT_USER_ID, PROXY_ROLES
+from litellm_usersync.models import (
     INVITE_PENDING,
     KEY_PENDING,
     RECREATE_FIELDS,
@@ -53,11 +52,12 @@ from .models import (
     Snapshot,
     without_marker,
 )
-from .planner import build_plan
-from .settings import BULK_CHUNK, DEFAULT_CONCURRENCY
-from .snapshot import parse_live_user, parse_team
+from litellm_usersync.plans.sync import build_plan
+from litellm_usersync.proxy.client import ProxyClient, RowResult, is_uncertain
+from litellm_usersync.proxy.snapshot import parse_live_user, parse_team
+from litellm_usersync.settings import BULK_CHUNK, DEFAULT_CONCURRENCY
 
-log = logging.getLogger("litellm_usersync.executor")
+log = logging.getLogger("litellm_usersync.apply.executor")
 
 MANAGED_METADATA = {"managed_by": "litellm-usersync"}
 DELETE_CHUNK = 100

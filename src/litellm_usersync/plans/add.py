@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .identity import join_team_names, mask_secret
-from .models import (
+from litellm_usersync.identity import join_team_names, mask_secret
+from litellm_usersync.models import (
     DesiredState,
     DesiredUser,
     ItemKind,
@@ -23,8 +23,9 @@ from .models import (
     RunReport,
     Snapshot,
 )
-from .planner import build_plan, repair_only_item
-from .wording import count_users, listed
+from litellm_usersync.wording import count_users, listed
+
+from .sync import build_plan, repair_only_item
 
 RESULT_COLUMNS = ("email", "role", "user_id", "team_name", "models", "api_keys", "invitation_url")
 ERROR_COLUMNS = ("email", "role", "error_reason")

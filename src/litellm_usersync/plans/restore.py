@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .identity import PROXY_ROLES, normalize_email
-from .models import (
+from litellm_usersync.identity import PROXY_ROLES, normalize_email
+from litellm_usersync.models import (
     Action,
     AddMembership,
     ChangeRole,
@@ -37,8 +37,9 @@ from .models import (
     Skipped,
     Snapshot,
 )
-from .planner import _KIND_ORDER, _is_protected, plan_leaves, team_keys_refusal
-from .settings import default_max_delete
+from litellm_usersync.settings import default_max_delete
+
+from .sync import _KIND_ORDER, _is_protected, plan_leaves, team_keys_refusal
 
 
 def _missing_teams(team_ids: frozenset[str], backup: Snapshot, current: Snapshot) -> str | None:

@@ -25,9 +25,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import InputError, RefusedError
-from .identity import PROXY_ROLES, normalize_email
-from .models import (
+from litellm_usersync.errors import InputError, RefusedError
+from litellm_usersync.identity import PROXY_ROLES, normalize_email
+from litellm_usersync.models import (
     Action,
     AddMembership,
     ChangeRole,

@@ -7,8 +7,19 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from litellm_usersync.models import (
+    INVITE_PENDING,
+    KEY_PENDING,
+    LiveUser,
+    Plan,
+    RemoveMembership,
+    Snapshot,
+    Team,
+    TeamKey,
+    TeamMember,
+)
+
 from .client import ProxyClient
-from .models import INVITE_PENDING, KEY_PENDING, LiveUser, Plan, RemoveMembership, Snapshot, Team, TeamKey, TeamMember
 
 MANAGED_MARKER_KEY = "managed_by"
 MANAGED_MARKER_VALUE = "litellm-usersync"

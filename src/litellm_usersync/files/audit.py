@@ -28,9 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .backup import AUDIT_FILE_NAME, DEFAULT_BACKUP_DIR, ensure_private_dir, utc_timestamp
-from .identity import mask_secret
-from .models import (
+from litellm_usersync.identity import mask_secret
+from litellm_usersync.models import (
     AddMembership,
     ChangeRole,
     CreateUser,
@@ -43,6 +42,8 @@ from .models import (
     ReissueKey,
     RemoveMembership,
 )
+
+from .backups import AUDIT_FILE_NAME, DEFAULT_BACKUP_DIR, ensure_private_dir, utc_timestamp
 from .planfile import action_type
 
 AUDIT_SCHEMA = "litellm-usersync/audit"

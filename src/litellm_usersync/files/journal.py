@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .identity import join_team_names
-from .models import Plan, PlanItem
+from litellm_usersync.identity import join_team_names
+from litellm_usersync.models import Plan, PlanItem
 
 JOURNAL_SCHEMA = "litellm-usersync/journal"
 JOURNAL_VERSION = 1

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import UsersyncError
+from litellm_usersync.errors import UsersyncError
 
 
 class RunLockedError(UsersyncError):

@@ -8,8 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .identity import DEFAULT_USER_ID, PROXY_ROLES, nfc_email, normalize_email, resolve_team, team_problem
-from .models import (
+from litellm_usersync.identity import (
+    DEFAULT_USER_ID,
+    PROXY_ROLES,
+    nfc_email,
+    normalize_email,
+    resolve_team,
+    team_problem,
+)
+from litellm_usersync.models import (
     Action,
     AddMembership,
     ChangeRole,
@@ -28,7 +35,7 @@ from .models import (
     Skipped,
     Snapshot,
 )
-from .settings import default_max_delete
+from litellm_usersync.settings import default_max_delete
 
 _KIND_ORDER = {ItemKind.ADD: 0, ItemKind.DELETE: 1, ItemKind.UPDATE: 2, ItemKind.UNCHANGED: 3}
 
@@ -139,7 +146,7 @@ def plan_leaves(
     """The leaves of one user's team move, after its ``joins``: ``(actions, keys destroyed, keys re-bound, error)``.
 
     A leave destroys the user's keys bound to that team (API contract §2.12; ``snapshot.team_keys``, read by
-    :func:`~litellm_usersync.snapshot.with_team_keys`): each ``RemoveMembership`` says how many. With
+    :func:`~litellm_usersync.proxy.snapshot.with_team_keys`): each ``RemoveMembership`` says how many. With
     ``options.keep_team_keys`` a move from one team to one other re-binds them first (``RebindKeys``); any other
     move holding team keys gets ``error`` (the row must be blocked). Shared by ``sync`` and ``restore``.
     """

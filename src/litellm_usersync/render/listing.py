@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .identity import DEFAULT_USER_ID, PROXY_ROLES, join_team_names
-from .models import LiveUser, Snapshot
+from litellm_usersync.identity import DEFAULT_USER_ID, PROXY_ROLES, join_team_names
+from litellm_usersync.models import LiveUser, Snapshot
 
 #: every column ``--columns`` accepts, in the order they are documented
 LIST_COLUMNS: tuple[str, ...] = (

@@ -31,9 +31,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .identity import DEFAULT_USER_ID
-from .models import LiveUser, Plan, Snapshot, Team, TeamKey, TeamMember
+from litellm_usersync.errors import InputError
+from litellm_usersync.identity import DEFAULT_USER_ID
+from litellm_usersync.models import LiveUser, Plan, Snapshot, Team, TeamKey, TeamMember
+
 from .planfile import check_document_header, plan_from_document, plan_to_document
 
 SNAPSHOT_SCHEMA = "litellm-usersync/snapshot"

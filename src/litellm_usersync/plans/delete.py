@@ -9,10 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .identity import DEFAULT_USER_ID
-from .models import DeleteUser, DesiredState, ItemKind, LiveUser, Plan, PlanItem, PlanOptions, RunReport, Snapshot
-from .settings import default_max_delete
-from .wording import count_users, listed
+from litellm_usersync.identity import DEFAULT_USER_ID
+from litellm_usersync.models import (
+    DeleteUser,
+    DesiredState,
+    ItemKind,
+    LiveUser,
+    Plan,
+    PlanItem,
+    PlanOptions,
+    RunReport,
+    Snapshot,
+)
+from litellm_usersync.settings import default_max_delete
+from litellm_usersync.wording import count_users, listed
 
 RESULT_COLUMNS = ("email", "user_id", "status")
 ERROR_COLUMNS = ("email", "user_id", "error_reason")

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
-from .errors import CsvError, CsvProblem, InputError
-from .identity import PROXY_ROLES, normalize_email, split_team_cell
-from .models import DesiredState, DesiredUser
+from litellm_usersync.errors import CsvError, CsvProblem, InputError
+from litellm_usersync.identity import PROXY_ROLES, normalize_email, split_team_cell
+from litellm_usersync.models import DesiredState, DesiredUser
 
 #: Header names accepted for each field (compared case-insensitively, trimmed).
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {

@@ -11,13 +11,13 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .client import ProxyClient
-from .errors import AuthError, ProxyError
-from .models import INVITE_PENDING, without_marker
-from .registration import Registration
-from .settings import DEFAULT_CONCURRENCY
+from litellm_usersync.errors import AuthError, ProxyError
+from litellm_usersync.models import INVITE_PENDING, without_marker
+from litellm_usersync.plans.add import Registration
+from litellm_usersync.proxy.client import ProxyClient
+from litellm_usersync.settings import DEFAULT_CONCURRENCY
 
-log = logging.getLogger("litellm_usersync.invitations")
+log = logging.getLogger("litellm_usersync.apply.invitations")
 
 #: what the proxy says when the *caller's* user row is missing (it blames the invited user id)
 _CALLER_ROW_MISSING = "does not exist in 'litellm_usertable'"

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 
-from .errors import (
+from litellm_usersync.errors import (
     AuthError,
     ConflictError,
     ForbiddenError,
@@ -34,9 +34,9 @@ from .errors import (
     ServerError,
     UnavailableError,
 )
-from .identity import DEFAULT_USER_ID, normalize_email
-from .models import BATCH_KINDS, ProxyFeatures, version_tuple
-from .settings import BULK_CHUNK, BULK_ROW_TIMEOUT_S, MAX_RETRY_AFTER_S, ClientSettings, RetryPolicy
+from litellm_usersync.identity import DEFAULT_USER_ID, normalize_email
+from litellm_usersync.models import BATCH_KINDS, ProxyFeatures, version_tuple
+from litellm_usersync.settings import BULK_CHUNK, BULK_ROW_TIMEOUT_S, MAX_RETRY_AFTER_S, ClientSettings, RetryPolicy
 
 log = logging.getLogger("litellm_usersync.http")
 #: answers that look like errors in --debug but are how the proxy says something normal

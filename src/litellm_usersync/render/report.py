@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from .identity import join_team_names, mask_secret
-from .models import ItemKind, ItemResult, Plan, PlanItem, RebindKeys, ReissueKey, RemoveMembership, RunReport
-from .wording import listed
+from litellm_usersync.identity import join_team_names, mask_secret
+from litellm_usersync.models import (
+    ItemKind,
+    ItemResult,
+    Plan,
+    PlanItem,
+    RebindKeys,
+    ReissueKey,
+    RemoveMembership,
+    RunReport,
+)
+from litellm_usersync.wording import listed
 
 SYNC_REPORT_COLUMNS = ("action", "email", "user_id", "role", "team_name", "api_keys", "status", "error_reason")
 PLAN_SCHEMA_VERSION = 1

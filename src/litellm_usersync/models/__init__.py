@@ -1,0 +1,86 @@
+"""Value objects: desired state, live state, plans, outcomes. No I/O here.
+
+One module per concept; this package re-exports them all, so ``from litellm_usersync.models import Plan`` works.
+"""
+
+from __future__ import annotations
+
+from .desired import (
+    DesiredState,
+    DesiredUser,
+)
+from .live import (
+    BATCH_KINDS,
+    DELETE_CASCADE_MIN_VERSION,
+    DUPLICATE_409_MIN_VERSION,
+    INVITE_PENDING,
+    KEY_PENDING,
+    RECREATE_FIELDS,
+    LiveUser,
+    ProxyFeatures,
+    Snapshot,
+    Team,
+    TeamKey,
+    TeamMember,
+    version_tuple,
+    without_marker,
+)
+from .plan import (
+    Action,
+    AddMembership,
+    ChangeRole,
+    CreateUser,
+    DeleteUser,
+    ItemKind,
+    Plan,
+    PlanItem,
+    PlanOptions,
+    RebindKeys,
+    RecreateUser,
+    ReissueKey,
+    RemoveMembership,
+    Skipped,
+)
+from .results import (
+    ItemResult,
+    Outcome,
+    OutcomeStatus,
+    RunReport,
+)
+
+__all__ = [
+    "BATCH_KINDS",
+    "DELETE_CASCADE_MIN_VERSION",
+    "DUPLICATE_409_MIN_VERSION",
+    "INVITE_PENDING",
+    "KEY_PENDING",
+    "RECREATE_FIELDS",
+    "Action",
+    "AddMembership",
+    "ChangeRole",
+    "CreateUser",
+    "DeleteUser",
+    "DesiredState",
+    "DesiredUser",
+    "ItemKind",
+    "ItemResult",
+    "LiveUser",
+    "Outcome",
+    "OutcomeStatus",
+    "Plan",
+    "PlanItem",
+    "PlanOptions",
+    "ProxyFeatures",
+    "RebindKeys",
+    "RecreateUser",
+    "ReissueKey",
+    "RemoveMembership",
+    "RunReport",
+    "Skipped",
+    "Snapshot",
+    "Team",
+    "TeamKey",
+    "TeamMember",
+    "version_tuple",
+    "without_marker",
+]

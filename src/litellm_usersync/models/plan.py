@@ -1,0 +1,239 @@
+"""Plans: the actions that change one user, plan items, options and the plan itself."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from litellm_usersync.identity import normalize_email
+
+
+class ItemKind(enum.StrEnum):
+    """What a plan item does to one user; values are the report's ``action`` column."""
+
+    ADD = "ADDED"
+    DELETE = "DELETED"
+    UPDATE = "UPDATED"
+    UNCHANGED = "UNCHANGED"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateUser:
+    user_id: str
+    email: str
+    role: str
+    team_ids: tuple[str, ...] = ()
+    key_alias: str | None = None
+    create_key: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"create:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteUser:
+    user_id: str
+    email: str
+    #: the user's teams; older proxies leave rosters behind on delete, so the executor leaves them first
+    team_ids: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"delete:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRole:
+    user_id: str
+    email: str
+    old_role: str | None
+    new_role: str
+
+    @property
+    def key(self) -> str:
+        return f"role:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class AddMembership:
+    user_id: str
+    email: str
+    team_id: str
+
+    @property
+    def key(self) -> str:
+        return f"join:{self.user_id}:{self.team_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMembership:
+    user_id: str
+    email: str
+    team_id: str
+    #: keys of actions that must have succeeded first (add-before-remove, re-bind-before-remove)
+    requires: tuple[str, ...] = ()
+    #: the user's keys bound to this team, which the leave deletes (API contract §2.12)
+    destroys_keys: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"leave:{self.user_id}:{self.team_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RebindKeys:
+    """``--keep-team-keys``: before the user leaves ``from_team``, bind its keys there to ``to_team`` (the leave
+    would delete them). ``tokens`` are the keys' hashes (never a key)."""
+
+    user_id: str
+    email: str
+    from_team: str
+    to_team: str
+    tokens: tuple[str, ...] = ()
+    #: keys of actions that must have succeeded first (the join of ``to_team``)
+    requires: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"rebind:{self.user_id}:{self.from_team}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecreateUser:
+    """Fallback: delete and create again with the same id, email, role and teams. Keys are lost."""
+
+    user_id: str
+    email: str
+    role: str
+    team_ids: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"recreate:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReissueKey:
+    """Repair after an interrupted run: the user's key was never recorded (nobody holds it). Revoke the
+    user's keys that no report or journal holds, issue a new one, record it like a new user's key."""
+
+    user_id: str
+    email: str
+    key_alias: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"reissue:{self.user_id}"
+
+
+Action = (
+    CreateUser | DeleteUser | ChangeRole | AddMembership | RemoveMembership | RecreateUser | ReissueKey | RebindKeys
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    """Everything the plan does (or refuses to do) to one user: one report row."""
+
+    kind: ItemKind
+    email: str
+    user_id: str
+    role: str | None
+    team_names: tuple[str, ...]
+    actions: tuple[Action, ...] = ()
+    old_role: str | None = None
+    old_team_names: tuple[str, ...] = ()
+    #: set when the item cannot be applied (team not found, conflict); the row fails, nothing is sent
+    blocked: str | None = None
+    #: destructive facts shown in the plan (keys and spend lost on deletion)
+    key_count: int = 0
+    spend: float = 0.0
+    #: True when a failed verification would recreate this user (team changes with recreate allowed)
+    may_recreate: bool = False
+    #: True when the role is the default role (--user-role) because the CSV row gave none
+    role_from_default: bool = False
+    line: int = 0
+    #: team ids the user should end up in, and those it was in (for verification after team moves)
+    team_ids: tuple[str, ...] = ()
+    old_team_ids: tuple[str, ...] = ()
+    #: team names of the CSV row that resolve to no team, each with why (``no such team; did you mean x?``)
+    unresolved_teams: tuple[tuple[str, str], ...] = ()
+    #: team keys the move destroys (the leave deletes the user's keys bound to that team), and those it re-binds
+    #: to the new team instead (--keep-team-keys)
+    team_keys_destroyed: int = 0
+    team_keys_rebound: int = 0
+
+    @property
+    def email_key(self) -> str:
+        return normalize_email(self.email)
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A live user the plan deliberately leaves alone, and why (protected, --no-delete, ...)."""
+
+    email: str
+    user_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    allow_add: bool = True
+    allow_delete: bool = True
+    allow_update: bool = True
+    allow_recreate: bool = True
+    default_role: str = "proxy_admin"
+    create_keys: bool = True
+    #: None: the larger of MIN_DELETE_BRAKE and DELETE_BRAKE_RATIO of the managed users
+    max_delete: int | None = None
+    protected_emails: frozenset[str] = frozenset()
+    protected_roles: frozenset[str] = frozenset()
+    #: let the fallback recreate a user who holds API keys (they are deleted with it); off: such a row FAILS
+    recreate_with_keys: bool = False
+    #: re-bind the team keys a move would destroy to the user's new team (one team -> one other), else refuse
+    keep_team_keys: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    items: tuple[PlanItem, ...]
+    skipped: tuple[Skipped, ...] = ()
+    #: reasons the whole plan must not be applied (safety brakes); empty when it may run
+    refusals: tuple[str, ...] = ()
+    fingerprint: str = ""
+    options: PlanOptions = field(default_factory=PlanOptions)
+    #: team id -> display name (alias) of every team the plan refers to, for messages
+    team_labels: Mapping[str, str] = field(default_factory=dict)
+    #: the --max-delete brake in force (explicit or default) when the plan was made: deletions, destroyed team
+    #: keys and the fallback's recreations together stay within it. None: unknown (a plan file from before)
+    delete_limit: int | None = None
+
+    def team_label(self, team_id: str) -> str:
+        return self.team_labels.get(team_id, team_id)
+
+    def of_kind(self, kind: ItemKind) -> tuple[PlanItem, ...]:
+        return tuple(i for i in self.items if i.kind is kind)
+
+    @property
+    def counts(self) -> Mapping[ItemKind, int]:
+        return {k: sum(1 for i in self.items if i.kind is k) for k in ItemKind}
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        return tuple(a for i in self.items if not i.blocked for a in i.actions)
+
+    @property
+    def team_keys_destroyed(self) -> int:
+        """Team keys the plan's moves destroy (counted against the deletion brake)."""
+        return sum(i.team_keys_destroyed for i in self.items if not i.blocked)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(i.actions and not i.blocked for i in self.items)
+
+    @property
+    def has_blocked(self) -> bool:
+        return any(i.blocked for i in self.items)

@@ -1,0 +1,1 @@
+"""Renderers: plans, results and listings as text, CSV, JSON and Markdown. Pure."""
