@@ -189,12 +189,19 @@ class PlanOptions:
     create_keys: bool = True
     #: None: the larger of MIN_DELETE_BRAKE and DELETE_BRAKE_RATIO of the managed users
     max_delete: int | None = None
+    #: emails never deleted or demoted (``--protect``); keyed (``normalize_email``) on construction
     protected_emails: frozenset[str] = frozenset()
     protected_roles: frozenset[str] = frozenset()
     #: let the fallback recreate a user who holds API keys (they are deleted with it); off: such a row FAILS
     recreate_with_keys: bool = False
     #: re-bind the team keys a move would destroy to the user's new team (one team -> one other), else refuse
     keep_team_keys: bool = False
+
+    def __post_init__(self) -> None:
+        # the one place --protect emails are keyed: every planner and the executor compare email keys
+        keyed = frozenset(normalize_email(e) for e in self.protected_emails)
+        if keyed != self.protected_emails:
+            object.__setattr__(self, "protected_emails", keyed)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from litellm_usersync.identity import DEFAULT_USER_ID
 from litellm_usersync.models import (
     DeleteUser,
     DesiredState,
@@ -21,8 +20,9 @@ from litellm_usersync.models import (
     RunReport,
     Snapshot,
 )
-from litellm_usersync.settings import default_max_delete
 from litellm_usersync.wording import count_users, listed
+
+from .brakes import CALLER_PROTECTED, delete_limit, deletion_refusals, protection
 
 RESULT_COLUMNS = ("email", "user_id", "status")
 ERROR_COLUMNS = ("email", "user_id", "error_reason")
@@ -77,10 +77,9 @@ def build_delete_plan(desired: DesiredState, snapshot: Snapshot, *, max_delete: 
             )
             continue
         live = matches[0]
-        if live.user_id in (DEFAULT_USER_ID, snapshot.caller_user_id):
-            errors.append(
-                RowError(want.email, live.user_id, "protected: the identity of the credentials in use; never deleted")
-            )
+        # only the identity of the credentials in use: a user named in the file is to be deleted (no --protect)
+        if protection(live, snapshot.caller_user_id, PlanOptions()):
+            errors.append(RowError(want.email, live.user_id, f"{CALLER_PROTECTED}; never deleted"))
             continue
         team_ids = tuple(sorted(snapshot.team_ids_of(live.user_id)))
         items.append(
@@ -98,13 +97,8 @@ def build_delete_plan(desired: DesiredState, snapshot: Snapshot, *, max_delete: 
             )
         )
     managed = sum(1 for u in snapshot.users if u.is_managed)
-    limit = max_delete if max_delete is not None else default_max_delete(managed)
-    refusals: tuple[str, ...] = ()
-    if len(items) > limit:
-        refusals = (
-            f"this run would delete {len(items)} users, more than the limit of {limit} "
-            f"({managed} managed users); check the CSV, or raise the limit with --max-delete {len(items)}",
-        )
+    limit = delete_limit(max_delete, managed)
+    refusals = deletion_refusals(items, limit=limit, in_scope=managed)
     plan = Plan(
         items=tuple(items),
         refusals=refusals,

@@ -37,9 +37,9 @@ from litellm_usersync.models import (
     Skipped,
     Snapshot,
 )
-from litellm_usersync.settings import default_max_delete
 
-from .sync import _KIND_ORDER, _is_protected, plan_leaves, team_keys_refusal
+from .brakes import RESTORE_BRAKE, delete_limit, deletion_refusals, protection
+from .sync import KIND_ORDER, plan_leaves
 
 
 def _missing_teams(team_ids: frozenset[str], backup: Snapshot, current: Snapshot) -> str | None:
@@ -102,7 +102,7 @@ def _revert_item(
     blocked = _missing_teams(target, backup, current)
     target_live = frozenset(t for t in target if t in current.teams_by_id)
     now = current.team_ids_of(live.user_id)
-    protected = _is_protected(live, current, options)
+    protected = protection(live, current.caller_user_id, options)
 
     new_role = live.role
     if b.role != live.role and b.role is not None:
@@ -195,9 +195,6 @@ def build_restore_plan(
     are left alone and listed in ``Plan.skipped``, unless ``all_users`` (every user with an email).
     """
     options = options or PlanOptions()
-    options = PlanOptions(
-        **{**options.__dict__, "protected_emails": frozenset(normalize_email(e) for e in options.protected_emails)}
-    )
     items: list[PlanItem] = []
     skipped: list[Skipped] = []
     claimed: set[str] = set()  # current user ids that answer for a snapshot user
@@ -274,7 +271,7 @@ def build_restore_plan(
                 )
             )
             continue
-        reason = _is_protected(live, current, options)
+        reason = protection(live, current.caller_user_id, options)
         if reason:
             skipped.append(Skipped(live.email or "", live.user_id, f"added since the snapshot; not deleted: {reason}"))
         elif not options.allow_delete:
@@ -285,31 +282,21 @@ def build_restore_plan(
             deletions.append(_delete_item(live, current))
     items.extend(deletions)
 
-    refusals: list[str] = []
-    limit = options.max_delete if options.max_delete is not None else default_max_delete(len(in_scope))
-    if deletions:
-        if not any(u.is_manageable for u in backup.users):
-            refusals.append(
-                f"the snapshot has no users: refusing to delete all {len(deletions)} users added since "
-                "(an empty snapshot never means 'delete everyone')"
-            )
-        elif len(deletions) > limit:
-            refusals.append(
-                f"this restore would delete {len(deletions)} users added since the snapshot, more than the limit of "
-                f"{limit} ({len(in_scope)} users in scope); check the snapshot, or raise the limit with "
-                f"--max-delete {len(deletions)}"
-            )
-    # the team keys its moves destroy count against the same brake as the deletions (as for sync)
-    keys_refusal = None if refusals else team_keys_refusal(items, len(deletions), limit, what="restore")
-    if keys_refusal:
-        refusals.append(keys_refusal)
+    limit = delete_limit(options.max_delete, len(in_scope))
+    refusals = deletion_refusals(
+        items,
+        limit=limit,
+        in_scope=len(in_scope),
+        source_empty=not any(u.is_manageable for u in backup.users),
+        wording=RESTORE_BRAKE,
+    )
 
-    items.sort(key=lambda i: (_KIND_ORDER[i.kind], i.email_key, i.user_id))
+    items.sort(key=lambda i: (KIND_ORDER[i.kind], i.email_key, i.user_id))
     touched = [i.user_id for i in items if i.actions and not i.blocked]
     return Plan(
         items=tuple(items),
         skipped=tuple(sorted(skipped, key=lambda s: (normalize_email(s.email), s.user_id, s.reason))),
-        refusals=tuple(refusals),
+        refusals=refusals,
         fingerprint=current.fingerprint_of(touched),
         options=options,
         team_labels={

@@ -1,6 +1,7 @@
 """The planner: desired state + live snapshot -> plan. Pure and deterministic (sorted by identity key).
 
-No I/O, no clock, no randomness. Safety brakes are checked here and reported as ``Plan.refusals``.
+No I/O, no clock, no randomness. The brakes (``plans.brakes``, shared by every planner) are reported as
+``Plan.refusals``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from litellm_usersync.identity import (
-    DEFAULT_USER_ID,
     PROXY_ROLES,
     nfc_email,
     normalize_email,
@@ -35,24 +35,16 @@ from litellm_usersync.models import (
     Skipped,
     Snapshot,
 )
-from litellm_usersync.settings import default_max_delete
 
-_KIND_ORDER = {ItemKind.ADD: 0, ItemKind.DELETE: 1, ItemKind.UPDATE: 2, ItemKind.UNCHANGED: 3}
+from .brakes import CALLER_PROTECTED, delete_limit, deletion_refusals, protection
+
+#: the order of a plan's items (then by email key and user id): adds, deletions, updates, unchanged
+KIND_ORDER = {ItemKind.ADD: 0, ItemKind.DELETE: 1, ItemKind.UPDATE: 2, ItemKind.UNCHANGED: 3}
 
 
 def user_id_for(email: str) -> str:
     """The user id we give a new user: its normalised email, so a retried create is detected (409)."""
     return normalize_email(email)
-
-
-def _is_protected(user: LiveUser, snapshot: Snapshot, options: PlanOptions) -> str | None:
-    if user.user_id in (DEFAULT_USER_ID, snapshot.caller_user_id):
-        return "protected: the identity of the credentials in use"
-    if user.email_key in options.protected_emails:
-        return "protected (--protect)"
-    if user.role in options.protected_roles:
-        return f"protected (--protect-role {user.role})"
-    return None
 
 
 def _resolve_teams(names: tuple[str, ...], snapshot: Snapshot) -> tuple[tuple[str, ...], list[str]]:
@@ -178,27 +170,12 @@ def plan_leaves(
     return actions, sum(len(k) for k in doomed.values()), kept, error
 
 
-def team_keys_refusal(items: Sequence[PlanItem], deletions: int, limit: int, *, what: str = "run") -> str | None:
-    """The brake on destruction: ``deletions`` users plus the team keys the unblocked ``items`` destroy.
-
-    A team key a move destroys is destroyed as surely as a deleted user's: the same limit counts both.
-    """
-    doomed_keys = sum(i.team_keys_destroyed for i in items if not i.blocked)
-    if not doomed_keys or deletions + doomed_keys <= limit:
-        return None
-    return (
-        f"this {what} would delete {deletions} users and destroy {doomed_keys} team key(s) (a team leave "
-        f"deletes the user's keys bound to that team), more than the limit of {limit}; keep the keys with "
-        f"--keep-team-keys, or raise the limit with --max-delete {deletions + doomed_keys}"
-    )
-
-
 def _plan_role_and_teams(
     want: DesiredUser, live: LiveUser, snapshot: Snapshot, options: PlanOptions, skipped: list[Skipped]
 ) -> PlanItem | None:
     current = snapshot.team_ids_of(live.user_id)
     current_names = snapshot.team_names(current)
-    protected = _is_protected(live, snapshot, options)
+    protected = protection(live, snapshot.caller_user_id, options)
     errors: list[str] = []
     target = current
     if want.team_names is not None:
@@ -270,9 +247,6 @@ def _plan_role_and_teams(
 def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions | None = None) -> Plan:
     """Turn the desired state and the live snapshot into a :class:`Plan`. Pure and deterministic."""
     options = options or PlanOptions()
-    options = PlanOptions(
-        **{**options.__dict__, "protected_emails": frozenset(normalize_email(e) for e in options.protected_emails)}
-    )
     items: list[PlanItem] = []
     skipped: list[Skipped] = []
     by_email = snapshot.users_by_email_key
@@ -283,7 +257,7 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
         matches = by_email.get(want.email_key, [])
         if not matches and want.email_key in untouchable:
             admin = untouchable[want.email_key]
-            skipped.append(Skipped(want.email, admin.user_id, "protected: the identity of the credentials in use"))
+            skipped.append(Skipped(want.email, admin.user_id, CALLER_PROTECTED))
             continue
         if len(matches) > 1:
             ids = ", ".join(sorted(u.user_id for u in matches))
@@ -324,7 +298,7 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
         live = group[0]
         if not live.is_managed:
             continue
-        reason = _is_protected(live, snapshot, options)
+        reason = protection(live, snapshot.caller_user_id, options)
         if reason:
             skipped.append(Skipped(live.email or key, live.user_id, f"not deleted: {reason}"))
             continue
@@ -348,30 +322,15 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
         )
     items.extend(deletions)
 
-    refusals: list[str] = []
-    limit = options.max_delete if options.max_delete is not None else default_max_delete(len(managed))
-    if deletions:
-        if not desired.users:
-            refusals.append(
-                f"the CSV has no users: refusing to delete all {len(deletions)} managed users "
-                "(an empty source never means 'delete everyone')"
-            )
-        elif len(deletions) > limit:
-            refusals.append(
-                f"this run would delete {len(deletions)} users, more than the limit of {limit} "
-                f"({len(managed)} managed users); check the CSV, or raise the limit with --max-delete {len(deletions)}"
-            )
-    # a team key a move destroys is destroyed as surely as a deleted user's: the same brake counts both
-    keys_refusal = None if refusals else team_keys_refusal(items, len(deletions), limit)
-    if keys_refusal:
-        refusals.append(keys_refusal)
+    limit = delete_limit(options.max_delete, len(managed))
+    refusals = deletion_refusals(items, limit=limit, in_scope=len(managed), source_empty=not desired.users)
 
-    items.sort(key=lambda i: (_KIND_ORDER[i.kind], i.email_key, i.user_id))
+    items.sort(key=lambda i: (KIND_ORDER[i.kind], i.email_key, i.user_id))
     touched = [i.user_id for i in items if i.actions and not i.blocked]
     return Plan(
         items=tuple(items),
         skipped=tuple(sorted(skipped, key=lambda s: (normalize_email(s.email), s.user_id))),
-        refusals=tuple(refusals),
+        refusals=refusals,
         fingerprint=snapshot.fingerprint_of(touched),
         options=options,
         team_labels={t.team_id: t.display_name for t in snapshot.teams},
