@@ -26,8 +26,9 @@ from litellm_usersync.files.backups import (
     write_json_file,
     write_plan_file,
 )
-from litellm_usersync.files.planfile import check_plan_fresh, plan_from_document, plan_to_document
+from litellm_usersync.files.planfile import plan_from_document, plan_to_document
 from litellm_usersync.models import Plan, RunReport, Snapshot
+from litellm_usersync.plans.freshness import check_plan_fresh
 from litellm_usersync.proxy.client import ProxyClient
 
 from .conftest import Proxy, live_users, teams_of, write

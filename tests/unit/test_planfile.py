@@ -13,15 +13,7 @@ from typing import Any
 import pytest
 
 from litellm_usersync.errors import InputError, RefusedError
-from litellm_usersync.files.planfile import (
-    PLAN_FILE_SCHEMA,
-    action_from_dict,
-    action_to_dict,
-    check_plan_fresh,
-    plan_from_document,
-    plan_to_document,
-    touched_user_ids,
-)
+from litellm_usersync.files.planfile import PLAN_FILE_SCHEMA, action_from_dict, plan_from_document, plan_to_document
 from litellm_usersync.models import (
     AddMembership,
     ChangeRole,
@@ -41,7 +33,10 @@ from litellm_usersync.models import (
     Snapshot,
     Team,
 )
+from litellm_usersync.models.documents import action_to_dict
+from litellm_usersync.plans.freshness import check_plan_fresh, touched_user_ids
 from litellm_usersync.plans.sync import build_plan
+from litellm_usersync.render.report import plan_to_dict
 
 TEAMS = (Team("t-dev", "development"), Team("t-sup", "support"), Team("t-adm", "admin"))
 
@@ -321,3 +316,38 @@ def test_the_document_has_a_place_for_every_model_field() -> None:
             RecreateUser: RecreateUser("u", "e", "proxy_admin"),
         }[cls]
         assert {f.name for f in dataclasses.fields(cls)} <= set(action_to_dict(sample)), cls.__name__
+
+
+# --------------------------------------------------------------------------------------------------
+# one JSON shape of a plan item (issue 10)
+
+
+def test_a_saved_plan_item_is_the_json_output_item_plus_the_codec_fields() -> None:
+    """The plan file and ``--output json`` write the same item shape (models.documents.item_to_dict); the plan
+    file adds only the full actions and its version-1 names, which say the same as the shared fields."""
+    plan, _ = sample_plan()
+    saved = plan_to_document(plan, source="x")["items"]
+    shown = plan_to_dict(plan)["items"]
+    assert len(saved) == len(shown) == len(plan.items)
+    for s, j in zip(saved, shown, strict=True):
+        assert {k: s[k] for k in j} == j
+        assert set(s) - set(j) == {"kind", "team_names", "old_team_names", "actions"}
+        assert (s["kind"], s["team_names"], s["old_team_names"]) == (j["action"], j["teams"], j["old_teams"])
+        assert [a["key"] for a in s["actions"]] == j["operations"]
+
+
+def test_an_item_whose_action_contradicts_its_kind_is_refused() -> None:
+    doc = _mutate(["items", 0, "action"], "DELETED")
+    assert doc["items"][0]["kind"] == "ADDED"
+    with pytest.raises(InputError, match=r"items\[0\]\.action: 'DELETED' does not match kind 'ADDED'"):
+        plan_from_document(doc)
+
+
+def test_a_plan_file_item_with_an_integer_line_still_reads() -> None:
+    """Plan files written before the shared shape have ``"line": 0`` (now null) and no ``action``."""
+    doc = _doc()
+    for item in doc["items"]:
+        item["line"] = item["line"] or 0
+        del item["action"], item["teams"], item["old_teams"], item["operations"]
+    plan, _ = sample_plan()
+    assert plan_from_document(doc) == plan

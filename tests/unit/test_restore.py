@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from litellm_usersync.files.planfile import check_plan_fresh, plan_from_document, plan_to_document
+from litellm_usersync.files.planfile import plan_from_document, plan_to_document
 from litellm_usersync.identity import DEFAULT_USER_ID, PROXY_ROLES
 from litellm_usersync.models import (
     AddMembership,
@@ -29,6 +29,7 @@ from litellm_usersync.models import (
     Team,
     TeamKey,
 )
+from litellm_usersync.plans.freshness import check_plan_fresh
 from litellm_usersync.plans.restore import build_restore_plan, scope_notice
 
 TEAMS = (Team("t-dev", "development"), Team("t-sup", "support"), Team("t-adm", "admin"))

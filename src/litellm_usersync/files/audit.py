@@ -42,9 +42,9 @@ from litellm_usersync.models import (
     ReissueKey,
     RemoveMembership,
 )
+from litellm_usersync.models.documents import action_type
 
 from .backups import AUDIT_FILE_NAME, DEFAULT_BACKUP_DIR, ensure_private_dir, utc_timestamp
-from .planfile import action_type
 
 AUDIT_SCHEMA = "litellm-usersync/audit"
 AUDIT_VERSION = 1

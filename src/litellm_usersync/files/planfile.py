@@ -1,7 +1,8 @@
-"""Saved plans: a :class:`Plan` as a versioned JSON document, and back; the stale-plan check.
+"""Saved plans: a :class:`Plan` as a versioned JSON document, and back (the codec).
 
-Pure: no I/O, no clock. The caller reads and writes the file (``backup.write_json_file`` /
-``backup.read_json_file``) and decides when to check freshness.
+Pure: no I/O, no clock. The caller reads and writes the file (``backups.write_plan_file`` /
+``backups.read_plan_file``) and checks freshness (``plans.freshness.check_plan_fresh``) before applying it.
+Each item is the one JSON shape of a plan item (``models.documents.item_to_dict``) plus what rebuilding needs.
 
 The document (``docs/plans-and-restore.md`` has the full schema)::
 
@@ -12,7 +13,7 @@ The document (``docs/plans-and-restore.md`` has the full schema)::
       "fingerprint": "<sha256 hex>",       # Snapshot.fingerprint_of(<user ids the plan touches>)
       "options": {...},                     # every PlanOptions field
       "refusals": ["..."],
-      "items": [{"kind": "ADDED", "email": ..., "actions": [{"type": "create_user", ...}], ...}],
+      "items": [{"kind": "ADDED", "action": "ADDED", "email": ..., "actions": [{"type": "create_user", ...}], ...}],
       "skipped": [{"email": ..., "user_id": ..., "reason": ...}],
       "team_labels": {"<team id>": "<alias>"}
     }
@@ -25,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from litellm_usersync.errors import InputError, RefusedError
-from litellm_usersync.identity import PROXY_ROLES, normalize_email
+from litellm_usersync.errors import InputError
+from litellm_usersync.identity import PROXY_ROLES
 from litellm_usersync.models import (
     Action,
     AddMembership,
@@ -42,87 +43,27 @@ from litellm_usersync.models import (
     ReissueKey,
     RemoveMembership,
     Skipped,
-    Snapshot,
 )
+from litellm_usersync.models.documents import ACTION_TYPES, action_to_dict, item_to_dict, skipped_to_dict
+
+# the stale-plan check is planning (plans/freshness); re-exported for the callers written before the move
+from litellm_usersync.plans.freshness import changed_users as changed_users
+from litellm_usersync.plans.freshness import check_plan_fresh as check_plan_fresh
+from litellm_usersync.plans.freshness import touched_user_ids
 
 PLAN_FILE_SCHEMA = "litellm-usersync/plan-file"
 PLAN_FILE_VERSION = 1
 
-#: action class <-> ``"type"`` in the document
-ACTION_TYPES: dict[type, str] = {
-    CreateUser: "create_user",
-    DeleteUser: "delete_user",
-    ChangeRole: "change_role",
-    AddMembership: "add_membership",
-    RemoveMembership: "remove_membership",
-    RecreateUser: "recreate_user",
-    ReissueKey: "reissue_key",
-    RebindKeys: "rebind_keys",
-}
-
-
-def action_type(action: Action) -> str:
-    """The document's name of an action kind (``"create_user"``, ``"change_role"``, ...)."""
-    return ACTION_TYPES[type(action)]
-
-
-# --------------------------------------------------------------------------------------------------
-# Plan -> document
-
-
-def action_to_dict(action: Action) -> dict[str, Any]:
-    """One action as a JSON-ready dict: ``{"type": ..., "key": ..., <every field>}``."""
-    d: dict[str, Any] = {"type": action_type(action), "key": action.key, "user_id": action.user_id}
-    d["email"] = action.email
-    if isinstance(action, CreateUser):
-        d.update(
-            role=action.role,
-            team_ids=list(action.team_ids),
-            key_alias=action.key_alias,
-            create_key=action.create_key,
-        )
-    elif isinstance(action, DeleteUser):
-        d.update(team_ids=list(action.team_ids))
-    elif isinstance(action, ChangeRole):
-        d.update(old_role=action.old_role, new_role=action.new_role)
-    elif isinstance(action, AddMembership):
-        d.update(team_id=action.team_id)
-    elif isinstance(action, RemoveMembership):
-        d.update(team_id=action.team_id, requires=list(action.requires), destroys_keys=action.destroys_keys)
-    elif isinstance(action, ReissueKey):
-        d.update(key_alias=action.key_alias)
-    elif isinstance(action, RebindKeys):
-        d.update(
-            from_team=action.from_team,
-            to_team=action.to_team,
-            tokens=list(action.tokens),
-            requires=list(action.requires),
-        )
-    else:
-        d.update(role=action.role, team_ids=list(action.team_ids))
-    return d
-
 
 def _item_to_dict(item: PlanItem) -> dict[str, Any]:
+    """The item's one JSON shape (``models.documents.item_to_dict``), plus what rebuilding the plan needs: the
+    actions in full, and the version-1 names of three of its fields (``kind`` = ``action``, ``team_names`` =
+    ``teams``, ``old_team_names`` = ``old_teams``), which plan files have always had."""
     return {
         "kind": item.kind.value,
-        "email": item.email,
-        "user_id": item.user_id,
-        "role": item.role,
+        **item_to_dict(item),
         "team_names": list(item.team_names),
-        "team_ids": list(item.team_ids),
-        "old_role": item.old_role,
         "old_team_names": list(item.old_team_names),
-        "old_team_ids": list(item.old_team_ids),
-        "blocked": item.blocked,
-        "key_count": item.key_count,
-        "spend": item.spend,
-        "may_recreate": item.may_recreate,
-        "role_from_default": item.role_from_default,
-        "unresolved_teams": [list(pair) for pair in item.unresolved_teams],
-        "team_keys_destroyed": item.team_keys_destroyed,
-        "team_keys_rebound": item.team_keys_rebound,
-        "line": item.line,
         "actions": [action_to_dict(a) for a in item.actions],
     }
 
@@ -157,7 +98,7 @@ def plan_to_document(plan: Plan, *, source: str) -> dict[str, Any]:
         "options": _options_to_dict(plan.options),
         "refusals": list(plan.refusals),
         "items": [_item_to_dict(i) for i in plan.items],
-        "skipped": [{"email": s.email, "user_id": s.user_id, "reason": s.reason} for s in plan.skipped],
+        "skipped": [skipped_to_dict(s) for s in plan.skipped],
         "team_labels": dict(sorted(plan.team_labels.items())),
         "delete_limit": plan.delete_limit,
     }
@@ -325,6 +266,10 @@ def _item_from_dict(data: object, where: str) -> PlanItem:
         kinds = ", ".join(k.value for k in ItemKind)
         raise InputError(f"plan file: {where}.kind: unknown kind {kind_text!r}; expected one of {kinds}") from None
     actions = tuple(action_from_dict(a, f"{where}.actions[{n}]") for n, a in enumerate(r.get_list("actions", [])))
+    # the shared shape says the kind again (``action``): a hand edit must change both or neither. Its
+    # ``operations``, ``teams`` and ``old_teams`` are informative here; ``actions`` and ``*team_names`` are read
+    if "action" in r.data and r.get("action") != kind_text:
+        raise InputError(f"plan file: {where}.action: {r.get('action')!r} does not match kind {kind_text!r}")
     return PlanItem(
         kind=kind,
         email=r.get_str("email"),
@@ -341,7 +286,7 @@ def _item_from_dict(data: object, where: str) -> PlanItem:
         role_from_default=r.get_bool("role_from_default", False),
         team_keys_destroyed=r.get_int("team_keys_destroyed", 0),
         team_keys_rebound=r.get_int("team_keys_rebound", 0),
-        line=r.get_int("line", 0),
+        line=r.opt_int("line") or 0,
         team_ids=r.get_strs("team_ids", []),
         old_team_ids=r.get_strs("old_team_ids", []),
         unresolved_teams=r.get_pairs("unresolved_teams", []),
@@ -431,71 +376,3 @@ def _check_consistent(plan: Plan) -> None:
                     raise InputError(
                         f"plan file: items[{n}]: {a.key} requires {', '.join(unknown)}, which is not in the plan"
                     )
-
-
-# --------------------------------------------------------------------------------------------------
-# freshness
-
-
-def touched_user_ids(plan: Plan) -> list[str]:
-    """The users the plan would change (items with actions, not blocked): what ``Plan.fingerprint`` covers."""
-    return [i.user_id for i in plan.items if i.actions and not i.blocked]
-
-
-def _describe_change(item: PlanItem, current: Snapshot) -> str | None:
-    """What changed about one touched user since the plan was made, as far as the item's "before" view tells."""
-    live = current.users_by_id.get(item.user_id)
-    who = item.email or item.user_id
-    if item.kind is ItemKind.ADD:
-        if live is not None:
-            return f"{who} (user id {item.user_id}) now exists"
-        others = [u.user_id for u in current.users_by_email_key.get(normalize_email(item.email), [])]
-        if others:
-            return f"{who} now exists as user id {', '.join(sorted(others))}"
-        return None
-    if live is None:
-        return f"{who} (user id {item.user_id}) no longer exists"
-    parts: list[str] = []
-    if normalize_email(item.email) != live.email_key:
-        parts.append(f"email is now {live.email or '(none)'}")
-    if item.old_role != live.role and item.kind is not ItemKind.DELETE:
-        parts.append(f"role {item.old_role} -> {live.role}")
-    elif item.kind is ItemKind.DELETE and item.role != live.role:
-        parts.append(f"role {item.role} -> {live.role}")
-    teams_now = current.team_ids_of(item.user_id)
-    if frozenset(item.old_team_ids) != teams_now:
-        before = ", ".join(sorted(item.old_team_ids)) or "-"
-        after = ", ".join(sorted(teams_now)) or "-"
-        parts.append(f"teams {before} -> {after}")
-    if parts:
-        return f"{who}: {'; '.join(parts)}"
-    return None
-
-
-def changed_users(plan: Plan, current: Snapshot) -> list[str]:
-    """One line per touched user whose live state differs from what the plan saw (may be empty)."""
-    out = []
-    for item in plan.items:
-        if item.actions and not item.blocked:
-            change = _describe_change(item, current)
-            if change:
-                out.append(change)
-    return out
-
-
-def check_plan_fresh(plan: Plan, current: Snapshot) -> None:
-    """Refuse a saved plan whose users changed since it was made (like ``terraform apply PLANFILE``).
-
-    Compares ``current.fingerprint_of(touched_user_ids(plan))`` with ``plan.fingerprint`` and, for the message,
-    each touched user's state with the item's "before" view. A new user that now exists under another id with
-    the plan's email also makes the plan stale. Raises :class:`RefusedError` ``"stale plan: ..."``.
-    """
-    changes = changed_users(plan, current)
-    if current.fingerprint_of(touched_user_ids(plan)) == plan.fingerprint and not changes:
-        return
-    shown = changes[:10]
-    more = f" (and {len(changes) - 10} more)" if len(changes) > 10 else ""
-    detail = "; ".join(shown) + more if shown else "the users it touches changed (their fingerprint differs)"
-    raise RefusedError(
-        f"stale plan: the proxy changed since the plan was made: {detail}. Nothing was changed; make a new plan."
-    )

@@ -16,6 +16,7 @@ from litellm_usersync.models import (
     RemoveMembership,
     RunReport,
 )
+from litellm_usersync.models.documents import item_to_dict, skipped_to_dict
 from litellm_usersync.wording import listed
 
 SYNC_REPORT_COLUMNS = ("action", "email", "user_id", "role", "team_name", "api_keys", "status", "error_reason")
@@ -427,29 +428,6 @@ def render_result_counts(report: RunReport, *, title: str = "sync") -> str:
     return text + "."
 
 
-def _item_dict(item: PlanItem) -> dict[str, Any]:
-    return {
-        "action": item.kind.value,
-        "email": item.email,
-        "user_id": item.user_id,
-        "role": item.role,
-        "old_role": item.old_role,
-        "teams": list(item.team_names),
-        "old_teams": list(item.old_team_names),
-        "team_ids": list(item.team_ids),
-        "old_team_ids": list(item.old_team_ids),
-        "operations": [a.key for a in item.actions],
-        "blocked": item.blocked,
-        "key_count": item.key_count,
-        "spend": item.spend,
-        "may_recreate": item.may_recreate,
-        "role_from_default": item.role_from_default,
-        "team_keys_destroyed": item.team_keys_destroyed,
-        "team_keys_rebound": item.team_keys_rebound,
-        "line": item.line or None,
-    }
-
-
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     c = plan.counts
     return {
@@ -467,13 +445,13 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         },
         "refusals": list(plan.refusals),
         "fingerprint": plan.fingerprint,
-        "items": [_item_dict(i) for i in plan.items],
-        "skipped": [{"email": s.email, "user_id": s.user_id, "reason": s.reason} for s in plan.skipped],
+        "items": [item_to_dict(i) for i in plan.items],
+        "skipped": [skipped_to_dict(s) for s in plan.skipped],
     }
 
 
 def _result_dict(r: ItemResult) -> dict[str, Any]:
-    d = _item_dict(r.item)
+    d = item_to_dict(r.item)
     d.update(
         status="SUCCESS" if r.success else "FAILED",
         error=r.error,

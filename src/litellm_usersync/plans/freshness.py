@@ -1,0 +1,75 @@
+"""Is a saved plan still true? The stale-plan check (like ``terraform apply PLANFILE``). Pure.
+
+A plan file (``files/planfile``) carries ``Plan.fingerprint``: ``Snapshot.fingerprint_of`` the users it
+touches. Before it is applied, the live state is read again and :func:`check_plan_fresh` compares.
+"""
+
+from __future__ import annotations
+
+from litellm_usersync.errors import RefusedError
+from litellm_usersync.identity import normalize_email
+from litellm_usersync.models import ItemKind, Plan, PlanItem, Snapshot
+
+
+def touched_user_ids(plan: Plan) -> list[str]:
+    """The users the plan would change (items with actions, not blocked): what ``Plan.fingerprint`` covers."""
+    return [i.user_id for i in plan.items if i.actions and not i.blocked]
+
+
+def _describe_change(item: PlanItem, current: Snapshot) -> str | None:
+    """What changed about one touched user since the plan was made, as far as the item's "before" view tells."""
+    live = current.users_by_id.get(item.user_id)
+    who = item.email or item.user_id
+    if item.kind is ItemKind.ADD:
+        if live is not None:
+            return f"{who} (user id {item.user_id}) now exists"
+        others = [u.user_id for u in current.users_by_email_key.get(normalize_email(item.email), [])]
+        if others:
+            return f"{who} now exists as user id {', '.join(sorted(others))}"
+        return None
+    if live is None:
+        return f"{who} (user id {item.user_id}) no longer exists"
+    parts: list[str] = []
+    if normalize_email(item.email) != live.email_key:
+        parts.append(f"email is now {live.email or '(none)'}")
+    if item.old_role != live.role and item.kind is not ItemKind.DELETE:
+        parts.append(f"role {item.old_role} -> {live.role}")
+    elif item.kind is ItemKind.DELETE and item.role != live.role:
+        parts.append(f"role {item.role} -> {live.role}")
+    teams_now = current.team_ids_of(item.user_id)
+    if frozenset(item.old_team_ids) != teams_now:
+        before = ", ".join(sorted(item.old_team_ids)) or "-"
+        after = ", ".join(sorted(teams_now)) or "-"
+        parts.append(f"teams {before} -> {after}")
+    if parts:
+        return f"{who}: {'; '.join(parts)}"
+    return None
+
+
+def changed_users(plan: Plan, current: Snapshot) -> list[str]:
+    """One line per touched user whose live state differs from what the plan saw (may be empty)."""
+    out = []
+    for item in plan.items:
+        if item.actions and not item.blocked:
+            change = _describe_change(item, current)
+            if change:
+                out.append(change)
+    return out
+
+
+def check_plan_fresh(plan: Plan, current: Snapshot) -> None:
+    """Refuse a saved plan whose users changed since it was made (like ``terraform apply PLANFILE``).
+
+    Compares ``current.fingerprint_of(touched_user_ids(plan))`` with ``plan.fingerprint`` and, for the message,
+    each touched user's state with the item's "before" view. A new user that now exists under another id with
+    the plan's email also makes the plan stale. Raises :class:`RefusedError` ``"stale plan: ..."``.
+    """
+    changes = changed_users(plan, current)
+    if current.fingerprint_of(touched_user_ids(plan)) == plan.fingerprint and not changes:
+        return
+    shown = changes[:10]
+    more = f" (and {len(changes) - 10} more)" if len(changes) > 10 else ""
+    detail = "; ".join(shown) + more if shown else "the users it touches changed (their fingerprint differs)"
+    raise RefusedError(
+        f"stale plan: the proxy changed since the plan was made: {detail}. Nothing was changed; make a new plan."
+    )
