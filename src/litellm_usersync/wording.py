@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def count_of(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 user``, ``2,000 users``: a count with its noun, singular when it is one."""
+    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+
+
 def count_users(n: int) -> str:
     """``1 user``, ``2,000 users``."""
-    return f"{n:,} user" if n == 1 else f"{n:,} users"
+    return count_of(n, "user")
 
 
 def listed(lines: Sequence[str], limit: int | None, indent: str = "", *, more: str = "`--show-all`") -> list[str]:

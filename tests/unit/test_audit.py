@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from litellm_usersync.files.audit import DEFAULT_AUDIT_LOG, AuditLog, audit_path, new_run_id, read_audit_log, scrub
+from litellm_usersync.files.audit import AuditLog, audit_path, new_run_id, read_audit_log, scrub
+from litellm_usersync.files.backups import DEFAULT_BACKUP_DIR
 from litellm_usersync.models import (
     AddMembership,
     ChangeRole,
@@ -141,7 +142,8 @@ def test_the_file_is_private_and_appended_to(tmp_path: pathlib.Path) -> None:
 
 def test_defaults_and_helpers() -> None:
     assert audit_path("backups") == pathlib.Path("backups/audit.jsonl")
-    assert pathlib.Path("usersync-backups/audit.jsonl") == DEFAULT_AUDIT_LOG
+    # the default audit log: beside the default backups (the CLI joins them with audit_path)
+    assert audit_path(DEFAULT_BACKUP_DIR) == pathlib.Path("usersync-backups/audit.jsonl")
     a, b = new_run_id(NOW), new_run_id(NOW)
     assert a.startswith("20261127T030738Z-") and a != b
     assert scrub(None) is None

@@ -10,7 +10,8 @@ import stat
 import pytest
 
 from litellm_usersync.errors import CsvError, InputError
-from litellm_usersync.files.csvfile import parse_users_csv, read_users_csv, write_csv_file
+from litellm_usersync.files.csvfile import parse_users_csv, read_users_csv
+from litellm_usersync.files.reportfiles import write_csv_file
 from litellm_usersync.models import DesiredState
 
 

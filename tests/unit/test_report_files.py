@@ -10,7 +10,7 @@ import stat
 import pytest
 
 from litellm_usersync.errors import InputError
-from litellm_usersync.files.csvfile import check_output_path, keep_previous_secrets, write_csv_file
+from litellm_usersync.files.reportfiles import check_output_path, keep_previous_secrets, write_csv_file
 
 
 def test_a_missing_folder_is_an_error_not_created(tmp_path: pathlib.Path) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from litellm_usersync.models import ItemKind, ItemResult, Plan, PlanItem, PlanOptions, RunReport, Skipped
 from litellm_usersync.plans.sync import build_plan
-from litellm_usersync.render.report import count_of, describe_item, render_plan, render_plan_counts, result_rows
+from litellm_usersync.render.report import describe_item, render_plan, render_plan_counts, result_rows
+from litellm_usersync.wording import count_of
 
 from .test_planner import desired, live, snap, want
 

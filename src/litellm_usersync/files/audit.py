@@ -44,12 +44,10 @@ from litellm_usersync.models import (
 )
 from litellm_usersync.models.documents import action_type
 
-from .backups import AUDIT_FILE_NAME, DEFAULT_BACKUP_DIR, ensure_private_dir, utc_timestamp
+from .backups import AUDIT_FILE_NAME, ensure_private_dir, utc_timestamp
 
 AUDIT_SCHEMA = "litellm-usersync/audit"
 AUDIT_VERSION = 1
-#: the default audit log: beside the backups
-DEFAULT_AUDIT_LOG = DEFAULT_BACKUP_DIR / AUDIT_FILE_NAME
 
 _KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_\-]{4,}")
 

@@ -42,7 +42,7 @@ SNAPSHOT_VERSION = 1
 
 #: where ``sync``/``add``/``delete``/``restore`` put a snapshot before changing anything, and ``snapshot`` by default
 DEFAULT_BACKUP_DIR = Path("usersync-backups")
-#: the audit log's file name inside the backup folder (``audit.DEFAULT_AUDIT_NAME`` re-exports it)
+#: the audit log's file name inside the backup folder (``audit.audit_path`` joins it)
 AUDIT_FILE_NAME = "audit.jsonl"
 
 

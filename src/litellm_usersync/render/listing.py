@@ -41,12 +41,8 @@ DEFAULT_COLUMNS: tuple[str, ...] = (
     "created_at",
     "updated_at",
 )
-#: the seed's exact default (``--columns user_id,user_email,user_role,teams,created_at,updated_at``)
-SEED_COLUMNS: tuple[str, ...] = ("user_id", "user_email", "user_role", "teams", "created_at", "updated_at")
 #: ``--format csv`` without ``--columns``: sync's input format, so the output can be fed back to ``sync``
 SYNC_INPUT_COLUMNS: tuple[str, ...] = ("email", "role", "team_name")
-#: columns whose values are lists (rendered as JSON arrays in TSV/CSV)
-LIST_VALUED: frozenset[str] = frozenset({"teams", "team_names", "models"})
 #: fields of the proxy's user rows that must never be printed (documentation; the allowlist enforces it)
 SENSITIVE_FIELDS: frozenset[str] = frozenset({"password", "hashed_password", "salt", "token"})
 

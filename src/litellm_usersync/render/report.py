@@ -17,7 +17,7 @@ from litellm_usersync.models import (
     RunReport,
 )
 from litellm_usersync.models.documents import item_to_dict, skipped_to_dict
-from litellm_usersync.wording import listed
+from litellm_usersync.wording import count_of, listed
 
 SYNC_REPORT_COLUMNS = ("action", "email", "user_id", "role", "team_name", "api_keys", "status", "error_reason")
 PLAN_SCHEMA_VERSION = 1
@@ -28,24 +28,19 @@ TTY_LISTED = 20
 RESULT_SCHEMA_VERSION = 1
 
 
-def _teams(names: Sequence[str]) -> str:
+def teams_text(names: Sequence[str]) -> str:
     return ", ".join(names) if names else "-"
 
 
-def _money(x: float) -> str:
+def money(x: float) -> str:
     return f"${x:,.2f}"
 
 
-def count_of(n: int, noun: str, plural: str | None = None) -> str:
-    """``1 user``, ``2,000 users``: a count with its noun, singular when it is one."""
-    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
-
-
-def _wanted_teams(item: PlanItem) -> str:
+def wanted_teams(item: PlanItem) -> str:
     """The teams an item asks for; a team that does not resolve is marked ``✗ name (why)``."""
     bad = dict(item.unresolved_teams)
     if not bad:
-        return _teams(item.team_names)
+        return teams_text(item.team_names)
     good = [n for n in item.team_names if n not in bad]
     return ", ".join([*good, *(f"✗ {name} ({why})" for name, why in item.unresolved_teams)])
 
@@ -68,16 +63,16 @@ def describe_item(item: PlanItem, label: Callable[[str], str] = str) -> str:
     ``label`` names a team id (``Plan.team_label``)."""
     if item.kind is ItemKind.ADD:
         default = " (default: no role in the CSV)" if item.role_from_default else ""
-        text = f"+ {item.email} (Role: {item.role}{default}, Team: {_wanted_teams(item)})"
+        text = f"+ {item.email} (Role: {item.role}{default}, Team: {wanted_teams(item)})"
     elif item.kind is ItemKind.DELETE:
-        text = f"- {item.email} (Role: {item.role}, Team: {_teams(item.team_names)})"
-        text += f" — destroys {item.key_count} API key(s), spend {_money(item.spend)}"
+        text = f"- {item.email} (Role: {item.role}, Team: {teams_text(item.team_names)})"
+        text += f" — destroys {item.key_count} API key(s), spend {money(item.spend)}"
     elif item.kind is ItemKind.UPDATE:
         parts = []
         if item.role is not None and item.role != item.old_role:
             parts.append(f"Role: {item.old_role} → {item.role}")
         if item.unresolved_teams or tuple(item.team_names) != tuple(item.old_team_names):
-            parts.append(f"Teams: {_teams(item.old_team_names)} → {_wanted_teams(item)}")
+            parts.append(f"Teams: {teams_text(item.old_team_names)} → {wanted_teams(item)}")
         if reissues(item):
             parts.append(REISSUE_TEXT)
         text = f"~ {item.email} ({', '.join(parts) or 'no change'})"
@@ -85,12 +80,12 @@ def describe_item(item: PlanItem, label: Callable[[str], str] = str) -> str:
             text += f" — destroys {item.team_keys_destroyed} team key(s)"
         if item.team_keys_rebound:
             to = sorted({label(a.to_team) for a in item.actions if isinstance(a, RebindKeys)})
-            text += f" — re-binds {item.team_keys_rebound} team key(s) to {_teams(to)}"
+            text += f" — re-binds {item.team_keys_rebound} team key(s) to {teams_text(to)}"
         if item.may_recreate:
             lost = f": its {item.key_count} API key(s) would be lost" if item.key_count else ""
             text += f" [recreated if verification fails{lost}]"
     else:
-        text = f"= {item.email} (Role: {item.role}, Team: {_teams(item.team_names)})"
+        text = f"= {item.email} (Role: {item.role}, Team: {teams_text(item.team_names)})"
     if item.blocked:
         text += f"  ✗ will FAIL: {item.blocked}"
     return text
@@ -108,7 +103,7 @@ def explain_item(item: PlanItem) -> str:
         if item.role is not None and item.role != item.old_role:
             diffs.append(f"role {item.old_role} in the proxy, {item.role} in {where}")
         if item.unresolved_teams or tuple(item.team_names) != tuple(item.old_team_names):
-            diffs.append(f"teams [{', '.join(item.old_team_names)}] in the proxy, [{_wanted_teams(item)}] in {where}")
+            diffs.append(f"teams [{', '.join(item.old_team_names)}] in the proxy, [{wanted_teams(item)}] in {where}")
         if item.kind is ItemKind.UNCHANGED:
             why = f"{item.email}: role and teams match {where} → nothing to do"
         else:
@@ -127,13 +122,13 @@ def explain_plan(plan: Plan) -> list[str]:
 
 
 #: title of each kind of plan: what the summary and the listing are headed with
-_TITLES = {"sync": "Synchronization", "restore": "Restore"}
+TITLES = {"sync": "Synchronization", "restore": "Restore"}
 
 
 def render_plan_summary(plan: Plan, *, title: str = "sync") -> str:
     c = plan.counts
     lines = [
-        f"{_TITLES.get(title, title)} Plan:",
+        f"{TITLES.get(title, title)} Plan:",
         f"  Users to add: {c[ItemKind.ADD]:,}",
         f"  Users to delete: {c[ItemKind.DELETE]:,}",
         f"  Users to update: {c[ItemKind.UPDATE]:,}",
@@ -168,7 +163,7 @@ def render_plan_counts(plan: Plan, *, title: str = "sync") -> str:
     blocked = sum(1 for i in plan.items if i.blocked)
     if blocked:
         parts.append(f"{blocked:,} cannot be applied")
-    text = f"{_TITLES.get(title, title)} plan: {', '.join(parts)}."
+    text = f"{TITLES.get(title, title)} plan: {', '.join(parts)}."
     if plan.refusals:
         text += " REFUSED (see the reason on stderr); nothing was changed."
     return text
@@ -234,99 +229,6 @@ def render_plan(
     if plan.refusals and with_refusals:
         text += "\n\n" + render_refusals(plan)
     return text + "\n\n" + render_plan_counts(plan, title=title)
-
-
-# --------------------------------------------------------------------------------------------------
-# Markdown (a pull-request comment: the plan of the CSV in the PR, the result of the apply on merge)
-
-#: a Markdown plan lists at most this many users of each kind unless told otherwise (a PR comment holds 65,536
-#: characters)
-MARKDOWN_LISTED = 50
-
-_MD_KIND = {
-    ItemKind.ADD: "+ add",
-    ItemKind.DELETE: "- delete",
-    ItemKind.UPDATE: "~ update",
-    ItemKind.UNCHANGED: "= unchanged",
-}
-
-
-def _md(text: object) -> str:
-    """A table cell: pipes escaped, no line breaks, no HTML."""
-    return (
-        str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
-    )
-
-
-def _md_row(item: PlanItem) -> str:
-    """The Markdown form of one plan item (the counterpart of :func:`describe_item`)."""
-    role = item.role or ""
-    if item.kind is ItemKind.UPDATE and item.role is not None and item.role != item.old_role:
-        role = f"{item.old_role} → {item.role}"
-    teams = _wanted_teams(item)
-    if item.kind is ItemKind.UPDATE and (item.unresolved_teams or tuple(item.team_names) != tuple(item.old_team_names)):
-        teams = f"{_teams(item.old_team_names)} → {teams}"
-    notes = []
-    if item.kind is ItemKind.DELETE:
-        notes.append(f"destroys {item.key_count} API key(s), spend {_money(item.spend)}")
-    if item.role_from_default:
-        notes.append("role by default: none in the CSV")
-    if item.team_keys_destroyed:
-        notes.append(f"destroys {item.team_keys_destroyed} team key(s)")
-    if item.team_keys_rebound:
-        notes.append(f"re-binds {item.team_keys_rebound} team key(s) to the new team")
-    if item.may_recreate:
-        lost = f" (its {item.key_count} API key(s) would be lost)" if item.key_count else ""
-        notes.append(f"recreated if verification fails{lost}")
-    if item.blocked:
-        notes.append(f"**✗ will FAIL:** {_md(item.blocked)}")
-    cells = [_MD_KIND[item.kind], f"`{item.email.replace('`', '')}`", _md(role), _md(teams)]
-    return "| " + " | ".join(cells) + " | " + "; ".join(notes) + " |"
-
-
-def render_plan_markdown(
-    plan: Plan, *, dry_run: bool = True, title: str = "sync", limit: int | None = MARKDOWN_LISTED
-) -> str:
-    """The plan as a Markdown summary and table, for a pull-request comment. Refusals are a warning on top."""
-    heading = f"### {_TITLES.get(title, title)} plan" + (" (dry run)" if dry_run else "")
-    lines = [heading, "", f"**{render_plan_counts(plan, title=title).split(': ', 1)[1].rstrip('.')}**", ""]
-    for r in plan.refusals:
-        lines.extend([f"> **Refused, nothing will be changed:** {_md(r)}", ""])
-    changes = [i for i in plan.items if i.kind is not ItemKind.UNCHANGED]
-    if changes:
-        lines.append("| | user | role | teams | note |")
-        lines.append("|---|---|---|---|---|")
-        for kind in (ItemKind.ADD, ItemKind.DELETE, ItemKind.UPDATE):
-            items = plan.of_kind(kind)
-            shown = items if limit is None else items[:limit]
-            lines.extend(_md_row(i) for i in shown)
-            if len(items) > len(shown):
-                lines.append(
-                    f"| {_MD_KIND[kind]} | … and {len(items) - len(shown):,} more | | | `--show-all` lists every one |"
-                )
-    else:
-        lines.append("Nothing to change.")
-    if plan.skipped:
-        lines.extend(["", f"<details><summary>{count_of(len(plan.skipped), 'user')} left alone</summary>", ""])
-        by_reason: dict[str, int] = {}
-        for sk in plan.skipped:
-            by_reason[sk.reason] = by_reason.get(sk.reason, 0) + 1
-        lines.extend(f"- {count_of(n, 'user')}: {_md(reason)}" for reason, n in by_reason.items())
-        lines.extend(["", "</details>"])
-    return "\n".join(lines)
-
-
-def render_summary_markdown(report: RunReport, *, title: str = "sync", limit: int | None = MARKDOWN_LISTED) -> str:
-    """A run's result as Markdown: the counts, then a table of the rows that failed."""
-    lines = [f"### {_TITLES.get(title, title)} result", "", f"**{render_result_counts(report).split(': ', 1)[1]}**"]
-    failed = list(report.failed)
-    if failed:
-        lines.extend(["", "| | user | error |", "|---|---|---|"])
-        shown = failed if limit is None else failed[:limit]
-        lines.extend(f"| {_MD_KIND[r.item.kind]} | `{r.item.email}` | {_md(r.error or 'failed')} |" for r in shown)
-        if len(failed) > len(shown):
-            lines.append(f"| | … and {len(failed) - len(shown):,} more | see the report file |")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -415,7 +317,7 @@ def render_result_counts(report: RunReport, *, title: str = "sync") -> str:
         if r.success:
             done[r.item.kind] = done.get(r.item.kind, 0) + 1
     text = (
-        f"{_TITLES.get(title, title)} result: {done.get(ItemKind.ADD, 0):,} added, "
+        f"{TITLES.get(title, title)} result: {done.get(ItemKind.ADD, 0):,} added, "
         f"{done.get(ItemKind.DELETE, 0):,} deleted, {done.get(ItemKind.UPDATE, 0):,} updated, "
         f"{done.get(ItemKind.UNCHANGED, 0):,} unchanged, "
         + (f"{len(report.failed) - not_started:,} FAILED" if len(report.failed) > not_started else "0 failed")
@@ -476,3 +378,16 @@ def report_to_dict(report: RunReport) -> dict[str, Any]:
         },
         "results": [_result_dict(r) for r in report.results],
     }
+
+
+# the Markdown renderers moved to render/markdown; these names stay importable from here for the callers
+# written before the split (cli/, other branches) — import them from litellm_usersync.render.markdown
+_MOVED_TO_MARKDOWN = frozenset({"MARKDOWN_LISTED", "render_plan_markdown", "render_summary_markdown"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_MARKDOWN:
+        from litellm_usersync.render import markdown
+
+        return getattr(markdown, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
