@@ -1,4 +1,4 @@
-"""Wording shared by every renderer: a count with its noun, a list cut at a limit. Pure, imports nothing."""
+"""Wording shared by every renderer: a count with its noun, money, a list cut at a limit. Pure, imports nothing."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ def count_of(n: int, noun: str, plural: str | None = None) -> str:
 def count_users(n: int) -> str:
     """``1 user``, ``2,000 users``."""
     return count_of(n, "user")
+
+
+def money(x: float) -> str:
+    """``$1,234.50``: a spend as every renderer shows it."""
+    return f"${x:,.2f}"
 
 
 def listed(lines: Sequence[str], limit: int | None, indent: str = "", *, more: str = "`--show-all`") -> list[str]:

@@ -20,7 +20,7 @@ from litellm_usersync.models import (
     RunReport,
     Snapshot,
 )
-from litellm_usersync.wording import count_users, listed
+from litellm_usersync.wording import count_users, listed, money
 
 from .brakes import CALLER_PROTECTED, delete_limit, deletion_refusals, protection
 
@@ -46,10 +46,6 @@ class DeletePlan:
     #: users the brake counts against (email, one of the four proxy roles, not default_user_id)
     managed: int
     limit: int
-
-
-def _money(x: float) -> str:
-    return f"${x:,.2f}"
 
 
 def build_delete_plan(desired: DesiredState, snapshot: Snapshot, *, max_delete: int | None = None) -> DeletePlan:
@@ -113,7 +109,7 @@ def describe_deletion(item: PlanItem) -> str:
     teams = ", ".join(item.team_names) or "-"
     return (
         f"- {item.email} (user_id: {item.user_id}, Role: {item.role}, Team: {teams})"
-        f" — destroys {item.key_count} API key(s), spend {_money(item.spend)}"
+        f" — destroys {item.key_count} API key(s), spend {money(item.spend)}"
     )
 
 
@@ -135,7 +131,7 @@ def render_delete_plan(dp: DeletePlan, *, dry_run: bool, limit: int | None = Non
         "Deletion Plan:",
         f"  Users to delete: {len(items)} (limit {dp.limit}, {dp.managed} managed users)",
         f"  API keys destroyed with them: {keys}",
-        f"  Spend recorded on them: {_money(spend)}",
+        f"  Spend recorded on them: {money(spend)}",
         f"  Rows that cannot be deleted: {len(dp.errors)}",
         "",
         "DRY RUN - Users that would be deleted:" if dry_run else "Users to be deleted:",

@@ -4,9 +4,9 @@ apply on merge). Pure; the counterpart of the text renderers in ``render/report`
 from __future__ import annotations
 
 from litellm_usersync.models import ItemKind, Plan, PlanItem, RunReport
-from litellm_usersync.wording import count_of
+from litellm_usersync.wording import count_of, money
 
-from .report import TITLES, money, render_plan_counts, render_result_counts, teams_text, wanted_teams
+from .report import TITLES, render_plan_counts, render_result_counts, teams_text, wanted_teams
 
 #: a Markdown plan lists at most this many users of each kind unless told otherwise (a PR comment holds 65,536
 #: characters)

@@ -17,7 +17,7 @@ from litellm_usersync.models import (
     RunReport,
 )
 from litellm_usersync.models.documents import item_to_dict, skipped_to_dict
-from litellm_usersync.wording import count_of, listed
+from litellm_usersync.wording import count_of, listed, money
 
 SYNC_REPORT_COLUMNS = ("action", "email", "user_id", "role", "team_name", "api_keys", "status", "error_reason")
 PLAN_SCHEMA_VERSION = 1
@@ -30,10 +30,6 @@ RESULT_SCHEMA_VERSION = 1
 
 def teams_text(names: Sequence[str]) -> str:
     return ", ".join(names) if names else "-"
-
-
-def money(x: float) -> str:
-    return f"${x:,.2f}"
 
 
 def wanted_teams(item: PlanItem) -> str:
