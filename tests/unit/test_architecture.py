@@ -51,14 +51,24 @@ def table_first_cells(text: str) -> list[str]:
     return cells[1:] if cells else cells  # the header row
 
 
+#: a row's first cell: one module (`proxy/client`), or a sub-package and some of its modules (`models/` (`desired`,
+#: `live`)): the sub-package's `__init__` and each module named in the parentheses
+_ROW = re.compile(r"`(?P<name>[^`]+)`(?:\s*\((?P<group>(?:\s*`[^`]+`\s*,?)+)\))?")
+
+
+def row_modules(cell: str) -> list[str]:
+    """The modules one row names (see :data:`_ROW`); a cell of another form fails with what it should be."""
+    match = _ROW.fullmatch(cell)
+    assert match, f"a module row starts with `module` or `package/` (`module`, ...), got {cell!r}"
+    name, group = match["name"], match["group"]
+    if group is None:
+        return [name]
+    assert name.endswith("/"), f"only a sub-package (`name/`) groups modules: {cell!r}"
+    return [name, *(name + m for m in _CELL_NAMES.findall(group))]
+
+
 def documented_modules(doc: str) -> list[str]:
-    rows = table_first_cells(section(doc, "Modules"))
-    names = []
-    for cell in rows:
-        found = _CELL_NAMES.findall(cell)
-        assert len(found) == 1, f"a module row names one module in backticks, got {cell!r}"
-        names.append(found[0])
-    return names
+    return [m for cell in table_first_cells(section(doc, "Modules")) for m in row_modules(cell)]
 
 
 def documented_layers(doc: str) -> list[frozenset[str]]:
@@ -116,6 +126,27 @@ def test_a_layer_table_that_differs_is_found(tmp_path: Path) -> None:
     doc = DOC.read_text(encoding="utf-8")
     assert contract_layers(ini) != documented_layers(doc)
     assert contract_layers(ini)[1] == frozenset({"usecases"})
+
+
+@pytest.mark.parametrize(
+    ("cell", "modules"),
+    [
+        ("`plans/sync`", ["plans/sync"]),
+        ("`models/`", ["models/"]),
+        (
+            "`proxy/endpoints/` (`users`, `teams`)",
+            ["proxy/endpoints/", "proxy/endpoints/users", "proxy/endpoints/teams"],
+        ),
+    ],
+)
+def test_a_row_names_one_module_or_a_group_of_one_sub_package(cell: str, modules: list[str]) -> None:
+    assert row_modules(cell) == modules
+
+
+@pytest.mark.parametrize("cell", ["`plans/sync`, `plans/add`", "`plans` (`sync`)", "plans/sync"])
+def test_a_row_of_another_form_is_refused(cell: str) -> None:
+    with pytest.raises(AssertionError):
+        row_modules(cell)
 
 
 @pytest.mark.parametrize(
