@@ -29,6 +29,8 @@ from litellm_usersync.identity import DEFAULT_USER_ID, PROXY_ROLES
 from litellm_usersync.models import (
     INVITE_PENDING,
     KEY_PENDING,
+    MANAGED_MARKER_KEY,
+    MANAGED_MARKER_VALUE,
     RECREATE_FIELDS,
     Action,
     AddMembership,
@@ -59,7 +61,6 @@ from litellm_usersync.settings import BULK_CHUNK, DEFAULT_CONCURRENCY
 
 log = logging.getLogger("litellm_usersync.apply.executor")
 
-MANAGED_METADATA = {"managed_by": "litellm-usersync"}
 DELETE_CHUNK = 100
 #: how many times one leave is sent while the team's roster read back still lists the user
 LEAVE_ROUNDS = 3
@@ -129,7 +130,7 @@ def hash_key(api_key: str) -> str:
 
 def created_metadata(*, create_key: bool, invite: bool = False) -> dict[str, Any]:
     """A new user's metadata: the managed marker, and the "pending" markers of the secrets it will get."""
-    metadata: dict[str, Any] = dict(MANAGED_METADATA)
+    metadata: dict[str, Any] = {MANAGED_MARKER_KEY: MANAGED_MARKER_VALUE}
     if create_key:
         metadata[KEY_PENDING] = True
     if invite:

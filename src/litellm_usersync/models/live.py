@@ -14,6 +14,9 @@ from litellm_usersync.identity import DEFAULT_USER_ID, PROXY_ROLES, normalize_em
 #: user metadata markers: set when the tool creates a user, cleared once the secret is durably recorded
 KEY_PENDING = "usersync_key_pending"
 INVITE_PENDING = "usersync_invite_pending"
+#: the "managed by" marker in the metadata of every user this tool creates (``metadata[KEY] == VALUE``)
+MANAGED_MARKER_KEY = "managed_by"
+MANAGED_MARKER_VALUE = "litellm-usersync"
 
 
 def without_marker(metadata: Mapping[str, Any], marker: str) -> dict[str, Any]:

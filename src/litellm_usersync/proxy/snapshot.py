@@ -10,6 +10,8 @@ from typing import Any
 from litellm_usersync.models import (
     INVITE_PENDING,
     KEY_PENDING,
+    MANAGED_MARKER_KEY,
+    MANAGED_MARKER_VALUE,
     LiveUser,
     Plan,
     RemoveMembership,
@@ -20,9 +22,6 @@ from litellm_usersync.models import (
 )
 
 from .client import ProxyClient
-
-MANAGED_MARKER_KEY = "managed_by"
-MANAGED_MARKER_VALUE = "litellm-usersync"
 
 
 def parse_live_user(row: Mapping[str, Any]) -> LiveUser:
