@@ -34,6 +34,7 @@ from litellm_usersync.models import (
     Plan,
     PlanOptions,
     RemoveMembership,
+    RowStatus,
     RunReport,
     Snapshot,
     TeamKey,
@@ -266,6 +267,8 @@ async def test_new_user_whose_team_join_fails_is_reported_failed_with_its_key() 
     assert not new2.success
     assert new2.error is not None and new2.error.startswith("created, but joining team ops failed:")
     assert new2.api_key == key_for("new2@x.com")  # the key of the created user is not lost
+    # typed, not read from the text: the user exists although its row failed
+    assert new2.partial and new2.status is RowStatus.PARTIAL and not new2.not_attempted
 
 
 @pytest.mark.parametrize("version", [NEW, OLD])
@@ -411,6 +414,9 @@ async def test_stop_event_mid_run_leaves_the_rest_not_started(version: str) -> N
     assert not any(u["metadata"].get("usersync_key_pending") for u in fake.users.values())
     not_started = [r for r in report.results if r.error and "not attempted (run interrupted)" in r.error]
     assert len(not_started) >= 4
+    # the typed field says the same as the text, row for row
+    assert [r for r in report.results if r.not_attempted] == not_started
+    assert all(r.status is RowStatus.NOT_ATTEMPTED for r in not_started)
     # the actions that did run have outcomes; the others have none
     assert len(report.outcomes) < len(plan.actions)
     # a rerun plans exactly what is left and converges

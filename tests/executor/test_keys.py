@@ -216,5 +216,6 @@ async def test_a_lost_chunk_interrupted_before_its_keys_were_replaced_says_so() 
     assert report.keys_unknown == ("a@x.com", "b@x.com")
     for r in report.results:
         assert not r.success and "API key is unknown" in (r.error or ""), r
+        assert r.partial and not r.not_attempted, r  # created (add lists it), its key unknown
     assert pending(fake) == {"a@x.com", "b@x.com"}
     assert fake.count("POST /key/generate") == 0

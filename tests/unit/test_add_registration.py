@@ -84,7 +84,7 @@ def test_report_rows_mask_keys_on_screen_and_record_invitation_failures() -> Non
     new, plain = add.creatable
     results = (
         ItemResult(new, success=True, api_key="sk-abcdefghijklmnop"),
-        ItemResult(plain, success=False, error="created, but joining team t-x failed: boom"),
+        ItemResult(plain, success=False, error="created, but joining team t-x failed: boom", partial=True),
         ItemResult(add.blocked[0], success=False, error=add.blocked[0].blocked),
     )
     outcome = AddOutcome(

@@ -255,7 +255,10 @@ def test_render_summary() -> None:
 def test_render_summary_groups_rows_an_interruption_left_unstarted() -> None:
     """Regression (new-user trial): 300 'not attempted' rows buried the summary under 'Failed:'."""
     items = [PlanItem(ItemKind.ADD, f"n{i}@x.com", f"n{i}@x.com", "internal_user", ()) for i in range(8)]
-    results = tuple(ItemResult(it, success=False, error="create: not attempted (run interrupted)") for it in items)
+    results = tuple(
+        ItemResult(it, success=False, error="create: not attempted (run interrupted)", not_attempted=True)
+        for it in items
+    )
     text = render_summary(RunReport(results=results, interrupted=True))
     assert "  Interrupted: 8 row(s) not started; run again to finish." in text
     assert "Failed:" not in text
@@ -342,7 +345,10 @@ def test_summary_counts_rows_an_interruption_left_unstarted_as_not_started_not_f
         results=(
             ItemResult(done, True, api_key="sk-" + "a" * 30),
             ItemResult(bad, False, error="Team not found: x"),
-            *(ItemResult(it, False, error="create: not attempted (run interrupted)") for it in later),
+            *(
+                ItemResult(it, False, error="create: not attempted (run interrupted)", not_attempted=True)
+                for it in later
+            ),
         ),
         interrupted=True,
     )

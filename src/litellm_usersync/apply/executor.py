@@ -311,15 +311,21 @@ class Executor:
             raise
         except ProxyError as exc:
             self._keys_unknown.add(a.user_id)
-            return _failed(
+            return Outcome(
                 a,
-                f"created, but its API key is unknown (the proxy's answer was lost, and issuing a new key "
+                OutcomeStatus.FAILED,
+                error=f"created, but its API key is unknown (the proxy's answer was lost, and issuing a new key "
                 f"failed: {exc}); the next run issues one",
+                partial=True,
             )
         metadata = created_metadata(create_key=True, invite=self._invite)
         if not self._received(a.user_id, a.email, key, LOST_KEY_NOTE, metadata):
             return Outcome(
-                a, OutcomeStatus.FAILED, api_key=key, error="created, but its new API key could not be recorded"
+                a,
+                OutcomeStatus.FAILED,
+                api_key=key,
+                error="created, but its new API key could not be recorded",
+                partial=True,
             )
         return _done(a, api_key=key, note=LOST_KEY_NOTE)
 
@@ -416,7 +422,9 @@ class Executor:
                     elif not joined.ok:
                         errors.append(f"created, but joining team {self._label(t)} failed: {joined.error}")
                 if errors:
-                    o = Outcome(a, OutcomeStatus.FAILED, error="; ".join(errors), api_key=o.api_key, note=o.note)
+                    o = Outcome(
+                        a, OutcomeStatus.FAILED, error="; ".join(errors), api_key=o.api_key, note=o.note, partial=True
+                    )
             outcomes.append(o)
         return outcomes
 
@@ -475,6 +483,7 @@ class Executor:
             return None
         by_id = {r.user_id: r for r in rows if r.user_id}
         metadata = created_metadata(create_key=True, invite=self._invite)
+        unrecorded: set[str] = set()  # created, but the key could not be made durable
         for a in actions:  # record every key of the chunk first (durable), then repair the lost ones
             r = by_id.get(a.user_id)
             if (
@@ -484,9 +493,7 @@ class Executor:
                 and a.create_key
                 and not self._received(a.user_id, a.email, r.api_key, None, metadata)
             ):
-                by_id[a.user_id] = RowResult(
-                    r.user_id, r.email, False, "created, but its API key could not be recorded", r.api_key, r.teams
-                )
+                unrecorded.add(a.user_id)
         lost = [a for a in actions if (r := by_id.get(a.user_id)) and r.success and not r.api_key and a.create_key]
         replaced = {o.action.user_id: o for o in await self._each(lost, lambda a: self._one_lost(a))}
         outcomes: list[Outcome] = []
@@ -494,6 +501,9 @@ class Executor:
             r = by_id.get(a.user_id)
             if r is None:
                 outcomes.append(_failed(a, "the proxy did not answer for this user"))
+            elif a.user_id in unrecorded:
+                error = "created, but its API key could not be recorded"
+                outcomes.append(Outcome(a, OutcomeStatus.FAILED, api_key=r.api_key, error=error, partial=True))
             elif not r.success:
                 err = r.error or "rejected"
                 if "already exists" in err.lower() or "duplicate" in err.lower():
@@ -511,8 +521,8 @@ class Executor:
                 if missing:
                     why = f"created, but not added to team(s) {missing}: {r.error or '?'}"
                     error = f"{why}; {error}" if error else why
-                if error:
-                    outcomes.append(Outcome(a, OutcomeStatus.FAILED, api_key=key, error=error, note=note))
+                if error:  # the user exists: a later step failed
+                    outcomes.append(Outcome(a, OutcomeStatus.FAILED, api_key=key, error=error, note=note, partial=True))
                 else:
                     outcomes.append(_done(a, api_key=key, note=note))
             if a.user_id not in replaced:  # _each advanced those already
@@ -1163,10 +1173,13 @@ class Executor:
             r = recreated[item.user_id]
             return ItemResult(item, success=r.ok, error=r.error, api_key=r.api_key, note=r.note, recreated=True)
         errors = []
+        not_attempted = partial = False
         for a, o in zip(item.actions, outs, strict=True):
             if o is None:
+                not_attempted = True
                 errors.append(f"{a.key.split(':')[0]}: not attempted ({why_missing})")
             elif not o.ok:
+                partial = partial or o.partial
                 errors.append(o.error or "failed")
         if not errors and item.user_id in wrong:
             errors.append(wrong[item.user_id])
@@ -1176,7 +1189,13 @@ class Executor:
         ):
             notes.append(f"destroyed {item.team_keys_destroyed} team key(s)")
         return ItemResult(
-            item, success=not errors, error="; ".join(errors) or None, api_key=api_key, note="; ".join(notes) or None
+            item,
+            success=not errors,
+            error="; ".join(errors) or None,
+            api_key=api_key,
+            note="; ".join(notes) or None,
+            partial=partial and bool(errors),
+            not_attempted=not_attempted,
         )
 
 

@@ -47,6 +47,7 @@ from .results import (
     ItemResult,
     Outcome,
     OutcomeStatus,
+    RowStatus,
     RunReport,
 )
 
@@ -79,6 +80,7 @@ __all__ = [
     "RecreateUser",
     "ReissueKey",
     "RemoveMembership",
+    "RowStatus",
     "RunReport",
     "Skipped",
     "Snapshot",

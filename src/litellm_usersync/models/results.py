@@ -23,10 +23,24 @@ class Outcome:
     api_key: str | None = None
     #: free-text note (e.g. "already in team", "created, key unknown after a lost response")
     note: str | None = None
+    #: FAILED, yet the user exists: the create landed and a later step of the same row did not (joining a
+    #: team, recording or reissuing its API key). ``add`` lists such a user as created *and* as an error.
+    partial: bool = False
 
     @property
     def ok(self) -> bool:
         return self.status is OutcomeStatus.DONE
+
+
+class RowStatus(enum.StrEnum):
+    """What became of one plan row, decided from the outcomes' typed fields (never from their texts)."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    #: failed, but its user was created (see :attr:`Outcome.partial`)
+    PARTIAL = "partial"
+    #: (some of) its actions never started: the run was interrupted or aborted first; a rerun finishes it
+    NOT_ATTEMPTED = "not attempted"
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,18 @@ class ItemResult:
     api_key: str | None = None
     note: str | None = None
     recreated: bool = False
+    #: failed, but its user was created: an outcome of the row is :attr:`Outcome.partial`
+    partial: bool = False
+    #: failed because some of its actions were not attempted (the run stopped before them)
+    not_attempted: bool = False
+
+    @property
+    def status(self) -> RowStatus:
+        if self.success:
+            return RowStatus.SUCCESS
+        if self.not_attempted:
+            return RowStatus.NOT_ATTEMPTED
+        return RowStatus.PARTIAL if self.partial else RowStatus.FAILED
 
 
 @dataclass(frozen=True)

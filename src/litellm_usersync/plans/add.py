@@ -229,7 +229,7 @@ class AddOutcome:
 
 
 def _created_anyway(r: ItemResult) -> bool:
-    return not r.success and bool(r.error) and str(r.error).startswith("created, but")
+    return not r.success and r.partial
 
 
 def _models_text(models: Iterable[str]) -> str:

@@ -261,7 +261,7 @@ def result_rows(report: RunReport, *, show_keys: bool) -> Iterator[tuple[str, ..
 
 def render_summary(report: RunReport, *, limit: int | None = None) -> str:
     """The result of a run; ``limit`` lists at most that many failed rows (the report file has them all)."""
-    not_started = [r for r in report.failed if r.error and "not attempted" in r.error]
+    not_started = [r for r in report.failed if r.not_attempted]
     counts: dict[tuple[str, str], int] = {}
     for r in report.results:
         # a row an interruption left unstarted did not fail: it is counted as not started (run again to finish)
@@ -308,7 +308,7 @@ def render_summary(report: RunReport, *, limit: int | None = None) -> str:
 def render_result_counts(report: RunReport, *, title: str = "sync") -> str:
     """The run's counts on one line: the last line of every run, so ``| tail -1`` shows them."""
     done: dict[ItemKind, int] = {}
-    not_started = sum(1 for r in report.failed if r.error and "not attempted" in r.error)
+    not_started = sum(1 for r in report.failed if r.not_attempted)
     for r in report.results:
         if r.success:
             done[r.item.kind] = done.get(r.item.kind, 0) + 1
