@@ -956,9 +956,9 @@ async def test_debug_shows_each_team_step_the_verification_and_the_fallback_step
     fake = seeded(NEW)
     fake.sticky.add(("u-move", "t-dev"))  # member_delete answers 200 but keeps the membership
     plan = await plan_on(fake, recreate_with_keys=True)  # the user holds a key: recreated only when asked
-    with caplog.at_level(logging.DEBUG, logger="litellm_usersync.apply.executor"):
+    with caplog.at_level(logging.DEBUG, logger="litellm_usersync.apply"):  # the executor's rooms log here
         await run(fake, plan)
-    lines = [r.getMessage() for r in caplog.records if r.name == "litellm_usersync.apply.executor"]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("litellm_usersync.apply.")]
     assert any(x.startswith("step: team support: add ") and "move@x.com" in x for x in lines), lines
     assert any(x.startswith("step: team development: remove ") and "move@x.com" in x for x in lines), lines
     assert "verify: move@x.com: still in team(s) development" in lines
@@ -1365,3 +1365,61 @@ async def test_a_new_user_whose_id_is_still_on_a_roster_is_really_joined() -> No
     assert result.success, result.error
     assert fake.state()["back@x.com"][2] == ("t-sup",), "user.teams names the team"
     assert fake.rosters()["t-sup"].count("back@x.com") == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 10: one shared bulk-or-per-user applier (per-chunk fallback), bounded workers (issue 14's scale)
+
+
+async def test_a_bulk_delete_chunk_failing_as_a_whole_falls_back_for_that_chunk_only() -> None:
+    """The chunk the batch route refuses goes per user; the chunks after it still go in bulk (before the
+    shared applier, deletes and role changes sent everything after the first failed chunk per user)."""
+    fake = FakeProxy(version=NEW)
+    for i in range(1200):
+        fake.add_user(f"u{i:04d}", f"u{i:04d}@x.com", "internal_user", ())
+    bulk_calls = 0
+
+    def first_bulk_delete_fails(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        nonlocal bulk_calls
+        if request.method == "POST" and request.url.path == "/management/v1/users/bulk_delete":
+            bulk_calls += 1
+            if bulk_calls == 1:
+                return httpx.Response(422, json={"type": "x", "title": "Invalid", "status": 422, "detail": "x"})
+        return None
+
+    fake.faults.append(first_bulk_delete_fails)
+    keep = DesiredState(tuple(row(f"u{i:04d}@x.com", "internal_user") for i in range(100)))
+    plan = await plan_on(fake, keep, max_delete=2000)
+    async with fake.client(attempts=1) as client:
+        report = await apply_plan(client, plan)
+    assert report.ok and len(fake.users) == 100
+    assert fake.count("POST /management/v1/users/bulk_delete") == 3  # the failed chunk, then chunks 2 and 3
+    assert fake.count("POST /user/delete") == 5  # the failed chunk's 500 users, 100 per call
+
+
+async def test_a_role_change_without_the_batch_route_goes_per_user_with_bounded_workers() -> None:
+    """--no-bulk (no batch route): one /user/update per user, never more in flight than the bound, and the
+    phase holds a few workers rather than a task per user created up front."""
+    fake = FakeProxy(version=NEW)
+    for i in range(300):
+        fake.add_user(f"u{i:03d}", f"u{i:03d}@x.com", "internal_user", ())
+    plan = await plan_on(fake, DesiredState(tuple(row(f"u{i:03d}@x.com", "proxy_admin") for i in range(300))))
+    in_flight = peak = tasks = 0
+
+    async def counting(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak, tasks
+        in_flight += 1
+        peak = max(peak, in_flight)
+        tasks = max(tasks, len(asyncio.all_tasks()))
+        await asyncio.sleep(0)
+        try:
+            return await fake.handle(request)
+        finally:
+            in_flight -= 1
+
+    async with fake.client(concurrency=4, bulk="never") as client:
+        client._http._transport = httpx.MockTransport(counting)
+        report = await apply_plan(client, plan, concurrency=4)
+    assert report.ok and fake.count("POST /user/update") == 300
+    assert peak <= 4
+    assert tasks < 20  # the workers (and the test's own), not 300 tasks

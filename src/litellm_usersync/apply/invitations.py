@@ -17,6 +17,8 @@ from litellm_usersync.plans.add import Registration
 from litellm_usersync.proxy.client import ProxyClient
 from litellm_usersync.settings import DEFAULT_CONCURRENCY
 
+from .scheduling import run_bounded
+
 log = logging.getLogger("litellm_usersync.apply.invitations")
 
 #: what the proxy says when the *caller's* user row is missing (it blames the invited user id)
@@ -64,31 +66,29 @@ async def apply_registrations(
         rows = {}
     recorded: list[str] = []
     links: dict[str, tuple[str | None, str | None]] = {}
-    sem = asyncio.Semaphore(max(1, concurrency))
     done = 0
 
     async def one(uid: str) -> None:
         nonlocal done
-        async with sem:
-            if stop is not None and stop.is_set():
-                links[uid] = (None, "not attempted (run interrupted)")
-                return
+        if stop is not None and stop.is_set():
+            links[uid] = (None, "not attempted (run interrupted)")
+            return
+        try:
+            inv_id = await client.create_invitation(uid)
+        except AuthError:
+            raise
+        except ProxyError as exc:
+            log.info("invitation for %s failed: %s", uid, exc)
+            links[uid] = (None, explain_invitation_error(exc))
+        else:
+            url = client.invitation_url(inv_id)
+            links[uid] = (url, None)
             try:
-                inv_id = await client.create_invitation(uid)
-            except AuthError:
-                raise
-            except ProxyError as exc:
-                log.info("invitation for %s failed: %s", uid, exc)
-                links[uid] = (None, explain_invitation_error(exc))
-            else:
-                url = client.invitation_url(inv_id)
-                links[uid] = (url, None)
-                try:
-                    if on_link is not None:
-                        on_link(uid, url)
-                    recorded.append(uid)
-                except OSError as exc:
-                    log.warning("could not record the invitation link of %s (%s): its marker stays", uid, exc)
+                if on_link is not None:
+                    on_link(uid, url)
+                recorded.append(uid)
+            except OSError as exc:
+                log.warning("could not record the invitation link of %s (%s): its marker stays", uid, exc)
         done += 1
         if on_progress:
             on_progress("creating invitations", done, len(ids))
@@ -96,7 +96,7 @@ async def apply_registrations(
     if invite:
         if on_progress:
             on_progress("creating invitations", 0, len(ids))
-        await asyncio.gather(*(one(u) for u in ids))
+        await run_bounded(ids, one, concurrency)  # bounded workers, not one task per user
 
     left = await _clear_invite_markers(client, rows, recorded)
     models: dict[str, tuple[str, ...]] = {}
