@@ -199,9 +199,8 @@ class Fallback:
         Returns ``user_id -> what is still wrong`` and ``user_id -> the recreation's outcome``."""
         recreated: dict[str, Outcome] = {}
         left, now = await self.verifier.verify(moved, plan)
-        wrong = {
-            uid: (why if why.startswith("could not verify") else f"not converged: {why}") for uid, why in left.items()
-        }
+        unknown = self.verifier.unverified  # "could not verify: …": not known to be wrong
+        wrong = {uid: why if uid in unknown else f"not converged: {why}" for uid, why in left.items()}
         candidates = self._candidates(plan, moved, finished, left, wrong, now)
         if not candidates or self.run.stopping:
             return wrong, recreated
