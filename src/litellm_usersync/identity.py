@@ -74,15 +74,6 @@ def join_team_names(names: Iterable[str]) -> str:
     return TEAM_SEPARATOR.join(names)
 
 
-def mask_secret(value: str | None, keep: int = 5) -> str:
-    """``sk-abcdef123`` -> ``sk-ab…``. Empty stays empty."""
-    if not value:
-        return ""
-    if len(value) <= keep:
-        return "…"
-    return value[:keep] + "…"
-
-
 def team_problem(name: str, teams_by_name: Mapping[str, Sequence[str]]) -> str | None:
     """Why ``name`` resolves to no single team, in a few words (``no such team; did you mean x?``), or None."""
     ids = teams_by_name.get(normalize_team_name(name), ())

@@ -1,4 +1,4 @@
-"""Identity rules: emails and team names compared normalised, team resolution, masking."""
+"""Identity rules: emails and team names compared normalised, team resolution."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from litellm_usersync.identity import (
     DEFAULT_USER_ID,
     PROXY_ROLES,
     join_team_names,
-    mask_secret,
     normalize_email,
     normalize_team_name,
     resolve_team,
@@ -130,26 +129,3 @@ def test_resolve_team_ambiguous_alias_lists_the_ids_sorted() -> None:
 
 def test_resolve_team_empty_index() -> None:
     assert resolve_team("dev", {}) == (None, "Team not found: dev")
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (None, ""),
-        ("", ""),
-        ("sk-1", "…"),
-        ("sk-ab", "…"),
-        ("sk-abc", "sk-ab…"),
-        ("sk-abcdef1234567890", "sk-ab…"),
-    ],
-)
-def test_mask_secret(value: str | None, expected: str) -> None:
-    assert mask_secret(value) == expected
-
-
-def test_mask_secret_never_contains_the_tail() -> None:
-    secret = "sk-0123456789abcdefSECRETTAIL"
-    masked = mask_secret(secret)
-    assert "SECRETTAIL" not in masked
-    assert masked == "sk-01…"
-    assert mask_secret(secret, keep=8) == "sk-01234…"

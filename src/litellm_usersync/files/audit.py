@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from litellm_usersync.identity import mask_secret
+from litellm_usersync.masking import mask_text
 from litellm_usersync.models import (
     AddMembership,
     ChangeRole,
@@ -49,9 +48,6 @@ from .backups import AUDIT_FILE_NAME, ensure_private_dir, utc_timestamp
 AUDIT_SCHEMA = "litellm-usersync/audit"
 AUDIT_VERSION = 1
 
-_KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_\-]{4,}")
-
-
 def audit_path(backup_dir: str | Path) -> Path:
     """The audit log that belongs beside the backups in ``backup_dir``: ``<backup_dir>/audit.jsonl``."""
     return Path(backup_dir) / AUDIT_FILE_NAME
@@ -64,13 +60,10 @@ def new_run_id(now: datetime | None = None) -> str:
 
 
 def scrub(text: str | None, secrets: tuple[str, ...] = ()) -> str | None:
-    """Mask every ``sk-...`` token and every given secret in ``text``."""
+    """Mask every ``sk-...`` token and every given secret in ``text`` (``masking.mask_text``)."""
     if not text:
         return text
-    for s in secrets:
-        if s:
-            text = text.replace(s, mask_secret(s))
-    return _KEY_LIKE.sub(lambda m: mask_secret(m.group(0)), text)
+    return mask_text(text, secrets)
 
 
 def _before_after(outcome: Outcome, item: PlanItem | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

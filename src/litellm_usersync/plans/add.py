@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from litellm_usersync.identity import join_team_names, mask_secret
+from litellm_usersync.identity import join_team_names
+from litellm_usersync.masking import mask_secret
 from litellm_usersync.models import (
     DesiredState,
     DesiredUser,

@@ -35,6 +35,7 @@ from litellm_usersync.errors import (
     UnavailableError,
 )
 from litellm_usersync.identity import DEFAULT_USER_ID, normalize_email
+from litellm_usersync.masking import mask_text
 from litellm_usersync.models import BATCH_KINDS, ProxyFeatures, version_tuple
 from litellm_usersync.settings import BULK_CHUNK, BULK_ROW_TIMEOUT_S, MAX_RETRY_AFTER_S, ClientSettings, RetryPolicy
 
@@ -50,7 +51,6 @@ retry_log = logging.getLogger("litellm_usersync.retry")
 
 USER_AGENT = "litellm-usersync"
 _MAX_MESSAGE = 300
-_SECRET_RE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{2})[A-Za-z0-9_\-]+")
 #: the route of each batch kind (``models.BATCH_KINDS``); whether it exists is asked of the route itself
 BATCH_ROUTES = {
     "create": "/management/v1/users/bulk",
@@ -74,14 +74,6 @@ R = TypeVar("R")
 
 # --------------------------------------------------------------------------------------------------
 # Masking and error mapping
-
-
-def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """Mask every ``sk-...`` token and any given secret: ``sk-ab…``."""
-    for s in secrets:
-        if s and len(s) > 5:
-            text = text.replace(s, s[:5] + "…")
-    return _SECRET_RE.sub(lambda m: m.group(1) + "…", text)
 
 
 def _proxy_message(body: Any, fallback: str) -> tuple[str, str | None]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from litellm_usersync.identity import join_team_names, mask_secret
+from litellm_usersync.identity import join_team_names
+from litellm_usersync.masking import mask_secret
 from litellm_usersync.models import (
     ItemKind,
     ItemResult,
