@@ -17,8 +17,8 @@ import os
 import sys
 from typing import Any
 
-from litellm_usersync import client as _client
 from litellm_usersync.cli import main
+from litellm_usersync.proxy import client as _client
 
 _instances: list[Any] = []
 _original_init = _client.ProxyClient.__init__

@@ -9,10 +9,16 @@ Everything the library raises on purpose is a :class:`UsersyncError`. Programmin
     ├── ConfigError           missing/invalid settings (no master key, bad URL, ...)
     ├── RefusedError          a safety brake tripped, an empty source, a stale plan
     └── ProxyError            anything the proxy answered with (or failed to answer)
-        ├── AuthError         401/403
+        ├── AuthError         401, or a 403 on the identity check
+        ├── ForbiddenError    403 on one operation
         ├── NotFoundError     404
-        ├── ConflictError     409, or a duplicate email
+        │   └── RouteMissingError      the proxy has no such route (an older proxy, a wrong base URL)
+        ├── ConflictError     409, or a duplicate email: it already exists
         ├── RejectedError     400/422
+        │   ├── MethodNotAllowedError  405: the path has no route for this method
+        │   ├── AlreadyMemberError     the user is on the team's roster already
+        │   ├── NotMemberError         the user is not on the team's roster
+        │   └── InviterMissingError    an invitation's maker (the caller) has no user row
         ├── RateLimitedError  429 (carries retry_after_s)
         ├── ServerError       5xx
         └── UnavailableError  transport failure: connect error, timeout, reset
@@ -117,12 +123,34 @@ class NotFoundError(ProxyError):
     """404."""
 
 
+class RouteMissingError(NotFoundError):
+    """A 404 from the proxy's web framework itself (``{"detail": "Not Found"}``): no route has this path. An
+    older proxy without a batch route, or a base URL that is not the proxy's root."""
+
+
 class ConflictError(ProxyError):
-    """409, or a duplicate email/id."""
+    """409, or a duplicate email/id: what a create names already exists."""
 
 
 class RejectedError(ProxyError):
     """400/422: the proxy rejected the request."""
+
+
+class MethodNotAllowedError(RejectedError):
+    """405: the path exists, but not for this method (a GET on a POST route tells that the route exists)."""
+
+
+class AlreadyMemberError(RejectedError):
+    """A join that was not needed: the user is on the team's roster already (``team_member_already_in_team``)."""
+
+
+class NotMemberError(RejectedError):
+    """A leave that was not needed: the user is not on the team's roster ("User not found in team")."""
+
+
+class InviterMissingError(RejectedError):
+    """``/invitation/new`` cannot record who made the invitation: the caller (for the master key,
+    ``default_user_id``) has no user row. The proxy's message blames the invited user id instead."""
 
 
 class RateLimitedError(ProxyError):

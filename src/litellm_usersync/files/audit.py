@@ -48,6 +48,7 @@ from .backups import AUDIT_FILE_NAME, ensure_private_dir, utc_timestamp
 AUDIT_SCHEMA = "litellm-usersync/audit"
 AUDIT_VERSION = 1
 
+
 def audit_path(backup_dir: str | Path) -> Path:
     """The audit log that belongs beside the backups in ``backup_dir``: ``<backup_dir>/audit.jsonl``."""
     return Path(backup_dir) / AUDIT_FILE_NAME

@@ -1,0 +1,76 @@
+"""Teams and memberships: create a team, join, leave (one by one or in a batch)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from litellm_usersync.errors import AlreadyMemberError, NotMemberError, ProxyError
+from litellm_usersync.settings import BULK_CHUNK
+
+from ..answers import RowErrorKind, RowResult, row_error_kind
+from ..features import BATCH_ROUTES
+from ..reads import Reads
+from ..retries import is_retryable_before_sending
+
+
+class TeamCalls(Reads):
+    async def create_team(self, alias: str, *, team_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"team_alias": alias, **fields}
+        if team_id:
+            body["team_id"] = team_id
+        data = await self.request_object("POST", "/team/new", body=body, retry=is_retryable_before_sending)
+        return data if isinstance(data, dict) else {}
+
+    async def add_team_members(
+        self, team_id: str, members: Sequence[tuple[str, str | None]], *, role: str = "user"
+    ) -> set[str]:
+        """``POST /team/member_add`` with a list of ``(user_id, email)`` as ``role`` (``user``; ``admin`` needs an
+        Enterprise licence, else 400).
+
+        Returns the user ids that are members afterwards. "Already in team" (:class:`AlreadyMemberError`)
+        counts as done.
+        """
+        body = {
+            "team_id": team_id,
+            "member": [{"user_id": uid, "role": role} for uid, _email in members],
+        }
+        try:
+            data = await self.request_object("POST", "/team/member_add", body=body)
+        except AlreadyMemberError:
+            return {uid for uid, _ in members}
+        roster = {m.get("user_id") for m in (data.get("members_with_roles") or []) if isinstance(m, dict)}
+        return {uid for uid, _ in members if uid in roster} if roster else {uid for uid, _ in members}
+
+    async def remove_team_member(self, team_id: str, user_id: str) -> None:
+        """``POST /team/member_delete``. "User not found in team" (:class:`NotMemberError`) counts as done."""
+        try:
+            await self.request("POST", "/team/member_delete", body={"team_id": team_id, "user_id": user_id})
+        except NotMemberError:
+            return
+
+    async def bulk_remove_team_members(self, team_id: str, user_ids: Sequence[str]) -> list[RowResult] | None:
+        """``POST /management/v1/teams/{id}/members/bulk_delete`` in chunks; None when the route is missing.
+
+        A member not on the roster counts as removed."""
+        rows: list[RowResult] = []
+        path = BATCH_ROUTES["leave"].format(team_id=quote(team_id, safe=""))
+        for i in range(0, len(user_ids), BULK_CHUNK):
+            chunk = list(user_ids[i : i + BULK_CHUNK])
+            try:
+                data = await self.request_object("POST", path, body={"members": [{"user_id": u} for u in chunk]})
+            except ProxyError as exc:
+                if self._detector.bulk_route_missing("leave", exc):
+                    return None
+                raise
+            for r in data.get("data") or []:
+                err = str(r["error"]) if r.get("error") else None
+                kind = row_error_kind(err)
+                ok = bool(r.get("success")) or kind is RowErrorKind.NOT_A_MEMBER
+                rows.append(
+                    RowResult(
+                        r.get("user_id"), r.get("user_email"), ok, None if ok else str(err), kind=None if ok else kind
+                    )
+                )
+        return rows
