@@ -13,7 +13,7 @@ from typing import Any
 
 from litellm_usersync.errors import AuthError, ConflictError, ProxyError
 from litellm_usersync.models import AddMembership, CreateUser, Outcome, RecreateUser
-from litellm_usersync.proxy.client import ProxyClient
+from litellm_usersync.proxy.client import ProxyClient, RowErrorKind
 
 from .applier import apply_batched, done, failed
 from .keys import Keys, created_metadata
@@ -181,7 +181,7 @@ class Creates:
                 outcomes.append(failed(a, "created, but its API key could not be recorded", partial=True))
             elif not r.success:
                 err = r.error or "rejected"
-                if "already exists" in err.lower() or "duplicate" in err.lower():
+                if r.kind in (RowErrorKind.ALREADY_EXISTS, RowErrorKind.DUPLICATE):
                     err = f"User already exists: {err}"
                 outcomes.append(failed(a, err))
             else:

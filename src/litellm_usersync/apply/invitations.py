@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from litellm_usersync.errors import AuthError, ProxyError
+from litellm_usersync.errors import AuthError, InviterMissingError, ProxyError
 from litellm_usersync.models import INVITE_PENDING, without_marker
 from litellm_usersync.plans.add import Registration
 from litellm_usersync.proxy.client import ProxyClient
@@ -21,8 +21,6 @@ from .scheduling import run_bounded
 
 log = logging.getLogger("litellm_usersync.apply.invitations")
 
-#: what the proxy says when the *caller's* user row is missing (it blames the invited user id)
-_CALLER_ROW_MISSING = "does not exist in 'litellm_usertable'"
 CALLER_ROW_HINT = (
     "the proxy cannot record who made the invitation: the master key's user (default_user_id) has no user "
     "row yet; creating a team with the master key or logging into the admin UI once creates it"
@@ -31,10 +29,9 @@ CALLER_ROW_HINT = (
 
 def explain_invitation_error(exc: ProxyError) -> str:
     """The proxy's message, plus what it really means when it blames a user id that we just created."""
-    text = exc.message
-    if _CALLER_ROW_MISSING in text.lower():
-        return f"{text} ({CALLER_ROW_HINT})"
-    return text
+    if isinstance(exc, InviterMissingError):  # the proxy blames the invited user id; the caller's row is missing
+        return f"{exc.message} ({CALLER_ROW_HINT})"
+    return exc.message
 
 
 async def apply_registrations(
