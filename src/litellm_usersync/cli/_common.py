@@ -28,6 +28,7 @@ from litellm_usersync.errors import (
     UnavailableError,
     UsersyncError,
 )
+from litellm_usersync.masking import mask_text
 from litellm_usersync.models import RunReport
 from litellm_usersync.proxy.client import ProxyClient
 from litellm_usersync.settings import (
@@ -147,11 +148,12 @@ def build_settings(
 
 
 class _EchoHandler(logging.Handler):
-    """Log records as plain lines on the *current* stderr (a progress bar redirects it: lines go above the bar)."""
+    """Log records as plain lines on the *current* stderr (a progress bar redirects it: lines go above the bar),
+    every ``sk-…`` key masked (the one masker), whichever module logged it."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            click.echo(self.format(record), err=True)
+            click.echo(mask_text(self.format(record)), err=True)
         except Exception:  # pragma: no cover - logging must never break a run
             self.handleError(record)
 
@@ -171,6 +173,7 @@ def setup_logging(debug: bool) -> None:
         root.setLevel(logging.DEBUG)
     else:
         root.setLevel(logging.WARNING)
+        root.addHandler(_EchoHandler())  # warnings: masked too (not Python's unmasked last-resort handler)
         retry.setLevel(logging.INFO)
         retry.addHandler(_EchoHandler())
         retry.propagate = False
