@@ -37,6 +37,7 @@ from litellm_usersync.settings import (
     DEFAULT_TIMEOUT_S,
     ClientSettings,
 )
+from litellm_usersync.usecases import Hooks
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -183,6 +184,37 @@ def make_client(settings: ClientSettings) -> ProxyClient:
     ctx = click.get_current_context(silent=True)
     obj = ctx.find_object(Context) if ctx else None
     return ProxyClient(settings, transport=obj.transport if obj else None, sleep=obj.sleep if obj else None)
+
+
+def make_hooks(debug: bool, *, say: Callable[[str], None] | None = None, **given: Any) -> Hooks[Any]:
+    """The use cases' hooks as the CLI fills them: notices on stdout (``say``) and stderr, a progress bar on a
+    terminal (none with ``--debug``: the log lines are the progress), the signal messages, and the transport
+    the tests inject through the click context."""
+    from ._progress import progress_bar
+
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(Context) if ctx else None
+    return Hooks(
+        say=say or out,
+        warn=err,
+        progress=lambda enabled: progress_bar(enabled and not debug),
+        signalled=on_signal,
+        transport=obj.transport if obj else None,
+        sleep=obj.sleep if obj else None,
+        **given,
+    )
+
+
+def on_signal(sig: signal.Signals, second: bool) -> None:
+    """What a person sees on SIGINT/SIGTERM: the bar frozen, what happens next, how to abort."""
+    from ._progress import freeze_progress_bars
+
+    freeze_progress_bars()  # a bar that keeps redrawing would overwrite what follows
+    if second:
+        err("Second signal: stopping now; writing the API keys received so far.")
+        return
+    again = "press Ctrl-C again to abort" if sig == signal.SIGINT else f"send {sig.name} again to abort"
+    err(f"\n{sig.name} received: finishing the requests in flight, then writing the report ({again}).")
 
 
 def err(text: str) -> None:

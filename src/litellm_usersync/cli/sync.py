@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import click
 
 from litellm_usersync import __version__
-from litellm_usersync.files.backups import read_plan_file, write_plan_file
-from litellm_usersync.files.csvfile import check_output_path, read_users_csv
-from litellm_usersync.files.journal import KeyJournal
-from litellm_usersync.files.planfile import check_plan_fresh
 from litellm_usersync.identity import PROXY_ROLES, normalize_email
-from litellm_usersync.models import Plan, PlanOptions, ProxyFeatures, RunReport
-from litellm_usersync.plans.sync import build_plan
-from litellm_usersync.proxy.snapshot import read_snapshot, with_team_keys
+from litellm_usersync.models import Plan, PlanOptions, ProxyFeatures
 from litellm_usersync.render.report import (
     MARKDOWN_LISTED,
-    SYNC_REPORT_COLUMNS,
     plan_to_dict,
     render_plan,
     render_plan_markdown,
@@ -28,40 +20,28 @@ from litellm_usersync.render.report import (
     render_summary,
     render_summary_markdown,
     report_to_dict,
-    result_rows,
 )
+from litellm_usersync.usecases import SafetyOptions, SyncOptions, kept_notice, sync
+from litellm_usersync.usecases.sync import DEFAULT_REPORT
 
 from ._common import (
     CliExit,
     ExitCode,
     build_settings,
     common_options,
-    debug_plan,
     err,
     exit_for_report,
     handle_errors,
-    make_client,
+    make_hooks,
     out,
     out_marked,
     output_option,
     plan_limit,
-    run_async,
     setup_logging,
     show_all_option,
 )
 from ._input import INPUT_PARAMS, input_format, input_options
-from ._lock import hold_run_lock
-from ._progress import progress_bar
-from ._safety import (
-    apply_safely,
-    finish_journal,
-    open_journal,
-    safety_options,
-    write_partial_report,
-    write_secret_report,
-)
-
-DEFAULT_REPORT = "user_sync_result.csv"
+from ._safety import safety_options
 
 
 def sync_options(f: Any) -> Any:
@@ -238,113 +218,71 @@ def sync_command(
         raise click.UsageError("--detailed-exitcode needs --dry-run (it reports whether changes are pending).")
     if apply_plan_path:
         _refuse_plan_shaping_options()
+    say = out if output == "text" else err
+
+    def applying(plan: Plan, _backup: object) -> None:
+        if output == "text":
+            if plan.has_changes or plan.has_blocked:  # a row that will fail is shown, as on a dry run
+                out_marked(render_plan(plan, dry_run=False, limit=plan_limit(show_all)))
+            else:
+                out(render_plan_summary(plan))
+            out()
+
     with handle_errors(debug, unusable=ExitCode.FAILED if detailed_exitcode else ExitCode.UNUSABLE):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
-        saved = read_plan_file(apply_plan_path) if apply_plan_path else None
-        desired = None if saved else read_users_csv(csv_file, fmt=input_format())
-        if not dry_run:
-            hold_run_lock(settings.base_url, command="sync")
-        options = PlanOptions(
-            allow_add=not no_add,
-            allow_delete=not no_delete,
-            allow_update=not no_update,
-            allow_recreate=not no_recreate,
-            recreate_with_keys=recreate_with_keys,
-            keep_team_keys=keep_team_keys,
-            default_role=user_role,
-            max_delete=max_delete,
-            protected_emails=frozenset(normalize_email(e) for e in protect),
-            protected_roles=frozenset(protect_role),
+        options = SyncOptions(
+            csv_file=csv_file,
+            input_format=input_format(),
+            plan=PlanOptions(
+                allow_add=not no_add,
+                allow_delete=not no_delete,
+                allow_update=not no_update,
+                allow_recreate=not no_recreate,
+                recreate_with_keys=recreate_with_keys,
+                keep_team_keys=keep_team_keys,
+                default_role=user_role,
+                max_delete=max_delete,
+                protected_emails=frozenset(normalize_email(e) for e in protect),
+                protected_roles=frozenset(protect_role),
+            ),
+            dry_run=dry_run,
+            apply_plan=apply_plan_path,
+            plan_out=plan_out,
+            report_path=report_path,
+            safety=SafetyOptions(backup_dir=backup_dir, no_backup=no_backup, audit_log=audit_log),
         )
+        result = sync(settings, options, make_hooks(debug, say=say, applying=applying))
 
-        journal: KeyJournal | None = None
-        say = out if output == "text" else err
-
-        async def run(stop: asyncio.Event) -> tuple[Plan, RunReport | None, ProxyFeatures]:
-            nonlocal journal
-            async with make_client(settings) as client:
-                with progress_bar(not debug) as progress:
-                    snapshot = await read_snapshot(client, on_progress=progress)
-                if saved is not None:
-                    # the team keys its moves would destroy are part of what must not have changed
-                    snapshot = await with_team_keys(client, snapshot, saved)
-                    check_plan_fresh(saved, snapshot)
-                    plan = saved
-                else:
-                    assert desired is not None
-                    plan = build_plan(desired, snapshot, options)
-                    # a team leave deletes the user's keys bound to that team: read them (one read per team
-                    # left) and plan again, so the plan shows, counts and (--keep-team-keys) keeps them
-                    keyed = await with_team_keys(client, snapshot, plan)
-                    if keyed is not snapshot:
-                        snapshot = keyed
-                        plan = build_plan(desired, snapshot, options)
-                debug_plan(plan)
-                if plan_out:
-                    write_plan_file(plan_out, plan, source=apply_plan_path or csv_file)
-                if dry_run or plan.refusals:
-                    return plan, None, snapshot.features
-                if output == "text":
-                    if plan.has_changes or plan.has_blocked:  # a row that will fail is shown, as on a dry run
-                        out_marked(render_plan(plan, dry_run=False, limit=plan_limit(show_all)))
-                    else:
-                        out(render_plan_summary(plan))
-                    out()
-                check_output_path(report_path)
-                journal = open_journal(report_path, plan, command="sync", say=say)
-                try:
-                    report = await apply_safely(
-                        client,
-                        plan,
-                        snapshot,
-                        command="sync",
-                        backup_dir=backup_dir,
-                        no_backup=no_backup,
-                        audit_log=audit_log,
-                        concurrency=concurrency,
-                        show_progress=not debug,
-                        stop=stop,
-                        report_paths=(report_path,),
-                        journal=journal,
-                    )
-                except BaseException:  # a second signal, a run-ending error: the keys received so far
-                    write_partial_report(journal, report_path, SYNC_REPORT_COLUMNS, say)
-                    raise
-                return plan, report, snapshot.features
-
-        plan, report, features = run_async(run)
-
-    if report is None:
+    plan, report, written = result.plan, result.report, result.report_file
+    if report is None or written is None:
         _show_plan_only(
             plan,
             output=output,
             detailed_exitcode=detailed_exitcode,
             dry_run=dry_run,
             show_all=show_all,
-            features=features,
+            features=result.features,
         )
         return
-    written = write_secret_report(
-        report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), out if output == "text" else err
-    )
-    finish_journal(journal, report)
+    if written.kept:
+        say(kept_notice(written.kept))
     if output == "json":
         data = report_to_dict(report)
-        data["report_file"] = str(written)
-        data["proxy"] = features.to_dict()
+        data["report_file"] = str(written.path)
+        data["proxy"] = result.features.to_dict()
         out(json.dumps(data, indent=2))
     elif output == "markdown":
         out(render_summary_markdown(report, limit=None if show_all else MARKDOWN_LISTED))
-        out(f"\nReport: `{written}` (mode 0600)")
+        out(f"\nReport: `{written.path}` (mode 0600)")
     else:
         if not plan.has_changes and not plan.has_blocked:
             out("Nothing to change.")
         out_marked(render_summary(report, limit=plan_limit(show_all)))
         keys = sum(1 for r in report.results if r.api_key)
         note = f" (mode 0600; holds {keys} new API key(s))" if keys else " (mode 0600)"
-        out(f"\nReport written to {written}{note}")
+        out(f"\nReport written to {written.path}{note}")
         out(render_result_counts(report))
-    exit_for_report(report, failed=bool(report.failed) or bool(report.keys_unknown))
+    exit_for_report(report, failed=result.failed)
 
 
 #: options that shape a plan: a saved plan was shaped when it was made, so they cannot apply to it

@@ -1,0 +1,32 @@
+"""The jobs of the tool as library functions: one per command, each with the whole safety net.
+
+Each takes :class:`~litellm_usersync.settings.ClientSettings`, a typed options object and (optionally)
+:class:`Hooks`, and returns a typed result; the CLI parses options, calls one of these, renders the result
+and picks the exit code. See docs/api.md.
+"""
+
+from __future__ import annotations
+
+from litellm_usersync.files.backups import DEFAULT_BACKUP_DIR
+from litellm_usersync.files.csvfile import COLUMN_ALIASES, InputFormat
+
+from ._base import STATE_DIR_ENV, Hooks, ProgressFn, SafetyOptions, no_progress, state_dir
+from ._safety import WrittenReport, kept_notice
+from .sync import SyncOptions, SyncResult, sync
+
+__all__ = [
+    "COLUMN_ALIASES",
+    "DEFAULT_BACKUP_DIR",
+    "STATE_DIR_ENV",
+    "Hooks",
+    "InputFormat",
+    "ProgressFn",
+    "SafetyOptions",
+    "SyncOptions",
+    "SyncResult",
+    "WrittenReport",
+    "kept_notice",
+    "no_progress",
+    "state_dir",
+    "sync",
+]

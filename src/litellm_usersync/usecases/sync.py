@@ -1,0 +1,143 @@
+"""Sync: reconcile the proxy with a user file (or apply a saved plan), behind the whole safety net.
+
+snapshot → plan (→ the team keys its leaves destroy, planned again) or the saved plan's freshness check →
+the plan file → brakes → report path checked → key journal → backup → audit log → apply → report file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from litellm_usersync.files.backups import read_plan_file, write_plan_file
+from litellm_usersync.files.csvfile import InputFormat, check_output_path, read_users_csv
+from litellm_usersync.files.journal import KeyJournal
+from litellm_usersync.files.planfile import check_plan_fresh
+from litellm_usersync.models import DesiredState, Plan, PlanOptions, ProxyFeatures, RunReport
+from litellm_usersync.plans.sync import build_plan
+from litellm_usersync.proxy.snapshot import read_snapshot, with_team_keys
+from litellm_usersync.render.report import SYNC_REPORT_COLUMNS, result_rows
+from litellm_usersync.settings import ClientSettings
+
+from ._base import Hooks, SafetyOptions, log_plan, run_lock, run_stoppable
+from ._safety import (
+    WrittenReport,
+    apply_safely,
+    finish_journal,
+    open_journal,
+    write_partial_report,
+    write_secret_report,
+)
+
+DEFAULT_CSV = "user_list.csv"
+DEFAULT_REPORT = "user_sync_result.csv"
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """What to sync and how. ``plan`` shapes the plan (ignored with ``apply_plan``: a saved plan was shaped
+    when it was made)."""
+
+    csv_file: str = DEFAULT_CSV
+    input_format: InputFormat = field(default_factory=InputFormat)
+    plan: PlanOptions = field(default_factory=PlanOptions)
+    #: show the plan, change nothing (no lock, no backup, no report)
+    dry_run: bool = False
+    #: apply exactly this saved plan (no user file is read); refused if the users it touches changed since
+    apply_plan: str | None = None
+    #: save the plan here (dry runs too)
+    plan_out: str | None = None
+    #: the report (mode 0600: it holds new users' API keys)
+    report_path: str = DEFAULT_REPORT
+    safety: SafetyOptions = field(default_factory=SafetyOptions)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    plan: Plan
+    #: what was detected on the proxy
+    features: ProxyFeatures
+    #: None when nothing was applied: a dry run, or a plan refused by a brake (``plan.refusals``)
+    report: RunReport | None = None
+    report_file: WrittenReport | None = None
+    backup_file: Path | None = None
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.plan.refusals)
+
+    @property
+    def failed(self) -> bool:
+        """Some rows failed, or some new users' API keys are unknown."""
+        return self.report is not None and (bool(self.report.failed) or bool(self.report.keys_unknown))
+
+
+def sync(settings: ClientSettings, options: SyncOptions, hooks: Hooks[Plan] | None = None) -> SyncResult:
+    """Sync the proxy with ``options.csv_file`` (or apply ``options.apply_plan``) safely; see the module.
+
+    Raises ``UsersyncError`` subclasses when nothing could be done (bad input, bad credentials, proxy
+    unreachable, run lock held; nothing changed) and ``KeyboardInterrupt`` on a second signal (the report
+    with the keys received so far is written first). A first signal stops after the requests in flight:
+    the result's ``report.interrupted`` is then set.
+    """
+    hooks = hooks or Hooks()
+    saved = read_plan_file(options.apply_plan) if options.apply_plan else None
+    desired = None if saved else read_users_csv(options.csv_file, fmt=options.input_format)
+    with run_lock(settings.base_url, command="sync", safety=options.safety, hooks=hooks, enabled=not options.dry_run):
+        return run_stoppable(lambda stop: _sync(settings, options, hooks, saved, desired, stop), hooks)
+
+
+async def _sync(
+    settings: ClientSettings,
+    options: SyncOptions,
+    hooks: Hooks[Plan],
+    saved: Plan | None,
+    desired: DesiredState | None,
+    stop: asyncio.Event,
+) -> SyncResult:
+    async with hooks.client(settings) as client:
+        with hooks.progress(True) as progress:
+            snapshot = await read_snapshot(client, on_progress=progress)
+        if saved is not None:
+            # the team keys its moves would destroy are part of what must not have changed
+            snapshot = await with_team_keys(client, snapshot, saved)
+            check_plan_fresh(saved, snapshot)
+            plan = saved
+        else:
+            assert desired is not None
+            plan = build_plan(desired, snapshot, options.plan)
+            # a team leave deletes the user's keys bound to that team: read them (one read per team left) and
+            # plan again, so the plan shows, counts and (keep_team_keys) keeps them
+            keyed = await with_team_keys(client, snapshot, plan)
+            if keyed is not snapshot:
+                snapshot = keyed
+                plan = build_plan(desired, snapshot, options.plan)
+        log_plan(plan)
+        hooks.planned(plan)
+        if options.plan_out:
+            write_plan_file(options.plan_out, plan, source=options.apply_plan or options.csv_file)
+        if options.dry_run or plan.refusals:
+            return SyncResult(plan, snapshot.features)
+        hooks.applying(plan, None)
+        check_output_path(options.report_path)
+        journal: KeyJournal | None = open_journal(options.report_path, plan, command="sync", say=hooks.say)
+        try:
+            applied = await apply_safely(
+                client,
+                plan,
+                snapshot,
+                command="sync",
+                safety=options.safety,
+                hooks=hooks,
+                stop=stop,
+                report_paths=(options.report_path,),
+                journal=journal,
+            )
+        except BaseException:  # a second signal, a run-ending error: the keys received so far
+            write_partial_report(journal, options.report_path, SYNC_REPORT_COLUMNS, hooks.say)
+            raise
+    report = applied.report
+    written = write_secret_report(options.report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True))
+    finish_journal(journal, markers_left=bool(report.markers_left))
+    return SyncResult(plan, snapshot.features, report, written, applied.backup_file)
