@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from litellm_usersync.apply.executor import apply_plan
-from litellm_usersync.files.audit import AuditLog
-from litellm_usersync.files.backups import read_snapshot_file, snapshot_created_at
-from litellm_usersync.files.journal import KeyJournal
 from litellm_usersync.identity import PROXY_ROLES, normalize_email
-from litellm_usersync.models import ItemKind, Plan, PlanOptions, RunReport
-from litellm_usersync.plans.restore import build_restore_plan, scope_notice
-from litellm_usersync.proxy.snapshot import read_snapshot, with_team_keys
+from litellm_usersync.models import ItemKind, Plan, PlanOptions
 from litellm_usersync.render.report import (
     MARKDOWN_LISTED,
-    SYNC_REPORT_COLUMNS,
     plan_to_dict,
     render_plan,
     render_plan_markdown,
@@ -28,7 +19,15 @@ from litellm_usersync.render.report import (
     render_summary,
     render_summary_markdown,
     report_to_dict,
-    result_rows,
+)
+from litellm_usersync.usecases import (
+    DEFAULT_RESTORE_REPORT,
+    RestoreOptions,
+    SafetyOptions,
+    kept_notice,
+    read_restore_target,
+    restore,
+    scope_notice,
 )
 
 from ._common import (
@@ -36,34 +35,18 @@ from ._common import (
     ExitCode,
     build_settings,
     common_options,
-    debug_plan,
     err,
     exit_for_report,
     handle_errors,
-    make_client,
+    make_hooks,
     out,
     out_marked,
     output_option,
     plan_limit,
-    run_async,
     setup_logging,
     show_all_option,
 )
-from ._lock import hold_run_lock
-from ._progress import progress_bar
-from ._safety import (
-    audit_hook,
-    audit_log_option,
-    backup_dir_option,
-    finish_journal,
-    key_hook,
-    open_journal,
-    prepare_safety_net,
-    write_partial_report,
-    write_secret_report,
-)
-
-DEFAULT_RESTORE_REPORT = "user_restore_result.csv"
+from ._safety import audit_log_option, backup_dir_option
 
 
 def keys_notice(plan: Plan, report_path: str) -> str | None:
@@ -80,15 +63,6 @@ def keys_notice(plan: Plan, report_path: str) -> str | None:
     if with_keys and plan.options.create_keys:
         text += f" The {with_keys} that had keys get one new key each, written to {report_path} (mode 0600)."
     return text
-
-
-@dataclass
-class _Run:
-    plan: Plan
-    report: RunReport | None = None
-    backup_file: Path | None = None
-    audit: AuditLog | None = None
-    journal: KeyJournal | None = None
 
 
 @click.command("restore")
@@ -173,115 +147,80 @@ def restore_command(
     file, bad credentials, proxy unreachable), 3 refused by a safety brake, 130 interrupted.
     """
     setup_logging(debug)
-    with handle_errors(debug):
-        settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
-        target, doc = read_snapshot_file(snapshot_file)
-        if not dry_run:
-            hold_run_lock(settings.base_url, command="restore")
-        options = PlanOptions(
-            allow_delete=not no_delete,
-            allow_recreate=False,  # a restore never deletes a user it means to keep
-            max_delete=max_delete,
-            keep_team_keys=keep_team_keys,
-            protected_emails=frozenset(normalize_email(e) for e in protect),
-            protected_roles=frozenset(protect_role),
-        )
+
+    def applying(plan: Plan, backup_file: Path | None) -> None:
         if output == "text":
-            out(f"Restoring to {snapshot_file} (taken {snapshot_created_at(doc)} by '{doc.get('command', '?')}').")
+            if plan.has_changes:
+                out_marked(render_plan(plan, dry_run=False, title="restore", limit=plan_limit(show_all)))
+            else:
+                out(render_plan_summary(plan, title="restore"))
+            for notice in (scope_notice(plan), keys_notice(plan, report_path)):
+                if notice:
+                    out(f"\n{notice}")
+            if backup_file:
+                out(f"\nThe state before this restore is saved in {backup_file}.")
             out()
 
-        async def run(stop: asyncio.Event) -> _Run:
-            async with make_client(settings) as client:
-                with progress_bar(not debug) as progress:
-                    current = await read_snapshot(client, on_progress=progress)
-                plan = build_restore_plan(target, current, options, all_users=all_users)
-                # a team leave deletes the user's keys bound to that team: read them (one read per team left)
-                # and plan again, so the plan shows, counts and (--keep-team-keys) keeps them, and the backup
-                # names them
-                keyed = await with_team_keys(client, current, plan)
-                if keyed is not current:
-                    current = keyed
-                    plan = build_restore_plan(target, current, options, all_users=all_users)
-                debug_plan(plan)
-                if dry_run or plan.refusals:
-                    return _Run(plan)
-                result = _Run(plan)
-                if plan.has_changes:
-                    net = prepare_safety_net(
-                        current,
-                        command="restore",
-                        backup_dir=backup_dir,
-                        no_backup=False,
-                        audit_log=audit_log,
-                        master_key=settings.master_key,
-                        report_paths=(report_path,),
-                    )
-                    result.audit, result.backup_file = net.audit, net.backup_file
-                if output == "text":
-                    if plan.has_changes:
-                        out_marked(render_plan(plan, dry_run=False, title="restore", limit=plan_limit(show_all)))
-                    else:
-                        out(render_plan_summary(plan, title="restore"))
-                    for notice in (scope_notice(plan), keys_notice(plan, report_path)):
-                        if notice:
-                            out(f"\n{notice}")
-                    if result.backup_file:
-                        out(f"\nThe state before this restore is saved in {result.backup_file}.")
-                    out()
-                result.journal = open_journal(report_path, plan, command="restore", say=err)
-                try:
-                    with progress_bar(not debug and plan.has_changes) as progress:
-                        result.report = await apply_plan(
-                            client,
-                            plan,
-                            concurrency=concurrency,
-                            on_progress=progress,
-                            stop=stop,
-                            on_outcome=audit_hook(result.audit, plan),
-                            on_key=key_hook(result.journal, plan),
-                            recorded_keys=result.journal.recorded if result.journal else None,
-                        )
-                except BaseException:  # a second signal, a run-ending error: the keys received so far
-                    write_partial_report(result.journal, report_path, SYNC_REPORT_COLUMNS, err)
-                    raise
-                return result
+    with handle_errors(debug):
+        settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
+        target = read_restore_target(snapshot_file)
 
-        result = run_async(run)
+        def started() -> None:
+            if output == "text":
+                out(f"Restoring to {snapshot_file} (taken {target.taken_at} by '{target.command}').")
+                out()
 
-    plan, report = result.plan, result.report
-    if report is None:
+        options = RestoreOptions(
+            target=target,
+            plan=PlanOptions(
+                allow_delete=not no_delete,
+                allow_recreate=False,  # a restore never deletes a user it means to keep
+                max_delete=max_delete,
+                keep_team_keys=keep_team_keys,
+                protected_emails=frozenset(normalize_email(e) for e in protect),
+                protected_roles=frozenset(protect_role),
+            ),
+            all_users=all_users,
+            dry_run=dry_run,
+            report_path=report_path,
+            safety=SafetyOptions(backup_dir=backup_dir, audit_log=audit_log),
+        )
+        result = restore(settings, options, make_hooks(debug, say=err, started=started, applying=applying))
+
+    plan, report, written = result.plan, result.report, result.report_file
+    if report is None or written is None:
         _show_plan_only(plan, output=output, report_path=report_path, show_all=show_all, all_users=all_users)
         return
-    written = write_secret_report(report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True), err)
-    finish_journal(result.journal, report)
-    audit_file = result.audit.path if result.audit and result.audit.lines_written else None
+    if written.kept:
+        err(kept_notice(written.kept))
+    audit_file = result.audit_file
     if output == "json":
         data = report_to_dict(report)
         data.update(
             scope="all" if all_users else "sync",
             scope_notice=scope_notice(plan),
-            report_file=str(written),
+            report_file=str(written.path),
             backup_file=str(result.backup_file) if result.backup_file else None,
             audit_log=str(audit_file) if audit_file else None,
         )
         out(json.dumps(data, indent=2))
     elif output == "markdown":
         out(render_summary_markdown(report, title="restore", limit=None if show_all else MARKDOWN_LISTED))
-        out(f"\nReport: `{written}` (mode 0600)")
+        out(f"\nReport: `{written.path}` (mode 0600)")
     else:
         if not plan.has_changes and not plan.has_blocked:
             out("Nothing to change: the proxy already matches the snapshot.")
         out_marked(render_summary(report, limit=plan_limit(show_all)))
         keys = sum(1 for r in report.results if r.api_key)
         note = f" (mode 0600; holds {keys} new API key(s))" if keys else " (mode 0600)"
-        out(f"\nReport written to {written}{note}")
+        out(f"\nReport written to {written.path}{note}")
         if audit_file:
-            out(f"Audit log: {audit_file} ({result.audit.lines_written if result.audit else 0} line(s) appended)")
+            out(f"Audit log: {audit_file} ({result.audit_lines} line(s) appended)")
         out(render_result_counts(report, title="restore"))
-    if result.audit and result.audit.write_errors:
-        errors = result.audit.write_errors
-        err(f"Warning: {len(errors)} audit line(s) could not be written to {result.audit.path}: {errors[0]}")
-    exit_for_report(report, failed=bool(report.failed))
+    if result.audit_errors:
+        errors = result.audit_errors
+        err(f"Warning: {len(errors)} audit line(s) could not be written to {result.audit_log}: {errors[0]}")
+    exit_for_report(report, failed=result.failed)
 
 
 def _show_plan_only(

@@ -12,21 +12,37 @@ from litellm_usersync.files.csvfile import COLUMN_ALIASES, InputFormat
 
 from ._base import STATE_DIR_ENV, Hooks, ProgressFn, SafetyOptions, no_progress, state_dir
 from ._safety import WrittenReport, kept_notice
+from .restore import (
+    DEFAULT_RESTORE_REPORT,
+    RestoreOptions,
+    RestoreResult,
+    RestoreTarget,
+    read_restore_target,
+    restore,
+    scope_notice,
+)
 from .sync import SyncOptions, SyncResult, sync
 
 __all__ = [
     "COLUMN_ALIASES",
     "DEFAULT_BACKUP_DIR",
+    "DEFAULT_RESTORE_REPORT",
     "STATE_DIR_ENV",
     "Hooks",
     "InputFormat",
     "ProgressFn",
+    "RestoreOptions",
+    "RestoreResult",
+    "RestoreTarget",
     "SafetyOptions",
     "SyncOptions",
     "SyncResult",
     "WrittenReport",
     "kept_notice",
     "no_progress",
+    "read_restore_target",
+    "restore",
+    "scope_notice",
     "state_dir",
     "sync",
 ]

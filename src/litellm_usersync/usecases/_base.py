@@ -60,6 +60,8 @@ class Hooks(Generic[P]):
     warn: Callable[[str], None] = _silent
     #: ``progress(enabled)`` → a context manager yielding a :data:`ProgressFn` (the CLI: a rich bar)
     progress: Callable[[bool], AbstractContextManager[ProgressFn]] = no_progress
+    #: the run lock is held (on a dry run: none is needed); nothing was read from the proxy yet
+    started: Callable[[], None] = _ignore
     #: the plan, as soon as it is made (dry runs too), before anything is written or changed
     planned: Callable[[P], None] = _ignore
     #: about to change the proxy: the plan passed its brakes; the backup when it is already written
@@ -110,6 +112,7 @@ def run_lock(
     """Hold the run lock for this proxy for the whole use case (or raise ``RunLockedError``: nothing read or
     changed); released after the report files are written. ``enabled=False`` (a dry run) takes none."""
     if not enabled:
+        hooks.started()
         yield
         return
     folder = Path(safety.state_dir) if safety.state_dir is not None else state_dir()
@@ -124,6 +127,7 @@ def run_lock(
         notice = lock.takeover_notice()
         if notice:
             hooks.warn(f"Note: {notice}")
+        hooks.started()
         yield
     finally:
         lock.release()
