@@ -2,32 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import click
 
-from litellm_usersync.apply.invitations import apply_registrations
-from litellm_usersync.files.csvfile import check_output_path, read_users_csv, write_csv_file
-from litellm_usersync.files.journal import KeyJournal
 from litellm_usersync.identity import PROXY_ROLES
-from litellm_usersync.models import ItemKind
-from litellm_usersync.plans.add import (
+from litellm_usersync.render.report import MARKDOWN_LISTED, plan_to_dict, render_plan_markdown, render_summary_markdown
+from litellm_usersync.usecases import SafetyOptions, kept_notice
+from litellm_usersync.usecases.add import (
+    DEFAULT_CSV,
+    DEFAULT_ERRORS,
+    DEFAULT_RESULT,
+    DEFAULT_UPDATE_LIST,
     ERROR_COLUMNS,
-    EXISTING_COLUMNS,
     RESULT_COLUMNS,
-    AddOutcome,
+    AddOptions,
     AddPlan,
-    build_add_plan,
-    error_rows,
-    existing_rows,
+    AddResult,
+    add,
     render_add_plan,
     render_add_result_counts,
     render_add_summary,
     result_rows,
 )
-from litellm_usersync.proxy.snapshot import read_snapshot
-from litellm_usersync.render.report import MARKDOWN_LISTED, plan_to_dict, render_plan_markdown, render_summary_markdown
 from litellm_usersync.wording import listed
 
 from ._common import (
@@ -35,36 +32,19 @@ from ._common import (
     ExitCode,
     build_settings,
     common_options,
-    debug_plan,
     exit_for_report,
     handle_errors,
-    make_client,
+    make_hooks,
     out,
     output_option,
     plan_limit,
     print_json,
     printer,
-    run_async,
     setup_logging,
     show_all_option,
 )
 from ._input import input_format, input_options
-from ._lock import hold_run_lock
-from ._progress import progress_bar
-from ._safety import (
-    apply_safely,
-    finish_journal,
-    link_hook,
-    open_journal,
-    safety_options,
-    write_partial_report,
-    write_secret_report,
-)
-
-DEFAULT_CSV = "user_addlist.csv"
-DEFAULT_RESULT = "user_reg_result.csv"
-DEFAULT_ERRORS = "user_reg_error.csv"
-DEFAULT_UPDATE_LIST = "user_update_list.csv"
+from ._safety import safety_options
 
 
 @click.command("add")
@@ -163,105 +143,67 @@ def add_command(
     say = printer(output)
     limit = plan_limit(show_all)
     md_limit = None if show_all else MARKDOWN_LISTED
+
+    def planned(add: AddPlan) -> None:
+        say(render_add_plan(add, dry_run=dry_run, limit=limit))
+        if output == "markdown":
+            out(render_plan_markdown(add.plan, dry_run=dry_run, title="Registration", limit=md_limit))
+            if add.existing:
+                out(f"\n{len(add.existing):,} row(s) already exist (skipped; use sync to change them).")
+
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
-        desired = read_users_csv(csv_file, with_key_name=True, fmt=input_format())
-        if not dry_run:
-            hold_run_lock(settings.base_url, command="add")
+        options = AddOptions(
+            csv_file=csv_file,
+            input_format=input_format(),
+            default_role=user_role,
+            invite=not no_invite,
+            dry_run=dry_run,
+            update_existing=update_existing,
+            result_file=result_file,
+            error_file=error_file,
+            safety=SafetyOptions(backup_dir=backup_dir, no_backup=no_backup, audit_log=audit_log),
+        )
+        hooks = make_hooks(debug, say=say, planned=planned, applying=lambda _plan, _backup: say())
+        result = add(settings, options, hooks)
 
-        journals: list[KeyJournal | None] = []
-
-        async def run(stop: asyncio.Event) -> tuple[AddPlan, AddOutcome | None]:
-            async with make_client(settings) as client:
-                with progress_bar(not debug) as progress:
-                    snapshot = await read_snapshot(client, on_progress=progress)
-                add = build_add_plan(desired, snapshot, default_role=user_role, invite=not no_invite)
-                debug_plan(add.plan)
-                say(render_add_plan(add, dry_run=dry_run, limit=limit))
-                if output == "markdown":
-                    out(render_plan_markdown(add.plan, dry_run=dry_run, title="Registration", limit=md_limit))
-                    if add.existing:
-                        out(f"\n{len(add.existing):,} row(s) already exist (skipped; use sync to change them).")
-                if dry_run:
-                    return add, None
-                say()
-                check_output_path(result_file)
-                journal = open_journal(result_file, add.plan, command="add", say=say, changes=add.has_changes)
-                journals.append(journal)
-                try:
-                    report = await apply_safely(
-                        client,
-                        add.plan,
-                        snapshot,
-                        command="add",
-                        backup_dir=backup_dir,
-                        no_backup=no_backup,
-                        audit_log=audit_log,
-                        concurrency=concurrency,
-                        show_progress=not debug,
-                        stop=stop,
-                        report_paths=(result_file, error_file),
-                        journal=journal,
-                        invite=not no_invite,
-                    )
-                    with progress_bar(not debug) as progress:
-                        created = [r.item.user_id for r in AddOutcome(report).created if r.item.kind is ItemKind.ADD]
-                        registrations = await apply_registrations(
-                            client,
-                            created + [u for u in add.invite_repairs if u not in created],
-                            invite=not no_invite,
-                            concurrency=concurrency,
-                            on_progress=progress,
-                            stop=stop,
-                            on_link=link_hook(journal),
-                        )
-                except BaseException:  # a second signal, a run-ending error: the keys and links received so far
-                    write_partial_report(journal, result_file, RESULT_COLUMNS, say)
-                    raise
-                return add, AddOutcome(report, registrations)
-
-        add, outcome = run_async(run)
-
-    if outcome is None:
+    plan, outcome = result.add, result.outcome
+    if outcome is None or result.result_file is None or result.error_file is None:
         if output == "json":
             print_json(
                 {
                     "schema": "litellm-usersync/add-plan",
                     "version": 1,
-                    "plan": plan_to_dict(add.plan),
-                    "errors": [dict(zip(ERROR_COLUMNS, r, strict=True)) for r in error_rows(add, None)],
+                    "plan": plan_to_dict(plan.plan),
+                    "errors": [dict(zip(ERROR_COLUMNS, r, strict=True)) for r in result.errors],
                 }
             )
-        _write_existing(add, update_existing, say)
+        _say_existing(result, say)
         raise CliExit(ExitCode.OK)
 
     created_lines = []
-    repaired = {i.user_id for i in add.repairs}
-    for row in result_rows(add, outcome, show_keys=False):
+    repaired = {i.user_id for i in plan.repairs}
+    for row in result_rows(plan, outcome, show_keys=False):
         email, role, user_id, _teams, _models, key, url = row
         extra = f", key {key}" if key else ""
         extra += ", invitation link created" if url else ""
         verb = "Repaired user" if user_id in repaired else "Created user"
         created_lines.append(f"✓ {verb}: {email} (role: {role}, user_id: {user_id}{extra})")
-    errors = error_rows(add, outcome)
+    errors = result.errors
     error_lines = [f"✗ {email} ({role}): {reason}" for email, role, reason in errors]
     for line in listed(created_lines, limit, more=f"all in {result_file}"):
         say(line)
     for line in listed(error_lines, limit, more=f"all in {error_file}"):
         say(line)
     say()
-    say(render_add_summary(add, outcome))
+    say(render_add_summary(plan, outcome))
 
-    results = result_rows(add, outcome, show_keys=True)
-    written = write_secret_report(result_file, RESULT_COLUMNS, results, say)
-    journal = journals[0] if journals else None
-    if journal is not None and any(r.marker_left for r in outcome.registrations.values()):
-        journal.close()  # some markers are still set: the next run finds those links in it
-    else:
-        finish_journal(journal, outcome.report)
-    keys = sum(1 for r in results if r[5])
+    written, err_path = result.result_file.path, result.error_file
+    if result.result_file.kept:
+        say(kept_notice(result.result_file.kept))
+    keys = sum(1 for r in result_rows(plan, outcome, show_keys=True) if r[5])
+    results = result_rows(plan, outcome, show_keys=False)
     say(f"\nSuccess list written to {written} (mode 0600; {len(results)} user(s), {keys} API key(s))")
-    err_path = write_csv_file(error_file, ERROR_COLUMNS, errors)
     say(f"Error list written to {err_path} ({len(errors)} row(s))")
     if output == "json":
         print_json(
@@ -269,8 +211,7 @@ def add_command(
                 "schema": "litellm-usersync/add-result",
                 "version": 1,
                 "created": [
-                    {**dict(zip(RESULT_COLUMNS, r, strict=True)), "invitation_url": bool(r[6])}
-                    for r in result_rows(add, outcome, show_keys=False)
+                    {**dict(zip(RESULT_COLUMNS, r, strict=True)), "invitation_url": bool(r[6])} for r in results
                 ],
                 "errors": [dict(zip(ERROR_COLUMNS, r, strict=True)) for r in errors],
                 "interrupted": outcome.report.interrupted,
@@ -281,17 +222,16 @@ def add_command(
     elif output == "markdown":
         out(render_summary_markdown(outcome.report, title="Registration", limit=md_limit))
         out(f"\nResult: `{written}` (mode 0600), errors: `{err_path}`")
-    _write_existing(add, update_existing, say)
-    say(render_add_result_counts(add, outcome))
-    exit_for_report(outcome.report, failed=bool(errors) or bool(outcome.report.keys_unknown))
+    _say_existing(result, say)
+    say(render_add_result_counts(plan, outcome))
+    exit_for_report(outcome.report, failed=result.failed)
 
 
-def _write_existing(add: AddPlan, path: str | None, say: Callable[..., None]) -> None:
-    if not path:
+def _say_existing(result: AddResult, say: Callable[..., None]) -> None:
+    if result.existing_file is None:
         return
-    rows = existing_rows(add)
-    written = write_csv_file(path, EXISTING_COLUMNS, rows)
+    written = result.existing_file
     say(
-        f"Existing users written to {written} ({len(rows)} row(s), current role and teams): "
+        f"Existing users written to {written} ({result.existing_count} row(s), current role and teams): "
         f"edit it, then run sync --csv-file {written} --no-delete"
     )
