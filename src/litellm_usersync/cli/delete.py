@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
-from litellm_usersync.files.csvfile import read_users_csv, write_csv_file
-from litellm_usersync.models import RunReport
-from litellm_usersync.plans.delete import (
+from litellm_usersync.render.report import MARKDOWN_LISTED, plan_to_dict, render_plan_markdown, render_summary_markdown
+from litellm_usersync.usecases import SafetyOptions
+from litellm_usersync.usecases.delete import (
+    DEFAULT_CSV,
+    DEFAULT_ERRORS,
+    DEFAULT_RESULT,
     ERROR_COLUMNS,
     RESULT_COLUMNS,
+    DeleteOptions,
     DeletePlan,
-    build_delete_plan,
-    error_rows,
+    delete,
     render_delete_plan,
     render_delete_result_counts,
     render_delete_summary,
-    result_rows,
 )
-from litellm_usersync.proxy.snapshot import read_snapshot
-from litellm_usersync.render.report import MARKDOWN_LISTED, plan_to_dict, render_plan_markdown, render_summary_markdown
 from litellm_usersync.wording import listed
 
 from ._common import (
@@ -28,28 +26,20 @@ from ._common import (
     ExitCode,
     build_settings,
     common_options,
-    debug_plan,
     err,
     exit_for_report,
     handle_errors,
-    make_client,
+    make_hooks,
     out,
     output_option,
     plan_limit,
     print_json,
     printer,
-    run_async,
     setup_logging,
     show_all_option,
 )
 from ._input import input_format, input_options
-from ._lock import hold_run_lock
-from ._progress import progress_bar
-from ._safety import apply_safely, safety_options
-
-DEFAULT_CSV = "user_dellist.csv"
-DEFAULT_RESULT = "user_del_result.csv"
-DEFAULT_ERRORS = "user_del_error.csv"
+from ._safety import safety_options
 
 
 @click.command("delete")
@@ -130,43 +120,29 @@ def delete_command(
     say = printer(output)
     limit = plan_limit(show_all)
     md_limit = None if show_all else MARKDOWN_LISTED
+
+    def planned(dp: DeletePlan) -> None:
+        say(render_delete_plan(dp, dry_run=dry_run, limit=limit, with_refusals=False))
+        if output == "markdown":
+            out(render_plan_markdown(dp.plan, dry_run=dry_run, title="Deletion", limit=md_limit))
+        for r in dp.plan.refusals:  # on stderr: a cron job that drops stdout still logs why it exited 3
+            err(f"Refused: {r}")
+
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
-        desired = read_users_csv(csv_file, fmt=input_format())
-        if not dry_run:
-            hold_run_lock(settings.base_url, command="delete")
+        options = DeleteOptions(
+            csv_file=csv_file,
+            input_format=input_format(),
+            max_delete=max_delete,
+            dry_run=dry_run,
+            result_file=result_file,
+            error_file=error_file,
+            safety=SafetyOptions(backup_dir=backup_dir, no_backup=no_backup, audit_log=audit_log),
+        )
+        hooks = make_hooks(debug, say=say, planned=planned, applying=lambda _plan, _backup: say())
+        result = delete(settings, options, hooks)
 
-        async def run(stop: asyncio.Event) -> tuple[DeletePlan, RunReport | None]:
-            async with make_client(settings) as client:
-                with progress_bar(not debug) as progress:
-                    snapshot = await read_snapshot(client, on_progress=progress)
-                dp = build_delete_plan(desired, snapshot, max_delete=max_delete)
-                debug_plan(dp.plan)
-                say(render_delete_plan(dp, dry_run=dry_run, limit=limit, with_refusals=False))
-                if output == "markdown":
-                    out(render_plan_markdown(dp.plan, dry_run=dry_run, title="Deletion", limit=md_limit))
-                for r in dp.plan.refusals:  # on stderr: a cron job that drops stdout still logs why it exited 3
-                    err(f"Refused: {r}")
-                if dry_run or dp.plan.refusals:
-                    return dp, None
-                say()
-                report = await apply_safely(
-                    client,
-                    dp.plan,
-                    snapshot,
-                    command="delete",
-                    backup_dir=backup_dir,
-                    no_backup=no_backup,
-                    audit_log=audit_log,
-                    concurrency=concurrency,
-                    show_progress=not debug,
-                    stop=stop,
-                    report_paths=(result_file, error_file),
-                )
-                return dp, report
-
-        dp, report = run_async(run)
-
+    dp, report, errors = result.delete, result.report, result.errors
     if report is None:
         if output == "json":
             print_json(
@@ -174,12 +150,11 @@ def delete_command(
                     "schema": "litellm-usersync/delete-plan",
                     "version": 1,
                     "plan": plan_to_dict(dp.plan),
-                    "errors": [dict(zip(ERROR_COLUMNS, r, strict=True)) for r in error_rows(dp, None)],
+                    "errors": [dict(zip(ERROR_COLUMNS, r, strict=True)) for r in errors],
                 }
             )
-        raise CliExit(ExitCode.REFUSED if dp.plan.refusals else ExitCode.OK)
-    errors = error_rows(dp, report)
-    deleted_lines = [f"✓ Deleted user: {email} ({user_id})" for email, user_id, _status in result_rows(report)]
+        raise CliExit(ExitCode.REFUSED if result.refused else ExitCode.OK)
+    deleted_lines = [f"✓ Deleted user: {email} ({user_id})" for email, user_id, _status in result.deleted]
     error_lines = [f"✗ {email}{f' ({user_id})' if user_id else ''}: {reason}" for email, user_id, reason in errors]
     for line in listed(deleted_lines, limit, more=f"all in {result_file}"):
         say(line)
@@ -187,25 +162,22 @@ def delete_command(
         say(line)
     say()
     say(render_delete_summary(dp, report))
-    done = result_rows(report)
-    written = write_csv_file(result_file, RESULT_COLUMNS, done)
-    say(f"\nDeleted users written to {written} ({len(done)} row(s))")
-    err_path = write_csv_file(error_file, ERROR_COLUMNS, errors)
-    say(f"Error list written to {err_path} ({len(errors)} row(s))")
+    say(f"\nDeleted users written to {result.result_file} ({len(result.deleted)} row(s))")
+    say(f"Error list written to {result.error_file} ({len(errors)} row(s))")
     if output == "json":
         print_json(
             {
                 "schema": "litellm-usersync/delete-result",
                 "version": 1,
-                "deleted": [dict(zip(RESULT_COLUMNS, r, strict=True)) for r in done],
+                "deleted": [dict(zip(RESULT_COLUMNS, r, strict=True)) for r in result.deleted],
                 "errors": [dict(zip(ERROR_COLUMNS, r, strict=True)) for r in errors],
                 "interrupted": report.interrupted,
                 "aborted": report.aborted,
-                "files": {"result": str(written), "errors": str(err_path)},
+                "files": {"result": str(result.result_file), "errors": str(result.error_file)},
             }
         )
     elif output == "markdown":
         out(render_summary_markdown(report, title="Deletion", limit=md_limit))
-        out(f"\nResult: `{written}`, errors: `{err_path}`")
+        out(f"\nResult: `{result.result_file}`, errors: `{result.error_file}`")
     say(render_delete_result_counts(dp, report))
-    exit_for_report(report, failed=bool(errors))
+    exit_for_report(report, failed=result.failed)
