@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
 
-from litellm_usersync.models import Snapshot
-from litellm_usersync.proxy.snapshot import read_snapshot
 from litellm_usersync.render.listing import (
     DEFAULT_COLUMNS,
     FORMATS,
@@ -28,6 +25,7 @@ from litellm_usersync.render.listing import (
     select_users,
     table_cell,
 )
+from litellm_usersync.usecases import list_users
 
 from ._common import (
     build_settings,
@@ -35,12 +33,10 @@ from ._common import (
     common_options,
     err,
     handle_errors,
-    make_client,
-    run_async,
+    make_hooks,
     setup_logging,
     stdout_is_tty,
 )
-from ._progress import progress_bar
 
 
 def _columns(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
@@ -117,12 +113,7 @@ def list_command(
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
 
-        async def run(_stop: asyncio.Event) -> Snapshot:
-            async with make_client(settings) as client:
-                with progress_bar(not debug) as progress:
-                    return await read_snapshot(client, on_progress=progress)
-
-        snapshot = run_async(run)
+        snapshot = list_users(settings, make_hooks(debug))
 
     users = select_users(snapshot, ListFilter(role=role, email_like=email_like, show_all=show_all))
     if not users:

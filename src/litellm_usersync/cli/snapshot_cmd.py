@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
 
-from litellm_usersync.errors import InputError
-from litellm_usersync.files.backups import (
-    render_json,
-    snapshot_to_document,
-    utc_timestamp,
-    write_backup,
-    write_json_file,
-)
-from litellm_usersync.models import Snapshot
-from litellm_usersync.proxy.snapshot import read_snapshot
+from litellm_usersync.usecases import SnapshotOptions, snapshot
 
 from ._common import (
     OUTPUT_FORMATS,
     build_settings,
     common_options,
     handle_errors,
-    make_client,
+    make_hooks,
     out,
     print_json,
-    run_async,
     setup_logging,
 )
-from ._progress import progress_bar
 from ._safety import backup_dir_option
 
 
@@ -97,36 +85,21 @@ def snapshot_command(
     file_path = file_path or ctx.meta.get("file_path")
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
-
-        async def run(stop: asyncio.Event) -> Snapshot:
-            async with make_client(settings) as client:
-                with progress_bar(not debug) as progress:
-                    return await read_snapshot(client, on_progress=progress)
-
-        snapshot = run_async(run)
-        manageable = sum(1 for u in snapshot.users if u.is_manageable)
-        summary = f"{len(snapshot.users)} users ({manageable} with an email), {len(snapshot.teams)} teams"
-        if file_path == "-":
-            doc = snapshot_to_document(snapshot, command="snapshot", created_at=utc_timestamp())
-            sys.stdout.write(render_json(doc))
-            return
-        try:
-            if file_path:
-                doc = snapshot_to_document(snapshot, command="snapshot", created_at=utc_timestamp())
-                written = write_json_file(file_path, doc)
-            else:
-                written = write_backup(snapshot, backup_dir, command="snapshot")
-        except OSError as exc:
-            raise InputError(f"cannot write the snapshot: {exc}") from None
+        result = snapshot(settings, SnapshotOptions(backup_dir=backup_dir, file=file_path), make_hooks(debug))
+    if result.text is not None:
+        sys.stdout.write(result.text)
+        return
+    live, written = result.snapshot, result.path
+    summary = f"{len(live.users)} users ({result.users_with_email} with an email), {len(live.teams)} teams"
     if output == "json":
         print_json(
             {
                 "schema": "litellm-usersync/snapshot-written",
                 "version": 1,
                 "file": str(written),
-                "users": len(snapshot.users),
-                "users_with_email": manageable,
-                "teams": len(snapshot.teams),
+                "users": len(live.users),
+                "users_with_email": result.users_with_email,
+                "teams": len(live.teams),
             }
         )
     elif output == "markdown":

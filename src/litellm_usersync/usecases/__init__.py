@@ -12,6 +12,7 @@ from litellm_usersync.files.csvfile import COLUMN_ALIASES, InputFormat
 
 from ._base import STATE_DIR_ENV, Hooks, ProgressFn, SafetyOptions, no_progress, state_dir
 from ._safety import WrittenReport, kept_notice
+from .listing import list_users
 from .restore import (
     DEFAULT_RESTORE_REPORT,
     RestoreOptions,
@@ -21,6 +22,7 @@ from .restore import (
     restore,
     scope_notice,
 )
+from .snapshot import SnapshotOptions, SnapshotResult, read_live, snapshot
 from .sync import SyncOptions, SyncResult, sync
 
 __all__ = [
@@ -35,14 +37,19 @@ __all__ = [
     "RestoreResult",
     "RestoreTarget",
     "SafetyOptions",
+    "SnapshotOptions",
+    "SnapshotResult",
     "SyncOptions",
     "SyncResult",
     "WrittenReport",
     "kept_notice",
+    "list_users",
     "no_progress",
+    "read_live",
     "read_restore_target",
     "restore",
     "scope_notice",
+    "snapshot",
     "state_dir",
     "sync",
 ]

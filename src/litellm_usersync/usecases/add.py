@@ -33,7 +33,7 @@ from litellm_usersync.settings import ClientSettings
 from ._base import Hooks, SafetyOptions, log_plan, run_lock, run_stoppable
 from ._safety import WrittenReport, apply_safely, finish_journal, link_hook, open_journal, write_partial_report
 from ._safety import write_secret_report as _write_secret_report
-from .snapshot import read_snapshot
+from .snapshot import read_state
 
 DEFAULT_CSV = "user_addlist.csv"
 DEFAULT_RESULT = "user_reg_result.csv"
@@ -111,7 +111,7 @@ async def _add(
 ) -> AddResult:
     result_file = options.result_file
     async with hooks.client(settings) as client:
-        snapshot = await read_snapshot(client, hooks)
+        snapshot = await read_state(client, hooks)
         plan = build_add_plan(desired, snapshot, default_role=options.default_role, invite=options.invite)
         log_plan(plan.plan)
         hooks.planned(plan)

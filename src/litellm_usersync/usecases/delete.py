@@ -27,7 +27,7 @@ from litellm_usersync.settings import ClientSettings
 
 from ._base import Hooks, SafetyOptions, log_plan, run_lock, run_stoppable
 from ._safety import apply_safely
-from .snapshot import read_snapshot
+from .snapshot import read_state
 
 DEFAULT_CSV = "user_dellist.csv"
 DEFAULT_RESULT = "user_del_result.csv"
@@ -103,7 +103,7 @@ async def _delete(
     stop: asyncio.Event,
 ) -> DeleteResult:
     async with hooks.client(settings) as client:
-        snapshot = await read_snapshot(client, hooks)
+        snapshot = await read_state(client, hooks)
         dp = build_delete_plan(desired, snapshot, max_delete=options.max_delete)
         log_plan(dp.plan)
         hooks.planned(dp)

@@ -15,7 +15,7 @@ from litellm_usersync.files.backups import read_snapshot_file, snapshot_created_
 from litellm_usersync.files.journal import KeyJournal
 from litellm_usersync.models import Plan, PlanOptions, RunReport, Snapshot
 from litellm_usersync.plans.restore import build_restore_plan, scope_notice
-from litellm_usersync.proxy.snapshot import read_snapshot, with_team_keys
+from litellm_usersync.proxy.snapshot import with_team_keys
 from litellm_usersync.render.report import SYNC_REPORT_COLUMNS, result_rows
 from litellm_usersync.settings import ClientSettings
 
@@ -30,6 +30,7 @@ from ._safety import (
     write_partial_report,
     write_secret_report,
 )
+from .snapshot import read_state
 
 DEFAULT_RESTORE_REPORT = "user_restore_result.csv"
 
@@ -116,8 +117,7 @@ async def _restore(
     plan_options = _restore_options(options.plan)
     target, report_path = options.target.snapshot, options.report_path
     async with hooks.client(settings) as client:
-        with hooks.progress(True) as progress:
-            current = await read_snapshot(client, on_progress=progress)
+        current = await read_state(client, hooks)
         plan = build_restore_plan(target, current, plan_options, all_users=options.all_users)
         # a team leave deletes the user's keys bound to that team: read them (one read per team left) and plan
         # again, so the plan shows, counts and (keep_team_keys) keeps them, and the backup names them

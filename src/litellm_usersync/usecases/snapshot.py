@@ -23,10 +23,10 @@ from litellm_usersync.settings import ClientSettings
 
 from ._base import Hooks, run_stoppable
 
-__all__ = ["SnapshotOptions", "SnapshotResult", "read_live", "read_snapshot", "snapshot"]
+__all__ = ["SnapshotOptions", "SnapshotResult", "read_live", "read_state", "snapshot"]
 
 
-async def read_snapshot(client: ProxyClient, hooks: Hooks[Any]) -> Snapshot:
+async def read_state(client: ProxyClient, hooks: Hooks[Any]) -> Snapshot:
     """One full read of the proxy (every user and team page once), progress through the hooks."""
     with hooks.progress(True) as progress:
         return await _live.read_snapshot(client, on_progress=progress)
@@ -38,7 +38,7 @@ def read_live(settings: ClientSettings, hooks: Hooks[Any] | None = None) -> Snap
 
     async def run(_stop: asyncio.Event) -> Snapshot:
         async with hooks.client(settings) as client:
-            return await read_snapshot(client, hooks)
+            return await read_state(client, hooks)
 
     return run_stoppable(run, hooks)
 

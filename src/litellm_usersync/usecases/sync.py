@@ -16,7 +16,7 @@ from litellm_usersync.files.journal import KeyJournal
 from litellm_usersync.files.planfile import check_plan_fresh
 from litellm_usersync.models import DesiredState, Plan, PlanOptions, ProxyFeatures, RunReport
 from litellm_usersync.plans.sync import build_plan
-from litellm_usersync.proxy.snapshot import read_snapshot, with_team_keys
+from litellm_usersync.proxy.snapshot import with_team_keys
 from litellm_usersync.render.report import SYNC_REPORT_COLUMNS, result_rows
 from litellm_usersync.settings import ClientSettings
 
@@ -29,6 +29,7 @@ from ._safety import (
     write_partial_report,
     write_secret_report,
 )
+from .snapshot import read_state
 
 DEFAULT_CSV = "user_list.csv"
 DEFAULT_REPORT = "user_sync_result.csv"
@@ -97,8 +98,7 @@ async def _sync(
     stop: asyncio.Event,
 ) -> SyncResult:
     async with hooks.client(settings) as client:
-        with hooks.progress(True) as progress:
-            snapshot = await read_snapshot(client, on_progress=progress)
+        snapshot = await read_state(client, hooks)
         if saved is not None:
             # the team keys its moves would destroy are part of what must not have changed
             snapshot = await with_team_keys(client, snapshot, saved)
