@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 from click.testing import Result
 
-from litellm_usersync.cli._lock import STATE_DIR_ENV, state_dir
 from litellm_usersync.files.runlock import acquire_run_lock
+from litellm_usersync.usecases import STATE_DIR_ENV, state_dir
 
 URL = "http://proxy.test"
 SNAPSHOT = {

@@ -5,7 +5,6 @@ Only the CLI reads ``os.environ``, loads ``.env``, imports click/rich, prints an
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import logging
@@ -13,7 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -30,7 +29,6 @@ from litellm_usersync.errors import (
 )
 from litellm_usersync.masking import mask_text
 from litellm_usersync.models import RunReport
-from litellm_usersync.proxy.client import ProxyClient
 from litellm_usersync.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
@@ -39,7 +37,6 @@ from litellm_usersync.settings import (
 )
 from litellm_usersync.usecases import Hooks
 
-T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -78,7 +75,6 @@ class Context:
 
     transport: Any = None
     sleep: Callable[[float], Awaitable[None]] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def common_options(f: F) -> F:
@@ -180,12 +176,6 @@ def setup_logging(debug: bool) -> None:
         retry.propagate = False
 
 
-def make_client(settings: ClientSettings) -> ProxyClient:
-    ctx = click.get_current_context(silent=True)
-    obj = ctx.find_object(Context) if ctx else None
-    return ProxyClient(settings, transport=obj.transport if obj else None, sleep=obj.sleep if obj else None)
-
-
 def make_hooks(debug: bool, *, say: Callable[[str], None] | None = None, **given: Any) -> Hooks[Any]:
     """The use cases' hooks as the CLI fills them: notices on stdout (``say``) and stderr, a progress bar on a
     terminal (none with ``--debug``: the log lines are the progress), the signal messages, and the transport
@@ -265,16 +255,6 @@ def out_marked(text: str = "") -> None:
         click.echo(colourize(text), color=True)
     else:
         click.echo(text)
-
-
-def debug_plan(plan: Any) -> None:
-    """``--debug``: the difference detection, one line per user (why it is in the plan, or left alone)."""
-    log = logging.getLogger("litellm_usersync.plan")
-    if log.isEnabledFor(logging.DEBUG):
-        from litellm_usersync.render.report import explain_plan
-
-        for line in explain_plan(plan):
-            log.debug("%s", line)
 
 
 def plan_limit(show_all: bool) -> int | None:
@@ -359,45 +339,6 @@ def _traceback_if(debug: bool) -> None:
         import traceback
 
         err(traceback.format_exc().rstrip())
-
-
-def run_async(coro_fn: Callable[[asyncio.Event], Awaitable[T]]) -> T:
-    """Run a coroutine; the first SIGINT/SIGTERM sets the stop event (finish in-flight work, then report)."""
-
-    async def main() -> T:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, _on_signal, stop, sig, task)
-                installed.append(sig)
-        try:
-            return await coro_fn(stop)
-        except asyncio.CancelledError:
-            # the second signal: the command's own handlers have written what they hold (the report with the
-            # keys received so far) while the cancellation went up through them
-            raise KeyboardInterrupt from None
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-
-    return asyncio.run(main())
-
-
-def _on_signal(stop: asyncio.Event, sig: signal.Signals, task: asyncio.Task[Any]) -> None:
-    from ._progress import freeze_progress_bars
-
-    freeze_progress_bars()  # a bar that keeps redrawing would overwrite what follows
-    if stop.is_set():
-        err("Second signal: stopping now; writing the API keys received so far.")
-        task.cancel()
-        return
-    again = "press Ctrl-C again to abort" if sig == signal.SIGINT else f"send {sig.name} again to abort"
-    err(f"\n{sig.name} received: finishing the requests in flight, then writing the report ({again}).")
-    stop.set()
 
 
 def stderr_is_tty() -> bool:

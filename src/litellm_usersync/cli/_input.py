@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from litellm_usersync.files.csvfile import COLUMN_ALIASES, InputFormat
+from litellm_usersync.usecases import COLUMN_ALIASES, InputFormat
 
 F = TypeVar("F", bound=Callable[..., Any])
 
