@@ -12,6 +12,8 @@ from litellm_usersync.files.csvfile import COLUMN_ALIASES, InputFormat
 
 from ._base import STATE_DIR_ENV, Hooks, ProgressFn, SafetyOptions, no_progress, state_dir
 from ._safety import WrittenReport, kept_notice
+from .add import AddOptions, AddResult, add
+from .delete import DeleteOptions, DeleteResult, delete
 from .listing import list_users
 from .restore import (
     DEFAULT_RESTORE_REPORT,
@@ -30,6 +32,10 @@ __all__ = [
     "DEFAULT_BACKUP_DIR",
     "DEFAULT_RESTORE_REPORT",
     "STATE_DIR_ENV",
+    "AddOptions",
+    "AddResult",
+    "DeleteOptions",
+    "DeleteResult",
     "Hooks",
     "InputFormat",
     "ProgressFn",
@@ -42,6 +48,8 @@ __all__ = [
     "SyncOptions",
     "SyncResult",
     "WrittenReport",
+    "add",
+    "delete",
     "kept_notice",
     "list_users",
     "no_progress",
