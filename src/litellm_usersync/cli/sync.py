@@ -10,15 +10,13 @@ import click
 from litellm_usersync import __version__
 from litellm_usersync.identity import PROXY_ROLES, normalize_email
 from litellm_usersync.models import Plan, PlanOptions, ProxyFeatures
+from litellm_usersync.render.markdown import MARKDOWN_LISTED, render_plan_markdown, render_summary_markdown
 from litellm_usersync.render.report import (
-    MARKDOWN_LISTED,
     plan_to_dict,
     render_plan,
-    render_plan_markdown,
     render_plan_summary,
     render_result_counts,
     render_summary,
-    render_summary_markdown,
     report_to_dict,
 )
 from litellm_usersync.usecases import SafetyOptions, SyncOptions, kept_notice, sync

@@ -13,8 +13,8 @@ from litellm_usersync.apply.executor import apply_plan
 from litellm_usersync.errors import InputError
 from litellm_usersync.files.audit import AuditLog, audit_path, new_run_id
 from litellm_usersync.files.backups import write_backup
-from litellm_usersync.files.csvfile import check_output_path, keep_previous_secrets, write_csv_file
 from litellm_usersync.files.journal import KeyJournal, journal_rows
+from litellm_usersync.files.reportfiles import check_output_path, keep_previous_secrets, write_csv_file
 from litellm_usersync.models import Outcome, Plan, RunReport, Snapshot
 from litellm_usersync.proxy.client import ProxyClient
 

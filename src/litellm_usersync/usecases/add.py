@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from litellm_usersync.apply.invitations import apply_registrations
-from litellm_usersync.files.csvfile import InputFormat, check_output_path, read_users_csv, write_csv_file
+from litellm_usersync.files.csvfile import InputFormat, read_users_csv
 from litellm_usersync.files.journal import KeyJournal
+from litellm_usersync.files.reportfiles import check_output_path, write_csv_file
 from litellm_usersync.models import DesiredState, ItemKind
 from litellm_usersync.plans.add import (
     ERROR_COLUMNS,

@@ -10,7 +10,8 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from litellm_usersync.files.csvfile import InputFormat, read_users_csv, write_csv_file
+from litellm_usersync.files.csvfile import InputFormat, read_users_csv
+from litellm_usersync.files.reportfiles import write_csv_file
 from litellm_usersync.models import DesiredState, RunReport
 from litellm_usersync.plans.delete import (
     ERROR_COLUMNS,

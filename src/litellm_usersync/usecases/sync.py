@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from litellm_usersync.files.backups import read_plan_file, write_plan_file
-from litellm_usersync.files.csvfile import InputFormat, check_output_path, read_users_csv
+from litellm_usersync.files.csvfile import InputFormat, read_users_csv
 from litellm_usersync.files.journal import KeyJournal
-from litellm_usersync.files.planfile import check_plan_fresh
+from litellm_usersync.files.reportfiles import check_output_path
 from litellm_usersync.models import DesiredState, Plan, PlanOptions, ProxyFeatures, RunReport
+from litellm_usersync.plans.freshness import check_plan_fresh
 from litellm_usersync.plans.sync import build_plan
 from litellm_usersync.proxy.snapshot import with_team_keys
 from litellm_usersync.render.report import SYNC_REPORT_COLUMNS, result_rows
