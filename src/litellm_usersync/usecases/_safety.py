@@ -77,8 +77,8 @@ def audit_hook(audit: AuditLog | None, plan: Plan) -> Callable[[Outcome], None] 
 @dataclass(frozen=True)
 class Applied:
     report: RunReport
+    #: the snapshot written before the first change (None with ``no_backup`` or nothing to change)
     backup_file: Path | None
-    audit: AuditLog | None
 
 
 async def apply_safely(
@@ -122,7 +122,7 @@ async def apply_safely(
         )
     if audit and audit.write_errors:
         hooks.warn(f"Warning: {len(audit.write_errors)} audit line(s) could not be written to {audit.path}")
-    return Applied(report, backup_file, audit)
+    return Applied(report, backup_file)
 
 
 def open_journal(
