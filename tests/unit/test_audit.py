@@ -87,6 +87,7 @@ def test_one_line_per_outcome_through_the_plan_callback(tmp_path: pathlib.Path) 
         "status": "done",
         "error": None,
         "note": None,
+        "scope": [],
     }
     assert lines[1]["before"] == {"email": "old@x.com", "team_ids": ["t-sup"], "role": "internal_user", "key_count": 2}
     assert lines[1]["after"] is None

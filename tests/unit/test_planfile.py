@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from litellm_usersync.errors import InputError, RefusedError
-from litellm_usersync.files.planfile import PLAN_FILE_SCHEMA, action_from_dict, plan_from_document, plan_to_document
+from litellm_usersync.files.planfile import (
+    PLAN_FILE_SCHEMA,
+    PLAN_FILE_VERSION,
+    action_from_dict,
+    plan_from_document,
+    plan_to_document,
+)
 from litellm_usersync.models import (
     AddMembership,
     ChangeRole,
@@ -81,7 +87,11 @@ def test_round_trip_of_a_real_plan_is_exact() -> None:
     kinds = {type(a) for a in plan.actions}
     assert kinds == {CreateUser, DeleteUser, ChangeRole, AddMembership, RemoveMembership}
     doc = plan_to_document(plan, source="user_list.csv")
-    assert doc["schema"] == PLAN_FILE_SCHEMA and doc["version"] == 1 and doc["source"] == "user_list.csv"
+    assert (
+        doc["schema"] == PLAN_FILE_SCHEMA
+        and doc["version"] == PLAN_FILE_VERSION == 2
+        and doc["source"] == "user_list.csv"
+    )
     # through real JSON text, as it would go through a file
     again = plan_from_document(json.loads(json.dumps(doc)))
     assert again == plan
@@ -174,7 +184,7 @@ def _mutate(path: Sequence[str | int], value: object) -> dict[str, Any]:
         pytest.param(
             _mutate(["schema"], "litellm-usersync/plan"), "not a litellm-usersync/plan-file document", id="schema"
         ),
-        pytest.param(_mutate(["version"], 2), "unsupported litellm-usersync/plan-file version 2", id="version"),
+        pytest.param(_mutate(["version"], 3), "unsupported litellm-usersync/plan-file version 3", id="version"),
         pytest.param(_mutate(["fingerprint"], KeyError), "missing field 'fingerprint'", id="no-fingerprint"),
         pytest.param(_mutate(["items"], {}), "plan.items: expected a list, got an object", id="items-not-list"),
         pytest.param(_mutate(["items", 0, "kind"], "ADD"), "items[0].kind: unknown kind 'ADD'", id="bad-kind"),

@@ -278,7 +278,10 @@ def test_plan_to_dict() -> None:
         "blocked": 0,
         "reissue_keys": 0,
         "team_keys_destroyed": 0,
+        "adopt": 0,
+        "out_of_scope": 0,
     }
+    assert d["scope"] == []
     assert d["fingerprint"] == plan.fingerprint
     assert d["refusals"] == []
     first = d["items"][0]

@@ -25,6 +25,7 @@ from litellm_usersync.errors import AuthError
 from litellm_usersync.identity import DEFAULT_USER_ID
 from litellm_usersync.models import (
     AddMembership,
+    AdoptUser,
     ChangeRole,
     CreateUser,
     DeleteUser,
@@ -43,6 +44,7 @@ from litellm_usersync.models import (
 from litellm_usersync.proxy.client import ProxyClient
 from litellm_usersync.settings import DEFAULT_CONCURRENCY
 
+from .adoption import Adoptions
 from .creates import Creates, create_body
 from .fallback import Fallback
 from .keys import KEPT_NOTE, LOST_KEY_NOTE, REISSUED_NOTE, KeyHook, Keys, created_metadata, hash_key
@@ -92,6 +94,7 @@ class Executor:
         self._memberships = Memberships(client, self._run)
         self._creates = Creates(client, self._run, self._keys, self._memberships)
         self._users = UserWrites(client, self._run, self._memberships)
+        self._adoptions = Adoptions(client, self._run)
         self._verifier = Verifier(client, self._run, caller=caller)
         self._fallback = Fallback(
             client, self._run, self._keys, self._verifier, before=before, backup_file=backup_file, caller=caller
@@ -116,6 +119,10 @@ class Executor:
 
     async def apply_deletes(self, actions: Sequence[DeleteUser]) -> list[Outcome]:
         return await self._users.apply_deletes(actions)
+
+    async def apply_adoptions(self, actions: Sequence[AdoptUser]) -> list[Outcome]:
+        """``--adopt``: the tool's marker into each user's own metadata (:mod:`.adoption`)."""
+        return await self._adoptions.apply_adoptions(actions)
 
     async def apply_role_changes(self, actions: Sequence[ChangeRole]) -> list[Outcome]:
         return await self._users.apply_role_changes(actions)
@@ -168,6 +175,7 @@ class Executor:
             (CreateUser, self.apply_creates),
             (ReissueKey, self.apply_reissues),
             (DeleteUser, self.apply_deletes),
+            (AdoptUser, self.apply_adoptions),
             (ChangeRole, self.apply_role_changes),
             (AddMembership, self.apply_joins),
             (RebindKeys, lambda acts: self.apply_rebinds(acts, finished)),
@@ -215,6 +223,7 @@ class Executor:
             aborted=aborted,
             keys_unknown=tuple(sorted(self._keys.unknown)),
             markers_left=self._keys.markers_left,
+            scope=tuple(plan.options.scope.values()),
         )
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from litellm_usersync.masking import mask_text
 from litellm_usersync.models import (
     AddMembership,
+    AdoptUser,
     ChangeRole,
     CreateUser,
     DeleteUser,
@@ -90,6 +91,8 @@ def _before_after(outcome: Outcome, item: PlanItem | None) -> tuple[dict[str, An
     if isinstance(a, RecreateUser):
         was = {"role": item.old_role, "team_ids": list(item.old_team_ids)} if item is not None else None
         return was, {"email": a.email, "role": a.role, "team_ids": list(a.team_ids), "keys": "deleted"}
+    if isinstance(a, AdoptUser):  # --adopt: the tool's marker written into the user's metadata
+        return {"managed_by": None}, {"managed_by": "litellm-usersync"}
     if isinstance(a, ReissueKey):
         # the key itself is never written here: it is in the report (0600)
         return {"api_key": "unknown (lost in an interrupted run)"}, {"api_key": "new (in the report)"}
@@ -122,6 +125,8 @@ class AuditLog:
         self.write_errors: list[str] = []
         #: team id -> name, for the ``team_name`` of membership lines (:meth:`for_plan` fills it from the plan)
         self.team_labels: dict[str, str] = {}
+        #: the run's ``--scope`` terms (:meth:`for_plan` takes the plan's; empty: every managed user)
+        self.scope: list[str] = []
 
     def line_for(self, outcome: Outcome, item: PlanItem | None) -> dict[str, Any]:
         """The JSON-ready audit line of one outcome (pure; :meth:`record` writes it)."""
@@ -145,6 +150,7 @@ class AuditLog:
             "status": outcome.status.value,
             "error": scrub(outcome.error, self._secrets),
             "note": scrub(outcome.note, self._secrets),
+            "scope": self.scope,
         }
 
     def _append(self, data: bytes) -> None:
@@ -184,6 +190,7 @@ class AuditLog:
         """
         by_key = {a.key: i for i in plan.items for a in i.actions}
         self.team_labels.update(plan.team_labels)
+        self.scope = plan.options.scope.values()
         by_user = {i.user_id: i for i in plan.items}
 
         def on_outcome(outcome: Outcome) -> None:

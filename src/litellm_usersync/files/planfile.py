@@ -8,8 +8,9 @@ The document (``docs/plans-and-restore.md`` has the full schema)::
 
     {
       "schema": "litellm-usersync/plan-file",
-      "version": 1,
+      "version": 2,
       "source": "user_list.csv",          # where the plan came from (CSV path, snapshot file, ...)
+      "out_of_scope": 1204,               # users left alone because of the scope (options.scope: [] = none)
       "fingerprint": "<sha256 hex>",       # Snapshot.fingerprint_of(<user ids the plan touches>)
       "options": {...},                     # every PlanOptions field
       "refusals": ["..."],
@@ -31,6 +32,7 @@ from litellm_usersync.identity import PROXY_ROLES
 from litellm_usersync.models import (
     Action,
     AddMembership,
+    AdoptUser,
     ChangeRole,
     CreateUser,
     DeleteUser,
@@ -42,7 +44,9 @@ from litellm_usersync.models import (
     RecreateUser,
     ReissueKey,
     RemoveMembership,
+    Scope,
     Skipped,
+    parse_scope_term,
 )
 from litellm_usersync.models.documents import ACTION_TYPES, action_to_dict, item_to_dict, skipped_to_dict
 
@@ -52,7 +56,10 @@ from litellm_usersync.plans.freshness import check_plan_fresh as check_plan_fres
 from litellm_usersync.plans.freshness import touched_user_ids
 
 PLAN_FILE_SCHEMA = "litellm-usersync/plan-file"
-PLAN_FILE_VERSION = 1
+#: 2: the plan's scope (``scope``, ``out_of_scope``) and ``--adopt`` (``options.adopt``, ``adopt_user`` actions).
+#: Version 1 files are still read: their scope is the default (every managed user).
+PLAN_FILE_VERSION = 2
+PLAN_FILE_VERSIONS = (1, 2)
 
 
 def _item_to_dict(item: PlanItem) -> dict[str, Any]:
@@ -81,6 +88,9 @@ def _options_to_dict(options: PlanOptions) -> dict[str, Any]:
         "protected_roles": sorted(options.protected_roles),
         "recreate_with_keys": options.recreate_with_keys,
         "keep_team_keys": options.keep_team_keys,
+        "adopt": options.adopt,
+        # the users the plan answers for: applying it under another --scope is refused
+        "scope": options.scope.values(),
     }
 
 
@@ -93,6 +103,7 @@ def plan_to_document(plan: Plan, *, source: str) -> dict[str, Any]:
         "schema": PLAN_FILE_SCHEMA,
         "version": PLAN_FILE_VERSION,
         "source": source,
+        "out_of_scope": plan.out_of_scope,
         "fingerprint": plan.fingerprint,
         "touched_user_ids": touched_user_ids(plan),
         "options": _options_to_dict(plan.options),
@@ -245,6 +256,8 @@ def action_from_dict(data: object, where: str = "action") -> Action:
         action = RecreateUser(uid, email, r.get_role("role"), r.get_strs("team_ids", []))
     elif kind == "reissue_key":
         action = ReissueKey(uid, email, r.opt_str("key_alias"))
+    elif kind == "adopt_user":
+        action = AdoptUser(uid, email)
     else:
         raise InputError(
             f"plan file: {where}.type: unknown action type {kind!r}; expected one of {', '.join(ACTION_TYPES.values())}"
@@ -311,20 +324,26 @@ def _options_from_dict(data: object) -> PlanOptions:
         protected_roles=frozenset(r.get_strs("protected_roles", [])),
         recreate_with_keys=r.get_bool("recreate_with_keys", defaults.recreate_with_keys),
         keep_team_keys=r.get_bool("keep_team_keys", defaults.keep_team_keys),
+        scope=_scope_from(r),
+        adopt=r.get_bool("adopt", defaults.adopt),
     )
 
 
-def check_document_header(doc: object, *, schema: str, version: int, what: str) -> Mapping[str, Any]:
-    """Check ``schema``/``version`` of a JSON document; return it as a mapping or raise :class:`InputError`."""
+def check_document_header(doc: object, *, schema: str, version: int | tuple[int, ...], what: str) -> Mapping[str, Any]:
+    """Check ``schema``/``version`` of a JSON document (``version``: the one, or the ones, this tool reads);
+    return it as a mapping or raise :class:`InputError`."""
     if not isinstance(doc, Mapping):
         raise InputError(f"{what}: expected a JSON object, got {_type_name(doc)}")
     got_schema = doc.get("schema")
     if got_schema != schema:
         raise InputError(f"{what}: not a {schema} document (its schema is {got_schema!r})")
     got_version = doc.get("version")
-    if got_version != version:
+    readable = version if isinstance(version, tuple) else (version,)
+    if isinstance(got_version, bool) or got_version not in readable:
+        shown = " and ".join(str(v) for v in readable)
+        plural = "s" if len(readable) > 1 else ""
         raise InputError(
-            f"{what}: unsupported {schema} version {got_version!r}; this litellm-usersync reads version {version}"
+            f"{what}: unsupported {schema} version {got_version!r}; this litellm-usersync reads version{plural} {shown}"
         )
     return doc
 
@@ -333,7 +352,7 @@ def plan_from_document(doc: object) -> Plan:
     """Rebuild the :class:`Plan` of :func:`plan_to_document`. Raises :class:`InputError` on a wrong schema,
     an unsupported version or a malformed document (the message names the field, e.g. ``items[2].actions[0]``).
     """
-    checked = check_document_header(doc, schema=PLAN_FILE_SCHEMA, version=PLAN_FILE_VERSION, what="plan file")
+    checked = check_document_header(doc, schema=PLAN_FILE_SCHEMA, version=PLAN_FILE_VERSIONS, what="plan file")
     r = _Reader(checked, "plan")
     fingerprint = r.get_str("fingerprint")
     items = tuple(_item_from_dict(i, f"items[{n}]") for n, i in enumerate(r.get_list("items")))
@@ -356,9 +375,16 @@ def plan_from_document(doc: object) -> Plan:
         options=options,
         team_labels=dict(labels),
         delete_limit=r.opt_int("delete_limit") if "delete_limit" in r.data else None,
+        out_of_scope=r.get_int("out_of_scope", 0),
     )
     _check_consistent(plan)
     return plan
+
+
+def _scope_from(r: _Reader) -> Scope:
+    """``options.scope`` (``[]`` or absent, as in version 1: every managed user), each term checked like ``--scope``."""
+    values = r.get_strs("scope", [])
+    return Scope.of(parse_scope_term(v, where=f"plan file: options.scope[{n}]") for n, v in enumerate(values))
 
 
 def _check_consistent(plan: Plan) -> None:

@@ -30,6 +30,7 @@ from .live import (
 from .plan import (
     Action,
     AddMembership,
+    AdoptUser,
     ChangeRole,
     CreateUser,
     DeleteUser,
@@ -50,6 +51,15 @@ from .results import (
     RowStatus,
     RunReport,
 )
+from .scope import (
+    SCOPE_ENV,
+    Scope,
+    ScopeKind,
+    ScopeTerm,
+    parse_scope,
+    parse_scope_setting,
+    parse_scope_term,
+)
 
 __all__ = [
     "BATCH_KINDS",
@@ -60,8 +70,10 @@ __all__ = [
     "MANAGED_MARKER_KEY",
     "MANAGED_MARKER_VALUE",
     "RECREATE_FIELDS",
+    "SCOPE_ENV",
     "Action",
     "AddMembership",
+    "AdoptUser",
     "ChangeRole",
     "CreateUser",
     "DeleteUser",
@@ -82,11 +94,17 @@ __all__ = [
     "RemoveMembership",
     "RowStatus",
     "RunReport",
+    "Scope",
+    "ScopeKind",
+    "ScopeTerm",
     "Skipped",
     "Snapshot",
     "Team",
     "TeamKey",
     "TeamMember",
+    "parse_scope",
+    "parse_scope_setting",
+    "parse_scope_term",
     "version_tuple",
     "without_marker",
 ]

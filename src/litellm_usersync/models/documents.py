@@ -13,6 +13,7 @@ from typing import Any
 from .plan import (
     Action,
     AddMembership,
+    AdoptUser,
     ChangeRole,
     CreateUser,
     DeleteUser,
@@ -34,6 +35,7 @@ ACTION_TYPES: dict[type, str] = {
     RecreateUser: "recreate_user",
     ReissueKey: "reissue_key",
     RebindKeys: "rebind_keys",
+    AdoptUser: "adopt_user",
 }
 
 
@@ -99,6 +101,8 @@ def action_to_dict(action: Action) -> dict[str, Any]:
             tokens=list(action.tokens),
             requires=list(action.requires),
         )
+    elif isinstance(action, AdoptUser):
+        pass  # the user id and email say it all
     else:
         d.update(role=action.role, team_ids=list(action.team_ids))
     return d

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from litellm_usersync.identity import normalize_email
 
+from .scope import Scope
+
 
 class ItemKind(enum.StrEnum):
     """What a plan item does to one user; values are the report's ``action`` column."""
@@ -128,8 +130,29 @@ class ReissueKey:
         return f"reissue:{self.user_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class AdoptUser:
+    """``--adopt``: write the tool's marker (``metadata.managed_by``) into an existing user the CSV lists, keeping
+    the rest of its metadata; from then on the user is in the ``managed`` scope."""
+
+    user_id: str
+    email: str
+
+    @property
+    def key(self) -> str:
+        return f"adopt:{self.user_id}"
+
+
 Action = (
-    CreateUser | DeleteUser | ChangeRole | AddMembership | RemoveMembership | RecreateUser | ReissueKey | RebindKeys
+    CreateUser
+    | DeleteUser
+    | ChangeRole
+    | AddMembership
+    | RemoveMembership
+    | RecreateUser
+    | ReissueKey
+    | RebindKeys
+    | AdoptUser
 )
 
 
@@ -196,6 +219,10 @@ class PlanOptions:
     recreate_with_keys: bool = False
     #: re-bind the team keys a move would destroy to the user's new team (one team -> one other), else refuse
     keep_team_keys: bool = False
+    #: the users the plan answers for (``--scope``); outside it nobody is deleted, demoted or moved
+    scope: Scope = field(default_factory=Scope)
+    #: ``--adopt``: mark the existing users the CSV lists as managed (and plan them even outside the scope)
+    adopt: bool = False
 
     def __post_init__(self) -> None:
         # the one place --protect emails are keyed: every planner and the executor compare email keys
@@ -217,6 +244,8 @@ class Plan:
     #: the --max-delete brake in force (explicit or default) when the plan was made: deletions, destroyed team
     #: keys and the fallback's recreations together stay within it. None: unknown (a plan file from before)
     delete_limit: int | None = None
+    #: users the plan would manage without its scope (``options.scope``) and leaves alone because of it
+    out_of_scope: int = 0
 
     def team_label(self, team_id: str) -> str:
         return self.team_labels.get(team_id, team_id)
@@ -240,6 +269,11 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return any(i.actions and not i.blocked for i in self.items)
+
+    @property
+    def adoptions(self) -> int:
+        """Users the plan marks as managed (``--adopt``)."""
+        return sum(1 for i in self.items if not i.blocked and any(isinstance(a, AdoptUser) for a in i.actions))
 
     @property
     def has_blocked(self) -> bool:

@@ -76,6 +76,8 @@ class RunReport:
     keys_unknown: tuple[str, ...] = ()
     #: users whose "key pending" marker could not be cleared (their key is recorded; keep the journal)
     markers_left: tuple[str, ...] = ()
+    #: the ``--scope`` of the run (its plan's; empty: every managed user), recorded in the report
+    scope: tuple[str, ...] = ()
 
     @property
     def applied_any(self) -> bool:

@@ -67,6 +67,8 @@ class BrakeWording:
 
 #: sync's and delete's wording (the user file is the source)
 CSV_BRAKE = BrakeWording()
+#: sync's wording under a ``--scope``: the default limit is a share of the managed users in it
+SCOPED_BRAKE = BrakeWording(scope="managed users in the scope")
 #: restore's wording (the snapshot is the source)
 RESTORE_BRAKE = BrakeWording(
     what="restore",

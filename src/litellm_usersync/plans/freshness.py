@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from litellm_usersync.errors import RefusedError
 from litellm_usersync.identity import normalize_email
-from litellm_usersync.models import ItemKind, Plan, PlanItem, Snapshot
+from litellm_usersync.models import ItemKind, Plan, PlanItem, Scope, Snapshot
 
 
 def touched_user_ids(plan: Plan) -> list[str]:
@@ -72,4 +72,16 @@ def check_plan_fresh(plan: Plan, current: Snapshot) -> None:
     detail = "; ".join(shown) + more if shown else "the users it touches changed (their fingerprint differs)"
     raise RefusedError(
         f"stale plan: the proxy changed since the plan was made: {detail}. Nothing was changed; make a new plan."
+    )
+
+
+def check_plan_scope(plan: Plan, scope: Scope | None) -> None:
+    """Refuse to apply a saved plan under another scope than the one it was made with (``scope`` None: none was
+    given, the plan's own applies). A plan from before scopes (version 1) has the default scope."""
+    if scope is None or scope == plan.options.scope:
+        return
+    raise RefusedError(
+        f"the saved plan was made for the scope {plan.options.scope.describe()}, this run's scope is "
+        f"{scope.describe()} (--scope or USERSYNC_SCOPE); nothing was changed. Make a new plan with this scope, "
+        "or apply this one with its own"
     )

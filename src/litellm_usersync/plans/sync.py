@@ -36,7 +36,8 @@ from litellm_usersync.models import (
     Snapshot,
 )
 
-from .brakes import CALLER_PROTECTED, delete_limit, deletion_refusals, protection
+from .brakes import CALLER_PROTECTED, CSV_BRAKE, SCOPED_BRAKE, delete_limit, deletion_refusals, protection
+from .scoping import ScopeView, with_adoption
 
 #: the order of a plan's items (then by email key and user id): adds, deletions, updates, unchanged
 KIND_ORDER = {ItemKind.ADD: 0, ItemKind.DELETE: 1, ItemKind.UPDATE: 2, ItemKind.UNCHANGED: 3}
@@ -250,6 +251,8 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
     items: list[PlanItem] = []
     skipped: list[Skipped] = []
     by_email = snapshot.users_by_email_key
+    # the scope step: who this plan answers for (plans/scoping.py); nobody outside it is deleted, demoted or moved
+    scope = ScopeView(snapshot, options)
     # default_user_id is never manageable; a CSV row with its email must not create a second account either
     untouchable = {u.email_key: u for u in snapshot.users if u.email_key and not u.is_manageable}
 
@@ -279,12 +282,20 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
             else:
                 skipped.append(Skipped(want.email, "", "not added: --no-add"))
             continue
-        item = _plan_existing_user(want, matches[0], snapshot, options, skipped)
+        live = matches[0]
+        in_scope, adopt, left_alone = scope.listed_user(want.email, live)
+        if not in_scope:
+            assert left_alone is not None
+            skipped.append(left_alone)
+            continue
+        item = _plan_existing_user(want, live, snapshot, options, skipped)
+        if adopt is not None:  # --adopt: the tool's marker first, then whatever the row changes
+            item = with_adoption(item, adopt, repair_only_item(want, live, snapshot, ()))
         if item is not None:
             items.append(item)
 
     deletions: list[PlanItem] = []
-    managed = [u for u in snapshot.users if u.is_managed]
+    managed = scope.managed
     for key in sorted({u.email_key for u in managed}):
         if key in desired.by_email_key:
             continue
@@ -323,7 +334,11 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
     items.extend(deletions)
 
     limit = delete_limit(options.max_delete, len(managed))
-    refusals = deletion_refusals(items, limit=limit, in_scope=len(managed), source_empty=not desired.users)
+    wording = CSV_BRAKE if options.scope.is_default else SCOPED_BRAKE
+    refusals = (
+        *scope.refusals,
+        *deletion_refusals(items, limit=limit, in_scope=len(managed), source_empty=not desired.users, wording=wording),
+    )
 
     items.sort(key=lambda i: (KIND_ORDER[i.kind], i.email_key, i.user_id))
     touched = [i.user_id for i in items if i.actions and not i.blocked]
@@ -335,6 +350,7 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
         options=options,
         team_labels={t.team_id: t.display_name for t in snapshot.teams},
         delete_limit=limit,
+        out_of_scope=scope.outside,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from litellm_usersync.identity import join_team_names
 from litellm_usersync.masking import mask_secret
 from litellm_usersync.models import (
+    AdoptUser,
     ItemKind,
     ItemResult,
     Plan,
@@ -54,6 +55,22 @@ def count_reissues(plan: Plan) -> int:
     return sum(1 for i in plan.items if reissues(i) and not i.blocked)
 
 
+ADOPT_TEXT = "adopt: mark as managed by litellm-usersync"
+
+
+def adopts(item: PlanItem) -> bool:
+    """True when the item marks an existing user as managed (``--adopt``)."""
+    return any(isinstance(a, AdoptUser) for a in item.actions)
+
+
+def scope_line(plan: Plan) -> str | None:
+    """``Scope: managed (1,204 users outside the scope, left alone)``; None for the default scope."""
+    scope = plan.options.scope
+    if scope.is_default:
+        return None
+    return f"Scope: {scope.describe()} ({count_of(plan.out_of_scope, 'user')} outside the scope, left alone)"
+
+
 def describe_item(item: PlanItem, label: Callable[[str], str] = str) -> str:
     """One line of the dry-run listing, in the seed's format. The one place a plan item becomes text.
 
@@ -72,6 +89,8 @@ def describe_item(item: PlanItem, label: Callable[[str], str] = str) -> str:
             parts.append(f"Teams: {teams_text(item.old_team_names)} → {wanted_teams(item)}")
         if reissues(item):
             parts.append(REISSUE_TEXT)
+        if adopts(item):
+            parts.insert(0, ADOPT_TEXT)
         text = f"~ {item.email} ({', '.join(parts) or 'no change'})"
         if item.team_keys_destroyed:
             text += f" — destroys {item.team_keys_destroyed} team key(s)"
@@ -135,6 +154,10 @@ def render_plan_summary(plan: Plan, *, title: str = "sync") -> str:
         lines.append(f"  Users left alone: {len(plan.skipped):,}")
     if n := count_reissues(plan):
         lines.append(f"  API keys to reissue (lost by an interrupted run): {n:,}")
+    if plan.adoptions:
+        lines.append(f"  Users to adopt (marked as managed, --adopt): {plan.adoptions:,}")
+    if scoped := scope_line(plan):
+        lines.append(f"  {scoped}")
     if plan.team_keys_destroyed:
         lines.append(f"  Team keys destroyed by team moves: {plan.team_keys_destroyed:,}")
     rebound = sum(i.team_keys_rebound for i in plan.items if not i.blocked)
@@ -157,6 +180,8 @@ def render_plan_counts(plan: Plan, *, title: str = "sync") -> str:
     ]
     if plan.skipped:
         parts.append(f"{len(plan.skipped):,} left alone")
+    if plan.out_of_scope:
+        parts.append(f"{plan.out_of_scope:,} outside the scope")
     blocked = sum(1 for i in plan.items if i.blocked)
     if blocked:
         parts.append(f"{blocked:,} cannot be applied")
@@ -177,9 +202,13 @@ def render_plan_changes(
             lines.append("")
             lines.append(f"  Users to {title}:")
             lines.extend(listed([describe_item(i, plan.team_label) for i in items], limit, "    "))
-    if plan.skipped:
+    if plan.skipped or plan.out_of_scope:
         lines.append("")
         lines.append("  Users left alone:")
+    if plan.out_of_scope:  # one line, never one per user: a proxy with several sources may have thousands
+        outside = count_of(plan.out_of_scope, "user")
+        lines.append(f"    ! {outside} outside the scope ({plan.options.scope.describe()}), left alone")
+    if plan.skipped:
         by_reason: dict[str, list[str]] = {}
         for sk in plan.skipped:
             by_reason.setdefault(sk.reason, []).append(sk.email or sk.user_id)
@@ -276,6 +305,11 @@ def render_summary(report: RunReport, *, limit: int | None = None) -> str:
             line += f", {n:,} {what}" if n else ""
         lines.append(line)
     destroyed = sum(o.action.destroys_keys for o in report.outcomes if isinstance(o.action, RemoveMembership) and o.ok)
+    adopted = sum(1 for o in report.outcomes if isinstance(o.action, AdoptUser) and o.ok)
+    if adopted:
+        lines.append(f"  Adopted (marked as managed): {adopted:,}")
+    if report.scope:
+        lines.append(f"  Scope: {', '.join(report.scope)}")
     if destroyed:
         lines.append(f"  Team keys destroyed by team moves: {destroyed:,}")
     recreated = [r for r in report.results if r.recreated]
@@ -341,7 +375,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "blocked": sum(1 for i in plan.items if i.blocked),
             "reissue_keys": count_reissues(plan),
             "team_keys_destroyed": plan.team_keys_destroyed,
+            "adopt": plan.adoptions,
+            "out_of_scope": plan.out_of_scope,
         },
+        "scope": plan.options.scope.values(),
         "refusals": list(plan.refusals),
         "fingerprint": plan.fingerprint,
         "items": [item_to_dict(i) for i in plan.items],
@@ -368,6 +405,7 @@ def report_to_dict(report: RunReport) -> dict[str, Any]:
         "ok": report.ok,
         "interrupted": report.interrupted,
         "aborted": report.aborted,
+        "scope": list(report.scope),
         "summary": {
             "succeeded": sum(1 for r in report.results if r.success),
             "failed": len(report.failed),
