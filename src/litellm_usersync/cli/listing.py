@@ -37,6 +37,7 @@ from ._common import (
     setup_logging,
     stdout_is_tty,
 )
+from ._scope import given_scope, read_scope_option
 
 
 def _columns(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
@@ -75,6 +76,7 @@ def _columns(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     "of objects; table: a table that fits the terminal; markdown: a Markdown table. --output is the same "
     "option (as on the other commands).",
 )
+@read_scope_option
 @common_options
 def list_command(
     role: str | None,
@@ -82,6 +84,7 @@ def list_command(
     columns: tuple[str, ...] | None,
     show_all: bool,
     fmt: str,
+    scope_values: tuple[str, ...],
     base_url: str,
     master_key: str | None,
     debug: bool,
@@ -105,6 +108,7 @@ def list_command(
       litellm-usersync list --role proxy_admin --email-like @company.com
       litellm-usersync list --columns user_email,user_role,key_count,spend --format table
       litellm-usersync list --format csv > user_list.csv
+      litellm-usersync list --scope managed --scope domain:corp.example
 
     Exit codes: 0 listed (also when no user matches), 2 nothing could be done (bad option, bad
     credentials, proxy unreachable).
@@ -112,10 +116,10 @@ def list_command(
     setup_logging(debug)
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
+        scope = given_scope(scope_values, from_env=False)
+        snapshot = list_users(settings, make_hooks(debug), scope=scope)
 
-        snapshot = list_users(settings, make_hooks(debug))
-
-    users = select_users(snapshot, ListFilter(role=role, email_like=email_like, show_all=show_all))
+    users = select_users(snapshot, ListFilter(role=role, email_like=email_like, show_all=show_all, scope=scope))
     if not users:
         err("No users found.")
     if fmt == "csv" and columns is None:

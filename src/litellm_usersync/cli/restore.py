@@ -45,6 +45,7 @@ from ._common import (
     show_all_option,
 )
 from ._safety import audit_log_option, backup_dir_option
+from ._scope import given_scope, scope_option
 
 
 def keys_notice(plan: Plan, report_path: str) -> str | None:
@@ -97,6 +98,7 @@ def keys_notice(plan: Plan, report_path: str) -> str | None:
     type=click.Path(dir_okay=False),
     help="Where to write the report (mode 0600: it holds recreated users' new API keys).",
 )
+@scope_option
 @backup_dir_option
 @audit_log_option
 @output_option
@@ -112,6 +114,7 @@ def restore_command(
     protect: tuple[str, ...],
     protect_role: tuple[str, ...],
     report_path: str,
+    scope_values: tuple[str, ...],
     backup_dir: str,
     audit_log: str | None,
     output: str,
@@ -140,6 +143,7 @@ def restore_command(
     Examples:
       litellm-usersync restore usersync-backups/snapshot-20261127T030738Z-sync.json --dry-run
       litellm-usersync restore before-migration.json --no-delete
+      litellm-usersync restore usersync-backups/snapshot-20261127T030738Z-sync.json --scope managed
 
     Exit codes: 0 done (or nothing to do), 1 some rows failed, 2 nothing could be done (bad snapshot
     file, bad credentials, proxy unreachable), 3 refused by a safety brake, 130 interrupted.
@@ -178,6 +182,7 @@ def restore_command(
                 protected_emails=frozenset(normalize_email(e) for e in protect),
                 protected_roles=frozenset(protect_role),
             ),
+            scope=given_scope(scope_values),
             all_users=all_users,
             dry_run=dry_run,
             report_path=report_path,

@@ -19,6 +19,7 @@ from ._common import (
     setup_logging,
 )
 from ._safety import backup_dir_option
+from ._scope import given_scope, read_scope_option
 
 
 def _output(ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -52,6 +53,7 @@ def _output(ctx: click.Context, _param: click.Parameter, value: str) -> str:
     help="Format of the message saying where the snapshot went (json: one document with the file and the "
     "counts). A file path here is the deprecated spelling of --file.",
 )
+@read_scope_option
 @common_options
 @click.pass_context
 def snapshot_command(
@@ -59,6 +61,7 @@ def snapshot_command(
     backup_dir: str,
     file_path: str | None,
     output: str,
+    scope_values: tuple[str, ...],
     base_url: str,
     master_key: str | None,
     debug: bool,
@@ -78,6 +81,7 @@ def snapshot_command(
       litellm-usersync snapshot --backup-dir /srv/backups/litellm
       litellm-usersync snapshot --file before-migration.json
       litellm-usersync snapshot --file - | jq .counts
+      litellm-usersync snapshot --scope managed --file managed-users.json
 
     Exit codes: 0 written, 2 nothing could be done (bad credentials, proxy unreachable, file not writable).
     """
@@ -85,12 +89,16 @@ def snapshot_command(
     file_path = file_path or ctx.meta.get("file_path")
     with handle_errors(debug):
         settings = build_settings(base_url, master_key, concurrency, timeout_s, bulk)
-        result = snapshot(settings, SnapshotOptions(backup_dir=backup_dir, file=file_path), make_hooks(debug))
+        scope = given_scope(scope_values, from_env=False)
+        options = SnapshotOptions(backup_dir=backup_dir, file=file_path, scope=scope)
+        result = snapshot(settings, options, make_hooks(debug))
     if result.text is not None:
         sys.stdout.write(result.text)
         return
     live, written = result.snapshot, result.path
     summary = f"{len(live.users)} users ({result.users_with_email} with an email), {len(live.teams)} teams"
+    if scope is not None and not scope.is_default:
+        summary += f", scope {scope.describe()}"
     if output == "json":
         print_json(
             {
@@ -100,6 +108,7 @@ def snapshot_command(
                 "users": len(live.users),
                 "users_with_email": result.users_with_email,
                 "teams": len(live.teams),
+                "scope": scope.values() if scope is not None else [],
             }
         )
     elif output == "markdown":

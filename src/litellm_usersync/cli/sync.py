@@ -40,6 +40,7 @@ from ._common import (
 )
 from ._input import INPUT_PARAMS, input_format, input_options
 from ._safety import safety_options
+from ._scope import adopt_option, given_scope, scope_option
 
 
 def sync_options(f: Any) -> Any:
@@ -106,6 +107,8 @@ def sync_options(f: Any) -> Any:
             type=click.Path(dir_okay=False),
             help="Where to write the report (mode 0600: it holds new users' API keys).",
         ),
+        scope_option,
+        adopt_option,
         output_option,
         show_all_option,
         click.option(
@@ -179,6 +182,8 @@ def sync_command(
     max_delete: int | None,
     protect: tuple[str, ...],
     protect_role: tuple[str, ...],
+    scope_values: tuple[str, ...],
+    adopt: bool,
     report_path: str,
     output: str,
     show_all: bool,
@@ -206,6 +211,7 @@ def sync_command(
     Examples:
       litellm-usersync sync --csv-file user_list.csv --dry-run
       litellm-usersync sync --csv-file user_list.csv --no-delete
+      litellm-usersync sync --csv-file sales.csv --scope team:Sales --scope managed
       litellm-usersync sync --csv-file user_list.csv --debug > sync.log 2>&1
 
     Exit codes: 0 done (or nothing to do), 1 some rows failed, 2 nothing could be done
@@ -242,7 +248,9 @@ def sync_command(
                 max_delete=max_delete,
                 protected_emails=frozenset(normalize_email(e) for e in protect),
                 protected_roles=frozenset(protect_role),
+                adopt=adopt,
             ),
+            scope=given_scope(scope_values),
             dry_run=dry_run,
             apply_plan=apply_plan_path,
             plan_out=plan_out,
@@ -296,6 +304,7 @@ _PLAN_SHAPING = (
     "max_delete",
     "protect",
     "protect_role",
+    "adopt",
     *INPUT_PARAMS,
 )
 

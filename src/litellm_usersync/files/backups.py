@@ -33,12 +33,16 @@ from typing import Any
 
 from litellm_usersync.errors import InputError
 from litellm_usersync.identity import DEFAULT_USER_ID
-from litellm_usersync.models import LiveUser, Plan, Snapshot, Team, TeamKey, TeamMember
+from litellm_usersync.models import LiveUser, Plan, Scope, Snapshot, Team, TeamKey, TeamMember, parse_scope_term
 
 from .planfile import check_document_header, plan_from_document, plan_to_document
 
 SNAPSHOT_SCHEMA = "litellm-usersync/snapshot"
 SNAPSHOT_VERSION = 1
+#: a snapshot of some users only (``snapshot --scope``) is version 2, with its ``scope``: a tool from before
+#: scopes refuses it rather than restoring it as the whole proxy (which would delete everyone else)
+SCOPED_SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSIONS = (SNAPSHOT_VERSION, SCOPED_SNAPSHOT_VERSION)
 
 #: where ``sync``/``add``/``delete``/``restore`` put a snapshot before changing anything, and ``snapshot`` by default
 DEFAULT_BACKUP_DIR = Path("usersync-backups")
@@ -97,13 +101,22 @@ def _team_key_to_dict(k: TeamKey) -> dict[str, Any]:
     return {"token": k.token, "user_id": k.user_id, "team_id": k.team_id, "alias": k.alias}
 
 
-def snapshot_to_document(snapshot: Snapshot, *, command: str, created_at: str) -> dict[str, Any]:
+def snapshot_to_document(
+    snapshot: Snapshot, *, command: str, created_at: str, scope: Scope | None = None
+) -> dict[str, Any]:
     """The snapshot as a versioned, JSON-ready document. ``command`` names what took it (``sync``,
     ``snapshot``, ...), ``created_at`` when (``utc_timestamp()``). Users and teams keep the snapshot's order.
+    ``scope``: the snapshot holds only these users (``Scope.restrict``); recorded, and the document is version 2.
     """
-    return {
+    scoped = scope.values() if scope is not None else []
+    head: dict[str, Any] = {
         "schema": SNAPSHOT_SCHEMA,
-        "version": SNAPSHOT_VERSION,
+        "version": SCOPED_SNAPSHOT_VERSION if scoped else SNAPSHOT_VERSION,
+    }
+    if scoped:
+        head["scope"] = scoped
+    return {
+        **head,
         "created_at": created_at,
         "command": command,
         "proxy_version": snapshot.proxy_version,
@@ -115,13 +128,15 @@ def snapshot_to_document(snapshot: Snapshot, *, command: str, created_at: str) -
     }
 
 
-def iter_snapshot_json(snapshot: Snapshot, *, command: str, created_at: str) -> Iterator[str]:
+def iter_snapshot_json(
+    snapshot: Snapshot, *, command: str, created_at: str, scope: Scope | None = None
+) -> Iterator[str]:
     """The JSON text of :func:`snapshot_to_document`, produced piece by piece (one user or team a line).
 
     Writing a backup this way never holds the whole document or its text in memory: at 10,000 users that
     is about 40 MB less at the peak of a run (bench/RESULTS.md, finding 1).
     """
-    head = snapshot_to_document(Snapshot(users=(), teams=()), command=command, created_at=created_at)
+    head = snapshot_to_document(Snapshot(users=(), teams=()), command=command, created_at=created_at, scope=scope)
     head.update(
         proxy_version=snapshot.proxy_version,
         caller_user_id=snapshot.caller_user_id,
@@ -256,7 +271,7 @@ def snapshot_from_document(doc: object) -> Snapshot:
     """Rebuild the :class:`Snapshot` of :func:`snapshot_to_document`; raises :class:`InputError` on a wrong
     schema, an unsupported version or a malformed document (the message names the field).
     """
-    checked = check_document_header(doc, schema=SNAPSHOT_SCHEMA, version=SNAPSHOT_VERSION, what="snapshot file")
+    checked = check_document_header(doc, schema=SNAPSHOT_SCHEMA, version=SNAPSHOT_VERSIONS, what="snapshot file")
     users_raw, teams_raw = checked.get("users"), checked.get("teams")
     if not isinstance(users_raw, list):
         raise _fail("users", "expected a list")
@@ -289,6 +304,16 @@ def snapshot_from_document(doc: object) -> Snapshot:
             )
         )
     return Snapshot(users=users, teams=teams, proxy_version=version, caller_user_id=caller, team_keys=tuple(team_keys))
+
+
+def snapshot_scope(doc: Mapping[str, Any]) -> Scope:
+    """The scope a snapshot document was taken with (``snapshot --scope``); the default for a whole-proxy one."""
+    if doc.get("version") == SNAPSHOT_VERSION:
+        return Scope()
+    values = doc.get("scope")
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        raise _fail("scope", "expected a non-empty list of --scope terms (a version 2 snapshot holds some users only)")
+    return Scope.of(parse_scope_term(v, where=f"snapshot file: scope[{n}]") for n, v in enumerate(values))
 
 
 def snapshot_created_at(doc: Mapping[str, Any]) -> str:
@@ -391,7 +416,14 @@ def backup_file_name(created: datetime, command: str, attempt: int = 0) -> str:
     return f"snapshot-{stamp}-{safe}{suffix}.json"
 
 
-def write_backup(snapshot: Snapshot, backup_dir: str | Path, *, command: str, now: datetime | None = None) -> Path:
+def write_backup(
+    snapshot: Snapshot,
+    backup_dir: str | Path,
+    *,
+    command: str,
+    now: datetime | None = None,
+    scope: Scope | None = None,
+) -> Path:
     """Write ``snapshot`` into ``backup_dir`` as ``snapshot-<UTC time>-<command>.json``; returns the path.
 
     The folder is created mode 0700 when missing; the file is written atomically, mode 0600, and never
@@ -399,7 +431,7 @@ def write_backup(snapshot: Snapshot, backup_dir: str | Path, *, command: str, no
     """
     created = now or datetime.now(UTC)
     directory = ensure_private_dir(backup_dir)
-    chunks = iter_snapshot_json(snapshot, command=command, created_at=utc_timestamp(created))
+    chunks = iter_snapshot_json(snapshot, command=command, created_at=utc_timestamp(created), scope=scope)
     tmp = _write_tmp(directory, "snapshot", chunks)
     try:
         for attempt in range(1000):

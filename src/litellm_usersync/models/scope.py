@@ -19,6 +19,7 @@ kinds must all hold (``managed domain:a.example``: managed users at that domain)
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import enum
 import shlex
@@ -145,6 +146,17 @@ class Scope:
             if terms and not any(matches(t) for t in terms):
                 return False
         return True
+
+    def restrict(self, snapshot: Snapshot) -> Snapshot:
+        """``snapshot`` with only the users in this scope, and only them on the team rosters (``snapshot
+        --scope``): a restore of it answers for these users and nobody else."""
+        users = tuple(u for u in snapshot.users if self.contains(u, snapshot))
+        kept = {u.user_id for u in users}
+        teams = tuple(
+            dataclasses.replace(t, members=tuple(m for m in t.members if m.user_id in kept)) for t in snapshot.teams
+        )
+        keys = tuple(k for k in snapshot.team_keys if k.user_id in kept)
+        return dataclasses.replace(snapshot, users=users, teams=teams, team_keys=keys)
 
 
 def _team_ids(term: ScopeTerm, snapshot: Snapshot) -> frozenset[str]:

@@ -39,6 +39,7 @@ from litellm_usersync.models import (
 )
 
 from .brakes import RESTORE_BRAKE, delete_limit, deletion_refusals, protection
+from .scoping import ScopeView
 from .sync import KIND_ORDER, plan_leaves
 
 
@@ -198,6 +199,9 @@ def build_restore_plan(
     items: list[PlanItem] = []
     skipped: list[Skipped] = []
     claimed: set[str] = set()  # current user ids that answer for a snapshot user
+    # the scope step (plans/scoping.py): a user outside options.scope is not recreated, reverted or deleted
+    scope = ScopeView(current, options, frozenset(u.email_key for u in backup.users if u.email_key))
+    outside = f"outside the scope ({options.scope.describe()})"
 
     for b in sorted(backup.users, key=lambda u: (u.email_key, u.user_id)):
         live = current.users_by_id.get(b.user_id)
@@ -242,6 +246,11 @@ def build_restore_plan(
                     Skipped(b.email or "", b.user_id, "deleted since the snapshot; not recreated (--no-add)")
                 )
                 continue
+            elif not options.scope.contains(b, backup):  # as it was in the snapshot: it has no live state
+                skipped.append(
+                    Skipped(b.email or "", b.user_id, f"deleted since the snapshot; not recreated: {outside}")
+                )
+                continue
             else:
                 recreate = _recreate_item(b, backup, current, options)
                 others = sorted(u.user_id for u in current.users_by_email_key.get(b.email_key, []))
@@ -251,12 +260,15 @@ def build_restore_plan(
                 items.append(recreate)
                 continue
         claimed.add(live.user_id)
+        if not scope.contains(live):
+            skipped.append(Skipped(live.email or "", live.user_id, f"not reverted: {outside}"))
+            continue
         item = _revert_item(b, live, backup, current, options, skipped)
         if item is not None:
             items.append(item)
 
     deletions: list[PlanItem] = []
-    manageable = [u for u in current.users if u.is_manageable]
+    manageable = [u for u in current.users if u.is_manageable and scope.contains(u)]
     in_scope = manageable if all_users else [u for u in manageable if u.is_managed]
     for live in manageable:
         if live.user_id in backup.users_by_id or live.user_id in claimed:
@@ -283,12 +295,15 @@ def build_restore_plan(
     items.extend(deletions)
 
     limit = delete_limit(options.max_delete, len(in_scope))
-    refusals = deletion_refusals(
-        items,
-        limit=limit,
-        in_scope=len(in_scope),
-        source_empty=not any(u.is_manageable for u in backup.users),
-        wording=RESTORE_BRAKE,
+    refusals = (
+        *scope.refusals,
+        *deletion_refusals(
+            items,
+            limit=limit,
+            in_scope=len(in_scope),
+            source_empty=not any(u.is_manageable for u in backup.users),
+            wording=RESTORE_BRAKE,
+        ),
     )
 
     items.sort(key=lambda i: (KIND_ORDER[i.kind], i.email_key, i.user_id))
@@ -304,4 +319,5 @@ def build_restore_plan(
             **{t.team_id: t.display_name for t in current.teams},
         },
         delete_limit=limit,
+        out_of_scope=scope.outside,
     )

@@ -24,6 +24,8 @@ class ScopeView:
 
     snapshot: Snapshot
     options: PlanOptions
+    #: the email keys the source lists: such a user outside the scope has its own line (or is adopted)
+    listed: frozenset[str] = frozenset()
 
     def contains(self, user: LiveUser) -> bool:
         return self.options.scope.contains(user, self.snapshot)
@@ -35,8 +37,11 @@ class ScopeView:
 
     @cached_property
     def outside(self) -> int:
-        """How many users the plan would manage without the scope, and leaves alone because of it."""
-        return sum(1 for u in self.snapshot.users if u.is_managed and not self.contains(u))
+        """How many users the plan would manage without the scope and leaves alone because of it, without a
+        line each: those the source lists are not counted (they have their own line, or are adopted)."""
+        return sum(
+            1 for u in self.snapshot.users if u.is_managed and u.email_key not in self.listed and not self.contains(u)
+        )
 
     @property
     def refusals(self) -> list[str]:

@@ -252,7 +252,7 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
     skipped: list[Skipped] = []
     by_email = snapshot.users_by_email_key
     # the scope step: who this plan answers for (plans/scoping.py); nobody outside it is deleted, demoted or moved
-    scope = ScopeView(snapshot, options)
+    scope = ScopeView(snapshot, options, frozenset(desired.by_email_key))
     # default_user_id is never manageable; a CSV row with its email must not create a second account either
     untouchable = {u.email_key: u for u in snapshot.users if u.email_key and not u.is_manageable}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litellm_usersync.identity import DEFAULT_USER_ID, PROXY_ROLES, join_team_names
-from litellm_usersync.models import LiveUser, Snapshot
+from litellm_usersync.models import LiveUser, Scope, Snapshot
 
 #: every column ``--columns`` accepts, in the order they are documented
 LIST_COLUMNS: tuple[str, ...] = (
@@ -86,12 +86,14 @@ class ListFilter:
     Default: users with an email and one of the four proxy roles (the users ``sync`` manages), never
     ``default_user_id``. ``role`` replaces the role restriction by that exact role. ``show_all`` drops the
     email and role restrictions (``default_user_id`` and users without email are listed too).
-    ``email_like`` is a case-insensitive substring of the email.
+    ``email_like`` is a case-insensitive substring of the email. ``scope``: only the users in it (``--scope``,
+    as ``sync`` sees them; its team terms read the snapshot's memberships).
     """
 
     role: str | None = None
     email_like: str | None = None
     show_all: bool = False
+    scope: Scope | None = None
 
     def accepts(self, user: LiveUser) -> bool:
         if not self.show_all:
@@ -108,7 +110,8 @@ class ListFilter:
 
 def select_users(snapshot: Snapshot, flt: ListFilter) -> list[LiveUser]:
     """The users to list, sorted by email (case-insensitive), then user id; users without email last."""
-    chosen = [u for u in snapshot.users if flt.accepts(u)]
+    scope = flt.scope
+    chosen = [u for u in snapshot.users if flt.accepts(u) and (scope is None or scope.contains(u, snapshot))]
     return sorted(chosen, key=lambda u: (u.email is None, (u.email or "").casefold(), u.user_id))
 
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from litellm_usersync.apply.executor import apply_plan
-from litellm_usersync.files.backups import read_snapshot_file, snapshot_created_at
+from litellm_usersync.errors import RefusedError
+from litellm_usersync.files.backups import read_snapshot_file, snapshot_created_at, snapshot_scope
 from litellm_usersync.files.journal import KeyJournal
-from litellm_usersync.models import Plan, PlanOptions, RunReport, Snapshot
+from litellm_usersync.models import SCOPE_ENV, Plan, PlanOptions, RunReport, Scope, Snapshot
 from litellm_usersync.plans.restore import build_restore_plan, scope_notice
 from litellm_usersync.proxy.snapshot import with_team_keys
 from litellm_usersync.render.report import SYNC_REPORT_COLUMNS, result_rows
@@ -41,6 +42,7 @@ __all__ = [
     "RestoreTarget",
     "read_restore_target",
     "restore",
+    "restore_scope",
     "scope_notice",
 ]
 
@@ -53,12 +55,29 @@ class RestoreTarget:
     snapshot: Snapshot
     taken_at: str
     command: str
+    #: the users it holds: a scoped snapshot's (``snapshot --scope``), else the default (the whole proxy)
+    scope: Scope = field(default_factory=Scope)
 
 
 def read_restore_target(path: str) -> RestoreTarget:
     """Read a snapshot file (``InputError`` with where it is wrong when it is not one)."""
     snapshot, doc = read_snapshot_file(path)
-    return RestoreTarget(path, snapshot, snapshot_created_at(doc), str(doc.get("command", "?")))
+    return RestoreTarget(path, snapshot, snapshot_created_at(doc), str(doc.get("command", "?")), snapshot_scope(doc))
+
+
+def restore_scope(taken: Scope, given: Scope | None) -> Scope:
+    """A restore's scope: the snapshot's own (``snapshot --scope``), or the one given for a whole-proxy snapshot.
+
+    A snapshot of some users cannot answer for others: restoring it under another scope is refused (else the
+    users it does not hold would look "added since" and be deleted)."""
+    if given is None:
+        return taken
+    if taken.is_default or given == taken:
+        return given
+    raise RefusedError(
+        f"the snapshot holds only the users of the scope {taken.describe()}; this run's scope is "
+        f"{given.describe()} (--scope or {SCOPE_ENV}); nothing was changed. Restore it with its own scope"
+    )
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,8 @@ class RestoreOptions:
     #: brakes and scope: ``allow_delete``, ``max_delete``, ``keep_team_keys``, the protected users (a restore
     #: never recreates a user it means to keep: ``allow_recreate`` is forced off)
     plan: PlanOptions = field(default_factory=PlanOptions)
+    #: the scope given (``--scope``, ``USERSYNC_SCOPE``): None: the snapshot's own (``restore_scope``)
+    scope: Scope | None = None
     #: also delete users added since that sync never deletes (no proxy role, org_admin, ...)
     all_users: bool = False
     dry_run: bool = False
@@ -105,6 +126,9 @@ class RestoreResult:
 def restore(settings: ClientSettings, options: RestoreOptions, hooks: Hooks[Plan] | None = None) -> RestoreResult:
     """Bring the proxy back to ``options.target`` safely; raises and stops as :func:`~.sync.sync` does."""
     hooks = hooks or Hooks()
+    # only the users of the scope are recreated, reverted or deleted (a scoped snapshot answers for its own)
+    scope = restore_scope(options.target.scope, options.scope)
+    options = replace(options, plan=replace(options.plan, scope=scope))
     with run_lock(
         settings.base_url, command="restore", safety=options.safety, hooks=hooks, enabled=not options.dry_run
     ):

@@ -16,7 +16,7 @@ from litellm_usersync.files.backups import (
     write_backup,
     write_json_file,
 )
-from litellm_usersync.models import Snapshot
+from litellm_usersync.models import Scope, Snapshot
 from litellm_usersync.proxy import snapshot as _live
 from litellm_usersync.proxy.client import ProxyClient
 from litellm_usersync.settings import ClientSettings
@@ -49,6 +49,8 @@ class SnapshotOptions:
     backup_dir: str | Path = DEFAULT_BACKUP_DIR
     #: write to this file instead; ``"-"``: return the document as text (``SnapshotResult.text``), write none
     file: str | None = None
+    #: only the users of this scope (``snapshot --scope``): the document records it (version 2)
+    scope: Scope | None = None
 
 
 @dataclass(frozen=True)
@@ -65,17 +67,23 @@ class SnapshotResult:
 
 
 def snapshot(settings: ClientSettings, options: SnapshotOptions, hooks: Hooks[Any] | None = None) -> SnapshotResult:
-    """Write a snapshot of the live state (``InputError`` when the file cannot be written)."""
+    """Write a snapshot of the live state (``InputError`` when the file cannot be written, or when a ``team:``
+    term of ``options.scope`` names no single team). With a scope, only its users (``Scope.restrict``)."""
     live = read_live(settings, hooks)
+    scope = options.scope
+    if scope is not None:  # only the scope's users (and only them on the rosters); the file records it
+        if problems := scope.team_problems(live):
+            raise InputError("; ".join(problems))
+        live = scope.restrict(live)
     if options.file == "-":
-        doc = snapshot_to_document(live, command="snapshot", created_at=utc_timestamp())
+        doc = snapshot_to_document(live, command="snapshot", created_at=utc_timestamp(), scope=scope)
         return SnapshotResult(live, text=render_json(doc))
     try:
         if options.file:
-            doc = snapshot_to_document(live, command="snapshot", created_at=utc_timestamp())
+            doc = snapshot_to_document(live, command="snapshot", created_at=utc_timestamp(), scope=scope)
             written = write_json_file(options.file, doc)
         else:
-            written = write_backup(live, options.backup_dir, command="snapshot")
+            written = write_backup(live, options.backup_dir, command="snapshot", scope=scope)
     except OSError as exc:
         raise InputError(f"cannot write the snapshot: {exc}") from None
     return SnapshotResult(live, written)

@@ -7,15 +7,15 @@ the plan file → brakes → report path checked → key journal → backup → 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from litellm_usersync.files.backups import read_plan_file, write_plan_file
 from litellm_usersync.files.csvfile import InputFormat, read_users_csv
 from litellm_usersync.files.journal import KeyJournal
 from litellm_usersync.files.reportfiles import check_output_path
-from litellm_usersync.models import DesiredState, Plan, PlanOptions, ProxyFeatures, RunReport
-from litellm_usersync.plans.freshness import check_plan_fresh
+from litellm_usersync.models import DesiredState, Plan, PlanOptions, ProxyFeatures, RunReport, Scope
+from litellm_usersync.plans.freshness import check_plan_fresh, check_plan_scope
 from litellm_usersync.plans.sync import build_plan
 from litellm_usersync.proxy.snapshot import with_team_keys
 from litellm_usersync.render.report import SYNC_REPORT_COLUMNS, result_rows
@@ -44,6 +44,9 @@ class SyncOptions:
     csv_file: str = DEFAULT_CSV
     input_format: InputFormat = field(default_factory=InputFormat)
     plan: PlanOptions = field(default_factory=PlanOptions)
+    #: the run's scope (``--scope``, ``USERSYNC_SCOPE``): a new plan is made with it (it replaces
+    #: ``plan.scope``), a saved plan made with another one is refused. None: ``plan.scope``, or the saved plan's
+    scope: Scope | None = None
     #: show the plan, change nothing (no lock, no backup, no report)
     dry_run: bool = False
     #: apply exactly this saved plan (no user file is read); refused if the users it touches changed since
@@ -85,6 +88,10 @@ def sync(settings: ClientSettings, options: SyncOptions, hooks: Hooks[Plan] | No
     """
     hooks = hooks or Hooks()
     saved = read_plan_file(options.apply_plan) if options.apply_plan else None
+    if saved is not None:
+        check_plan_scope(saved, options.scope)  # a saved plan is applied only under its own scope
+    elif options.scope is not None:
+        options = replace(options, plan=replace(options.plan, scope=options.scope))
     desired = None if saved else read_users_csv(options.csv_file, fmt=options.input_format)
     with run_lock(settings.base_url, command="sync", safety=options.safety, hooks=hooks, enabled=not options.dry_run):
         return run_stoppable(lambda stop: _sync(settings, options, hooks, saved, desired, stop), hooks)
