@@ -45,7 +45,7 @@ _PLACEHOLDER = {ScopeKind.DOMAIN: "DOMAIN (e.g. domain:corp.example)", ScopeKind
 SCOPE_ENV = "USERSYNC_SCOPE"
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class ScopeTerm:
     kind: ScopeKind
     #: the domain in its normalised Unicode form, the team name as given, the role; empty for ``managed``
@@ -98,13 +98,15 @@ def _domain(value: str, raw: str, where: str) -> str:
 
 @dataclass(frozen=True)
 class Scope:
-    """The users a run answers for. ``terms`` sorted and without duplicates; empty: every managed user."""
+    """The users a run answers for. ``terms`` without duplicates, by kind (managed, domain, team, role) then value
+    (build it with :meth:`of`, so two spellings of one scope are equal); empty: every managed user."""
 
     terms: tuple[ScopeTerm, ...] = ()
 
     @classmethod
     def of(cls, terms: Iterable[ScopeTerm]) -> Scope:
-        return cls(tuple(sorted(set(terms))))
+        order = list(ScopeKind)
+        return cls(tuple(sorted(set(terms), key=lambda t: (order.index(t.kind), t.value))))
 
     @property
     def is_default(self) -> bool:
