@@ -184,6 +184,8 @@ def test_round_trip_list_csv_edit_sync_dry_run_plans_exactly_the_edit(
         "blocked": 0,
         "reissue_keys": 0,
         "team_keys_destroyed": 0,
+        "adopt": 0,
+        "out_of_scope": 0,
     }
 
     # edit one row: the viewer becomes an internal_user in development instead of support
@@ -205,6 +207,8 @@ def test_round_trip_list_csv_edit_sync_dry_run_plans_exactly_the_edit(
         "blocked": 0,
         "reissue_keys": 0,
         "team_keys_destroyed": 0,
+        "adopt": 0,
+        "out_of_scope": 0,
     }
     (item,) = [i for i in plan["items"] if i["action"] == "UPDATED"]
     assert (item["email"], item["old_role"], item["role"]) == (
