@@ -31,7 +31,18 @@ from litellm_usersync.errors import (
     UsersyncError,
 )
 from litellm_usersync.files.csvfile import InputFormat, parse_users_csv, read_users_csv
-from litellm_usersync.models import DesiredState, DesiredUser, LiveUser, Plan, PlanOptions, RunReport, Snapshot, Team
+from litellm_usersync.models import (
+    DesiredState,
+    DesiredUser,
+    LiveUser,
+    Plan,
+    PlanOptions,
+    RunReport,
+    Scope,
+    Snapshot,
+    Team,
+    parse_scope,
+)
 from litellm_usersync.plans.sync import build_plan
 from litellm_usersync.proxy.client import ProxyClient
 from litellm_usersync.proxy.snapshot import read_snapshot
@@ -60,6 +71,7 @@ __all__ = [
     "RejectedError",
     "RetryPolicy",
     "RunReport",
+    "Scope",
     "ServerError",
     "Snapshot",
     "Team",
@@ -68,6 +80,7 @@ __all__ = [
     "__version__",
     "apply_plan",
     "build_plan",
+    "parse_scope",
     "parse_users_csv",
     "read_snapshot",
     "read_users_csv",

@@ -41,6 +41,7 @@ from litellm_usersync.models import (
     parse_scope,
 )
 from litellm_usersync.plans.sync import build_plan
+from litellm_usersync.render.markdown import render_plan_markdown
 from litellm_usersync.render.report import plan_to_dict, render_plan, render_summary, report_to_dict
 
 SALES = Team("t-sales", "Sales", (TeamMember("u-sso", None, "user"), TeamMember("u-m", None, "user")), True)
@@ -137,6 +138,8 @@ def test_the_plan_shows_the_scope_the_adoptions_and_the_users_outside() -> None:
     assert text.splitlines()[-1] == (
         "Synchronization plan: 0 to add, 1 to delete, 1 to update, 1 unchanged, 1 outside the scope."
     )
+    md = render_plan_markdown(scoped_plan())
+    assert "Scope: managed (1 user outside the scope, left alone)" in md and "1 outside the scope" in md
     d = plan_to_dict(scoped_plan())
     assert d["scope"] == ["managed"] and (d["summary"]["adopt"], d["summary"]["out_of_scope"]) == (1, 1)
     # without --adopt the listed SSO user has its own line

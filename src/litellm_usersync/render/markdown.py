@@ -6,7 +6,7 @@ from __future__ import annotations
 from litellm_usersync.models import ItemKind, Plan, PlanItem, RunReport
 from litellm_usersync.wording import count_of, money
 
-from .report import TITLES, render_plan_counts, render_result_counts, teams_text, wanted_teams
+from .report import TITLES, render_plan_counts, render_result_counts, scope_line, teams_text, wanted_teams
 
 #: a Markdown plan lists at most this many users of each kind unless told otherwise (a PR comment holds 65,536
 #: characters)
@@ -59,6 +59,8 @@ def render_plan_markdown(
     """The plan as a Markdown summary and table, for a pull-request comment. Refusals are a warning on top."""
     heading = f"### {TITLES.get(title, title)} plan" + (" (dry run)" if dry_run else "")
     lines = [heading, "", f"**{render_plan_counts(plan, title=title).split(': ', 1)[1].rstrip('.')}**", ""]
+    if scoped := scope_line(plan):
+        lines.extend([_md(scoped), ""])
     for r in plan.refusals:
         lines.extend([f"> **Refused, nothing will be changed:** {_md(r)}", ""])
     changes = [i for i in plan.items if i.kind is not ItemKind.UNCHANGED]
