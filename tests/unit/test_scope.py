@@ -5,6 +5,8 @@ moved; CSV rows naming such a user are left alone unless ``--adopt``; the brake 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from litellm_usersync.errors import InputError
 from litellm_usersync.models import (
@@ -300,3 +302,57 @@ def test_a_scoped_restore_touches_nobody_outside_the_scope() -> None:
     # without a scope, the restore reverts the SSO user and deletes the one added since
     unscoped = {(i.kind, i.user_id) for i in build_restore_plan(backup, current).items if i.actions}
     assert (ItemKind.UPDATE, sso.user_id) in unscoped and (ItemKind.DELETE, added_sso.user_id) in unscoped
+
+
+# --------------------------------------------------------------------------------------------------
+# the invariant, on generated cases
+
+DOMAINS = ("a.example", "b.example")
+TEAM_POOL = (
+    Team("t-a", "A", roster_read=True),
+    Team("t-b", "B", roster_read=True),
+)
+TERMS = st.sampled_from(["managed", "domain:a.example", "domain:b.example", "team:A", "team:B", "role:internal_user"])
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[Snapshot, DesiredState, PlanOptions]:
+    n = draw(st.integers(0, 8))
+    users, rosters = [], {"t-a": [], "t-b": []}  # type: ignore[var-annotated]
+    for i in range(n):
+        uid = f"u{i}"
+        email = f"p{i}@{draw(st.sampled_from(DOMAINS))}"
+        role = draw(st.sampled_from(["internal_user", "proxy_admin", "internal_user_viewer"]))
+        users.append(LiveUser(uid, email, role, managed_marker=draw(st.booleans())))
+        for t in draw(st.sets(st.sampled_from(["t-a", "t-b"]))):
+            rosters[t].append(TeamMember(uid, email, "user"))
+    teams = tuple(Team(t.team_id, t.alias, tuple(rosters[t.team_id]), True) for t in TEAM_POOL)
+    listed = draw(st.lists(st.sampled_from(users), unique=True)) if users else []
+    rows = tuple(
+        DesiredUser(
+            u.email or "",
+            draw(st.sampled_from([None, "internal_user", "proxy_admin"])),
+            draw(st.sampled_from([None, (), ("A",), ("B",), ("A", "B")])),
+        )
+        for u in listed
+    )
+    scope = parse_scope(draw(st.lists(TERMS, min_size=1, max_size=3)))
+    return Snapshot(tuple(users), teams), DesiredState(rows), PlanOptions(scope=scope, max_delete=100)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cases())
+def test_a_plan_never_changes_a_user_outside_its_scope(case: tuple[Snapshot, DesiredState, PlanOptions]) -> None:
+    snapshot, desired, options = case
+    plan = build_plan(desired, snapshot, options)
+    outside = {u.user_id for u in snapshot.users if not options.scope.contains(u, snapshot)}
+    assert not [a for a in plan.actions if a.user_id in outside]
+    listed = {r.email_key for r in desired.users}
+    assert plan.out_of_scope == sum(1 for u in snapshot.users if u.user_id in outside and u.email_key not in listed)
+    # with --adopt, only a listed user outside the scope is touched, its marker first when it has none yet
+    adopted = build_plan(desired, snapshot, PlanOptions(**{**options.__dict__, "adopt": True}))
+    for item in adopted.items:
+        if item.user_id in outside and item.actions:
+            assert item.email_key in listed
+            marked = snapshot.users_by_id[item.user_id].managed_marker
+            assert isinstance(item.actions[0], AdoptUser) is not marked
