@@ -71,3 +71,13 @@ def test_apply_plan_with_adopt_is_a_usage_error(run: Run, tmp_path: pathlib.Path
     result, calls = run("sync", "--apply-plan", "plan.json", "--adopt")
     assert result.exit_code == 2 and "--adopt cannot change it" in result.stderr
     assert calls == []
+
+
+def test_a_team_scope_naming_no_team_is_an_error_for_list_and_snapshot(run: Run) -> None:
+    for args in (
+        ("list", "--scope", "team:NoSuchTeam"),
+        ("snapshot", "--scope", "team:NoSuchTeam", "--file", "s.json"),
+    ):
+        result, _ = run(*args, users=USERS)
+        assert result.exit_code == 2, result.output
+        assert "Error: --scope team:NoSuchTeam: no such team" in result.stderr
