@@ -18,12 +18,7 @@ from litellm_usersync.files.backups import (
     snapshot_to_document,
     write_backup,
 )
-from litellm_usersync.files.planfile import (
-    PLAN_FILE_VERSION,
-    check_plan_scope,
-    plan_from_document,
-    plan_to_document,
-)
+from litellm_usersync.files.planfile import PLAN_FILE_VERSION, plan_from_document, plan_to_document
 from litellm_usersync.models import (
     AdoptUser,
     DesiredState,
@@ -40,6 +35,7 @@ from litellm_usersync.models import (
     TeamMember,
     parse_scope,
 )
+from litellm_usersync.plans.freshness import check_plan_scope
 from litellm_usersync.plans.sync import build_plan
 from litellm_usersync.render.markdown import render_plan_markdown
 from litellm_usersync.render.report import plan_to_dict, render_plan, render_summary, report_to_dict
