@@ -356,3 +356,10 @@ def test_a_plan_never_changes_a_user_outside_its_scope(case: tuple[Snapshot, Des
             assert item.email_key in listed
             marked = snapshot.users_by_id[item.user_id].managed_marker
             assert isinstance(item.actions[0], AdoptUser) is not marked
+
+
+def test_adopt_also_marks_listed_users_inside_the_scope_that_have_no_marker() -> None:
+    inside = user("in@corp.example")
+    plan = build_plan(want("in@corp.example"), snap(inside), opts("domain:corp.example", adopt=True))
+    assert plan.items[0].actions == (AdoptUser(inside.user_id, "in@corp.example"),)
+    assert not build_plan(want("in@corp.example"), snap(inside), opts("domain:corp.example")).actions
