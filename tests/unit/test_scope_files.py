@@ -161,3 +161,17 @@ def test_the_result_and_the_audit_log_record_the_scope(tmp_path: pathlib.Path) -
         {"managed_by": "litellm-usersync"},
         ["managed"],
     )
+
+
+def test_a_restores_scope_is_the_snapshots_own_or_the_one_given_for_a_whole_proxy_snapshot() -> None:
+    from litellm_usersync.usecases.restore import restore_scope
+
+    domain = parse_scope(["domain:corp.example"])
+    assert restore_scope(Scope(), None) == Scope()
+    assert restore_scope(Scope(), domain) == domain  # a whole-proxy snapshot, restored for some users only
+    assert restore_scope(MANAGED, None) == MANAGED  # a scoped snapshot: its own
+    assert restore_scope(MANAGED, parse_scope(["Managed"])) == MANAGED
+    with pytest.raises(RefusedError, match="the snapshot holds only the users of the scope managed"):
+        restore_scope(MANAGED, domain)
+    with pytest.raises(RefusedError):
+        restore_scope(MANAGED, Scope())  # an empty scope given (USERSYNC_SCOPE=",") cannot widen it
