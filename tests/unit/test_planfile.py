@@ -16,6 +16,7 @@ from litellm_usersync.errors import InputError, RefusedError
 from litellm_usersync.files.planfile import PLAN_FILE_SCHEMA, action_from_dict, plan_from_document, plan_to_document
 from litellm_usersync.models import (
     AddMembership,
+    BlockUser,
     ChangeRole,
     CreateUser,
     DeleteUser,
@@ -26,6 +27,7 @@ from litellm_usersync.models import (
     Plan,
     PlanItem,
     PlanOptions,
+    ReactivateUser,
     RebindKeys,
     RecreateUser,
     RemoveMembership,
@@ -306,8 +308,19 @@ def test_the_document_has_a_place_for_every_model_field() -> None:
     assert {f.name for f in dataclasses.fields(Plan)} <= set(doc)
     assert {f.name for f in dataclasses.fields(PlanItem)} <= set(doc["items"][0])
     assert {f.name for f in dataclasses.fields(PlanOptions)} == set(doc["options"])
-    for cls in (CreateUser, DeleteUser, ChangeRole, AddMembership, RemoveMembership, RecreateUser):
+    for cls in (
+        CreateUser,
+        DeleteUser,
+        ChangeRole,
+        AddMembership,
+        RemoveMembership,
+        RecreateUser,
+        BlockUser,
+        ReactivateUser,
+    ):
         sample = {
+            BlockUser: BlockUser("u", "e", "2026-01-01T00:00:00Z", ("t1",)),
+            ReactivateUser: ReactivateUser("u", "e", "internal_user", ("t1",)),
             CreateUser: CreateUser("u", "e", "proxy_admin"),
             DeleteUser: DeleteUser("u", "e"),
             ChangeRole: ChangeRole("u", "e", None, "proxy_admin"),

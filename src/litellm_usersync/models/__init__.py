@@ -5,6 +5,18 @@ One module per concept; this package re-exports them all, so ``from litellm_user
 
 from __future__ import annotations
 
+from .blocking import (
+    BLOCK_RECORD,
+    BLOCKED_BUDGET,
+    BLOCKED_ROLE,
+    DEPROVISION_MODES,
+    BlockRecord,
+    BlockUser,
+    ReactivateUser,
+    UserKey,
+    parse_duration,
+    purge_due,
+)
 from .desired import (
     DesiredState,
     DesiredUser,
@@ -53,7 +65,11 @@ from .results import (
 
 __all__ = [
     "BATCH_KINDS",
+    "BLOCKED_BUDGET",
+    "BLOCKED_ROLE",
+    "BLOCK_RECORD",
     "DELETE_CASCADE_MIN_VERSION",
+    "DEPROVISION_MODES",
     "DUPLICATE_409_MIN_VERSION",
     "INVITE_PENDING",
     "KEY_PENDING",
@@ -62,6 +78,8 @@ __all__ = [
     "RECREATE_FIELDS",
     "Action",
     "AddMembership",
+    "BlockRecord",
+    "BlockUser",
     "ChangeRole",
     "CreateUser",
     "DeleteUser",
@@ -76,6 +94,7 @@ __all__ = [
     "PlanItem",
     "PlanOptions",
     "ProxyFeatures",
+    "ReactivateUser",
     "RebindKeys",
     "RecreateUser",
     "ReissueKey",
@@ -87,6 +106,9 @@ __all__ = [
     "Team",
     "TeamKey",
     "TeamMember",
+    "UserKey",
+    "parse_duration",
+    "purge_due",
     "version_tuple",
     "without_marker",
 ]

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from litellm_usersync.identity import normalize_email
 
+from .blocking import BlockUser, ReactivateUser
+
 
 class ItemKind(enum.StrEnum):
     """What a plan item does to one user; values are the report's ``action`` column."""
@@ -16,6 +18,10 @@ class ItemKind(enum.StrEnum):
     DELETE = "DELETED"
     UPDATE = "UPDATED"
     UNCHANGED = "UNCHANGED"
+    #: ``--deprovision block``: the user's keys blocked, role viewer, budget 0 (models.blocking)
+    BLOCK = "BLOCKED"
+    #: a user the tool blocked is back in the CSV: exactly what the block changed is undone
+    REACTIVATE = "REACTIVATED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +135,16 @@ class ReissueKey:
 
 
 Action = (
-    CreateUser | DeleteUser | ChangeRole | AddMembership | RemoveMembership | RecreateUser | ReissueKey | RebindKeys
+    CreateUser
+    | DeleteUser
+    | ChangeRole
+    | AddMembership
+    | RemoveMembership
+    | RecreateUser
+    | ReissueKey
+    | RebindKeys
+    | BlockUser
+    | ReactivateUser
 )
 
 
@@ -196,6 +211,13 @@ class PlanOptions:
     recreate_with_keys: bool = False
     #: re-bind the team keys a move would destroy to the user's new team (one team -> one other), else refuse
     keep_team_keys: bool = False
+    #: what happens to a managed user no longer in the source: "delete" (the seed's) or "block" (models.blocking)
+    deprovision: str = "delete"
+    #: delete users the tool blocked longer ago than this many seconds (``--purge-blocked-after``); None: never
+    purge_blocked_after_s: int | None = None
+    #: the time of the run (ISO-8601, UTC), given by the caller: a block's record, the purge's clock. The
+    #: planner reads no clock; None: no block is stamped with a time, no purge is due
+    now: str | None = None
 
     def __post_init__(self) -> None:
         # the one place --protect emails are keyed: every planner and the executor compare email keys
