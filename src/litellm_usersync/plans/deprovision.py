@@ -83,7 +83,7 @@ def block_item(live: LiveUser, snapshot: Snapshot, options: PlanOptions, email: 
         zero_budget=zero,
         resume=record is not None,
         keys_read=read,
-        stops=tuple(key_label(k) for k in stops),
+        stops=tuple(sorted(key_label(k) for k in stops)),
         already_blocked=sum(1 for k in keys if k.blocked and k.token not in tokens),
     )
     team_ids = tuple(sorted(snapshot.team_ids_of(live.user_id)))

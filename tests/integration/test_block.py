@@ -1,0 +1,279 @@
+"""Deprovision by block, reactivation and purge on the real proxy (issue 13).
+
+What a blocked user can still do is asserted here and stated in docs/safety.md from these tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from litellm_usersync.files.audit import read_audit_log
+from litellm_usersync.models import BLOCK_RECORD
+from litellm_usersync.proxy.client import ProxyClient
+
+from ..faultproxy import FaultConfig, FaultProxy
+from .conftest import Proxy, live_users
+
+pytestmark = pytest.mark.litellm(">=1.110")
+
+CHAT = {"model": "fake-gpt", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _call(proxy: Proxy, key: str, method: str, path: str, body: Any = None) -> tuple[int, str]:
+    """What the proxy answers ``key`` itself (status, error message)."""
+    r = httpx.request(
+        method, f"{proxy.base_url}{path}", headers={"Authorization": f"Bearer {key}"}, json=body, timeout=60
+    )
+    try:
+        err = r.json().get("error", {})
+        msg = str(err.get("message") if isinstance(err, dict) else err)
+    except (ValueError, AttributeError):
+        msg = r.text
+    return r.status_code, msg
+
+
+def _key_status(proxy: Proxy, key: str) -> int:
+    time.sleep(0.7)  # the proxy caches keys it authenticated for 0.5 s (lib/config.yaml)
+    return _call(proxy, key, "GET", "/key/info")[0]
+
+
+def _arrange(proxy: Proxy) -> dict[str, str]:
+    """team-a; gone@x.com (internal_user, team-a, spend 1.5) holding a personal key, a team-a key and a
+    personal key an admin blocked by hand; stay@x.com and other@x.com (internal_user, team-a)."""
+
+    async def go(c: ProxyClient) -> dict[str, str]:
+        await c.create_team("team-a", team_id="team-a")
+        for email in ("gone@x.com", "stay@x.com", "other@x.com"):
+            await c.create_user(
+                {
+                    "user_id": email,
+                    "user_email": email,
+                    "user_role": "internal_user",
+                    "teams": ["team-a"],
+                    "auto_create_key": False,
+                }
+            )
+        await c.update_user("gone@x.com", spend=1.5, metadata={"cost_center": "42"})
+        keys = {
+            "personal": await c.generate_key("gone@x.com", key_alias="gone-personal"),
+            "team": await c.generate_key("gone@x.com", key_alias="gone-team", team_id="team-a"),
+            "admin_blocked": await c.generate_key("gone@x.com", key_alias="gone-admin-blocked"),
+        }
+        assert await c.block_key(keys["admin_blocked"])
+        return keys
+
+    return proxy.run(go)
+
+
+def _user(proxy: Proxy, user_id: str) -> dict[str, Any]:
+    async def go(c: ProxyClient) -> dict[str, Any]:
+        return (await c.read_users_by_ids([user_id]))[user_id]
+
+    return proxy.run(go)
+
+
+def _roster(proxy: Proxy, team_id: str) -> frozenset[str]:
+    async def go(c: ProxyClient) -> frozenset[str]:
+        return (await c.read_team_rosters([team_id]))[team_id]
+
+    return proxy.run(go)
+
+
+def _write_csv(workdir: pathlib.Path, *rows: str) -> str:
+    path = workdir / "users.csv"
+    path.write_text("email,role,team_name\n" + "".join(f"{r}\n" for r in rows))
+    return str(path)
+
+
+def _report(workdir: pathlib.Path) -> dict[str, dict[str, str]]:
+    with open(workdir / "user_sync_result.csv", encoding="utf-8") as fh:
+        return {r["email"]: r for r in csv.DictReader(fh)}
+
+
+def _writes(fp: FaultProxy) -> list[tuple[str, str]]:
+    return [(m, p) for m, p, _ in fp.log if m != "GET"]
+
+
+def test_block_stops_every_key_keeps_teams_and_spend_and_reactivation_undoes_exactly_that(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any
+) -> None:
+    keys = _arrange(clean_proxy)
+    assert _key_status(clean_proxy, keys["personal"]) == 200
+    assert _key_status(clean_proxy, keys["team"]) == 200
+    assert _key_status(clean_proxy, keys["admin_blocked"]) == 401
+    without = _write_csv(workdir, "stay@x.com,internal_user,team-a", "other@x.com,internal_user,team-a")
+
+    dry = cli_run("sync", "--csv-file", without, "--deprovision", "block", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "Users to block: 1" in dry.output
+    assert "  Users to BLOCK:" in dry.output
+    assert (
+        "⊘ gone@x.com (Role: internal_user → internal_user_viewer; budget → 0; Team: team-a kept) — blocks 2 API "
+        "key(s): gone-personal, gone-team (team team-a); 1 key(s) blocked before stay blocked; spend $1.50 kept"
+    ) in dry.output, dry.output
+    assert _key_status(clean_proxy, keys["personal"]) == 200  # a dry run changes nothing
+
+    run = cli_run("sync", "--csv-file", without, "--deprovision", "block")
+    assert run.exit_code == 0, run.output
+    row = _report(workdir)["gone@x.com"]
+    assert (row["action"], row["status"]) == ("BLOCKED", "SUCCESS"), row
+    assert "blocked 2 API key(s); 1 blocked before stay blocked" in row["error_reason"]
+    assert "BLOCKED   1 succeeded" in run.output
+
+    # both keys answer 401 when used, for management and for LLM routes alike
+    for name in ("personal", "team"):
+        assert _key_status(clean_proxy, keys[name]) == 401, name
+        status, msg = _call(clean_proxy, keys[name], "GET", "/v1/models")
+        assert status == 401 and "Key is blocked" in msg, (name, status, msg)
+        assert _call(clean_proxy, keys[name], "POST", "/v1/chat/completions", CHAT)[0] == 401
+    # the user stays, with its teams and spend; viewer, budget 0; what was changed is recorded
+    user = _user(clean_proxy, "gone@x.com")
+    assert user["user_role"] == "internal_user_viewer"
+    assert user["max_budget"] == 0
+    assert user["spend"] == pytest.approx(1.5)
+    assert user["teams"] == ["team-a"]
+    assert "gone@x.com" in _roster(clean_proxy, "team-a")
+    record = user["metadata"][BLOCK_RECORD]
+    assert user["metadata"]["cost_center"] == "42"  # the rest of its metadata is kept
+    assert record["state"] == "blocked" and record["role"] == "internal_user" and record["max_budget"] is None
+    assert len(record["tokens"]) == 2
+    # the audit log and the backup were written
+    audit = [
+        line for line in read_audit_log(workdir / "usersync-backups" / "audit.jsonl") if line["kind"] == "block_user"
+    ]
+    assert len(audit) == 1 and audit[0]["status"] == "done" and audit[0]["after"]["keys_blocked"] == 2
+    backups = sorted((workdir / "usersync-backups").glob("*.json"))
+    assert backups, "a backup is written before the block"
+    saved = {u["user_id"]: u for u in json.loads(backups[-1].read_text())["users"]}
+    assert saved["gone@x.com"]["role"] == "internal_user"
+
+    # the rerun sends no write
+    with FaultProxy(clean_proxy.base_url, FaultConfig(rate=0.0)) as fp:
+        again = cli_run("sync", "--csv-file", without, "--deprovision", "block", env={"LITELLM_BASE_URL": fp.url})
+        fp.wait_idle()
+    assert again.exit_code == 0, again.output
+    assert _writes(fp) == [], _writes(fp)
+    assert "Nothing to change." in again.output
+
+    # back in the CSV (no role given): exactly those keys unblocked, the role and budget given back
+    back = _write_csv(
+        workdir, "gone@x.com,,team-a", "stay@x.com,internal_user,team-a", "other@x.com,internal_user,team-a"
+    )
+    dry = cli_run("sync", "--csv-file", back, "--deprovision", "block", "--dry-run")
+    assert "  Users to REACTIVATE:" in dry.output, dry.output
+    assert (
+        "↺ gone@x.com (Role: internal_user_viewer → internal_user, budget → none) — unblocks the 2 API key(s) its "
+        "block stopped"
+    ) in dry.output
+    run = cli_run("sync", "--csv-file", back)  # the default --deprovision delete reactivates all the same
+    assert run.exit_code == 0, run.output
+    row = _report(workdir)["gone@x.com"]
+    assert (row["action"], row["status"]) == ("REACTIVATED", "SUCCESS"), row
+    assert "unblocked 2 API key(s)" in row["error_reason"]
+    assert _key_status(clean_proxy, keys["personal"]) == 200
+    assert _key_status(clean_proxy, keys["team"]) == 200
+    assert _key_status(clean_proxy, keys["admin_blocked"]) == 401, "a key an admin blocked stays blocked"
+    user = _user(clean_proxy, "gone@x.com")
+    assert user["user_role"] == "internal_user"
+    assert user["max_budget"] is None
+    assert not (user["metadata"] or {}).get(BLOCK_RECORD)
+    assert user["metadata"]["cost_center"] == "42"
+    assert user["teams"] == ["team-a"]
+
+    with FaultProxy(clean_proxy.base_url, FaultConfig(rate=0.0)) as fp:
+        again = cli_run("sync", "--csv-file", back, env={"LITELLM_BASE_URL": fp.url})
+        fp.wait_idle()
+    assert again.exit_code == 0 and _writes(fp) == [], (again.output, _writes(fp))
+
+
+def test_what_a_blocked_user_can_still_do(clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any) -> None:
+    """The limits of a block, for docs/safety.md: a viewer cannot make keys, a budget of 0 stops personal keys,
+    a team key an admin mints after the block still works (the user budget does not apply to team keys)."""
+    _arrange(clean_proxy)
+    run = cli_run(
+        "sync", "--csv-file", _write_csv(workdir, "stay@x.com,internal_user,team-a"), "--deprovision", "block"
+    )
+    assert run.exit_code == 0, run.output
+
+    async def mint(c: ProxyClient) -> tuple[str, str]:
+        return (
+            await c.generate_key("gone@x.com", key_alias="minted-personal"),
+            await c.generate_key("gone@x.com", key_alias="minted-team", team_id="team-a"),
+        )
+
+    personal, team = clean_proxy.run(mint)  # an admin mints new keys for the blocked user
+    time.sleep(0.7)
+    # the personal key authenticates, but cannot spend: the user's budget is 0
+    assert _call(clean_proxy, personal, "GET", "/key/info")[0] == 200
+    status, msg = _call(clean_proxy, personal, "POST", "/v1/chat/completions", CHAT)
+    assert "ExceededBudget" in msg, (status, msg)
+    # with it, the user cannot make a key of its own (viewer), personal or for its team
+    for body in ({}, {"team_id": "team-a"}):
+        status, msg = _call(clean_proxy, personal, "POST", "/key/generate", body)
+        assert status == 401 and "internal_user_viewer" in msg, (status, msg)
+    # a team key is not held to the user's budget: the call reaches the model (fake-gpt fails upstream: 500)
+    status, msg = _call(clean_proxy, team, "POST", "/v1/chat/completions", CHAT)
+    assert status != 401 and "ExceededBudget" not in msg, (status, msg)
+
+
+def test_the_brake_refuses_a_mass_block_before_any_change(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any
+) -> None:
+    keys = _arrange(clean_proxy)
+    before = live_users(clean_proxy)
+    only = _write_csv(workdir, "stay@x.com,internal_user,team-a")
+    r = cli_run("sync", "--csv-file", only, "--deprovision", "block", "--max-delete", "1")
+    assert r.exit_code == 3, r.output
+    assert "this run would block 2 users, more than the limit of 1" in r.stderr
+    assert live_users(clean_proxy) == before
+    assert _key_status(clean_proxy, keys["personal"]) == 200
+    assert not (workdir / "usersync-backups").exists()
+
+
+def _age_block(proxy: Proxy, user_id: str, at: str) -> None:
+    """Pretend the block is older: rewrite the time in its record (as if the days had passed)."""
+
+    async def go(c: ProxyClient) -> None:
+        row = (await c.read_users_by_ids([user_id]))[user_id]
+        metadata = dict(row["metadata"])
+        metadata[BLOCK_RECORD] = {**metadata[BLOCK_RECORD], "at": at}
+        await c.update_user(user_id, metadata=metadata)
+
+    proxy.run(go)
+
+
+def test_purge_deletes_users_blocked_longer_ago_than_the_grace_period(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any
+) -> None:
+    _arrange(clean_proxy)
+    two = _write_csv(workdir, "stay@x.com,internal_user,team-a")
+    r = cli_run("sync", "--csv-file", two, "--deprovision", "block")
+    assert r.exit_code == 0, r.output
+    assert live_users(clean_proxy)["other@x.com"]["user_role"] == "internal_user_viewer"
+    _age_block(clean_proxy, "gone@x.com", "2020-01-01T00:00:00Z")  # long ago
+    _age_block(clean_proxy, "other@x.com", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400)))
+
+    dry = cli_run("sync", "--csv-file", two, "--deprovision", "block", "--purge-blocked-after", "30d", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "- gone@x.com (Role: internal_user_viewer, Team: team-a) — destroys 3 API key(s)" in dry.output
+    assert "other@x.com" not in dry.output.split("Users to DELETE:")[1]
+
+    refused = cli_run(
+        "sync", "--csv-file", two, "--deprovision", "block", "--purge-blocked-after", "30d", "--max-delete", "0"
+    )
+    assert refused.exit_code == 3, refused.output
+    assert "gone@x.com" in live_users(clean_proxy)
+
+    r = cli_run("sync", "--csv-file", two, "--deprovision", "block", "--purge-blocked-after", "30d")
+    assert r.exit_code == 0, r.output
+    assert _report(workdir)["gone@x.com"]["action"] == "DELETED"
+    users = live_users(clean_proxy)
+    assert "gone@x.com" not in users
+    assert users["other@x.com"]["user_role"] == "internal_user_viewer", "blocked a day ago: kept"
