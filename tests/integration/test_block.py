@@ -277,3 +277,81 @@ def test_purge_deletes_users_blocked_longer_ago_than_the_grace_period(
     users = live_users(clean_proxy)
     assert "gone@x.com" not in users
     assert users["other@x.com"]["user_role"] == "internal_user_viewer", "blocked a day ago: kept"
+
+
+def test_delete_block_blocks_the_listed_users_and_sync_reactivates_them(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any, script_run: Any
+) -> None:
+    keys = _arrange(clean_proxy)
+    (workdir / "user_dellist.csv").write_text("email\ngone@x.com\nnobody@x.com\n")
+    dry = cli_run("delete", "--block", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "Block Plan:" in dry.output and "DRY RUN - Users that would be blocked:" in dry.output
+    assert "⊘ gone@x.com (Role: internal_user → internal_user_viewer; budget → 0; Team: team-a kept)" in dry.output
+    assert "blocks 2 API key(s): gone-personal, gone-team (team team-a)" in dry.output
+
+    run = script_run("del_user.py", "--csv-file", "user_dellist.csv", "--block")  # the seed's script, same flag
+    assert run.returncode == 1, run.stdout + run.stderr  # nobody@x.com is not found
+    assert "✓ Blocked user: gone@x.com (gone@x.com)" in run.stdout
+    with open(workdir / "user_del_result.csv", encoding="utf-8") as fh:
+        assert list(csv.reader(fh)) == [["email", "user_id", "status"], ["gone@x.com", "gone@x.com", "Blocked"]]
+    assert _key_status(clean_proxy, keys["personal"]) == 401
+    assert _key_status(clean_proxy, keys["team"]) == 401
+    assert "gone@x.com" in _roster(clean_proxy, "team-a")
+
+    # a second block of the same user is an error row, not a write
+    again = cli_run("delete", "--block", "--dry-run")
+    assert "gone@x.com (gone@x.com): already blocked (since " in again.output, again.output
+
+    # list shows who is blocked
+    listed = cli_run("list", "--columns", "user_email,user_role,status")
+    assert listed.exit_code == 0, listed.output
+    assert "gone@x.com\tinternal_user_viewer\tblocked" in listed.output
+    assert "stay@x.com\tinternal_user\tactive" in listed.output
+
+    # the JSON and Markdown plans carry the reactivation
+    back = _write_csv(
+        workdir,
+        "gone@x.com,internal_user_viewer,team-a",
+        "stay@x.com,internal_user,team-a",
+        "other@x.com,internal_user,team-a",
+    )
+    plan = json.loads(cli_run("sync", "--csv-file", back, "--dry-run", "--output", "json").stdout)
+    assert plan["summary"]["reactivate"] == 1 and plan["summary"]["block"] == 0
+    (item,) = [i for i in plan["items"] if i["action"] == "REACTIVATED"]
+    assert item["operations"] == ["reactivate:gone@x.com"]
+    assert item["reactivate"] == {"keys_unblocked": 2, "max_budget": None, "budget_restored": True}
+    md = cli_run("sync", "--csv-file", back, "--dry-run", "--output", "markdown").stdout
+    assert "| ↺ reactivate | `gone@x.com` |" in md, md
+    # the CSV's role wins over the one before the block
+    run2 = cli_run("sync", "--csv-file", back, "--output", "json")
+    assert run2.exit_code == 0, run2.output
+    result = json.loads(run2.stdout)
+    (row,) = [r for r in result["results"] if r["action"] == "REACTIVATED"]
+    assert row["status"] == "SUCCESS" and row["note"] == "unblocked 2 API key(s)"
+    user = _user(clean_proxy, "gone@x.com")
+    assert user["user_role"] == "internal_user_viewer" and user["max_budget"] is None
+    assert _key_status(clean_proxy, keys["personal"]) == 200
+    assert _key_status(clean_proxy, keys["admin_blocked"]) == 401
+
+
+def test_sync_block_in_json_and_markdown(clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any) -> None:
+    _arrange(clean_proxy)
+    only = _write_csv(workdir, "stay@x.com,internal_user,team-a", "other@x.com,internal_user,team-a")
+    env = {"USERSYNC_DEPROVISION": "block"}  # as a cron job's .env would set it
+    plan = json.loads(cli_run("sync", "--csv-file", only, "--dry-run", "--output", "json", env=env).stdout)
+    assert plan["summary"]["block"] == 1
+    (item,) = [i for i in plan["items"] if i["action"] == "BLOCKED"]
+    assert item["operations"] == ["block:gone@x.com"]
+    assert item["block"] == {
+        "keys_blocked": 2,
+        "keys": ["gone-personal", "gone-team (team team-a)"],
+        "keys_already_blocked": 1,
+        "budget_zeroed": True,
+        "resumes_interrupted_block": False,
+    }
+    md = cli_run("sync", "--csv-file", only, "--dry-run", "--output", "markdown", env=env).stdout
+    assert "| ⊘ block | `gone@x.com` |" in md and "blocks 2 API key(s)" in md, md
+    run = cli_run("sync", "--csv-file", only, "--output", "markdown", env=env)
+    assert run.exit_code == 0, run.output
+    assert "1 blocked" in run.stdout, run.stdout

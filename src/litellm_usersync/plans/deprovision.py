@@ -147,3 +147,39 @@ def reactivation_item(
         restore_budget=record.budget_zeroed,
     )
     return replace(item, kind=ItemKind.REACTIVATE, old_role=live.role, actions=(reactivate, *item.actions))
+
+
+# --------------------------------------------------------------------------------------------------
+# how a block reads (render.deprovision and the delete command use these)
+
+
+def block_of(item: PlanItem) -> BlockUser | None:
+    return next((a for a in item.actions if isinstance(a, BlockUser)), None)
+
+
+def team_list(names: tuple[str, ...]) -> str:
+    return ", ".join(names) if names else "-"
+
+
+def stops_text(block: BlockUser) -> str:
+    """``blocks 2 API key(s): alice-1, alice-eng (team team-eng)``: what the block stops."""
+    if not block.keys_read:
+        return "its API keys are read and blocked when the block is applied"
+    n = len(block.tokens)
+    names = f": {', '.join(block.stops)}" if block.stops else ""
+    text = f"blocks {n} API key(s){names}"
+    if block.resume:
+        text += " (completes an interrupted block)"
+    if block.already_blocked:
+        text += f"; {block.already_blocked} key(s) blocked before stay blocked"
+    return text
+
+
+def describe_block(item: PlanItem) -> str:
+    """The plan line of a BLOCK item (``⊘ email (...) — blocks N API key(s): ...``)."""
+    block = block_of(item)
+    budget = "; budget → 0" if block is not None and block.zero_budget else ""
+    text = f"⊘ {item.email} (Role: {item.old_role} → {item.role}{budget}; Team: {team_list(item.team_names)} kept)"
+    if block is not None:
+        text += f" — {stops_text(block)}; spend ${item.spend:,.2f} kept"
+    return text
