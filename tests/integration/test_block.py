@@ -18,7 +18,7 @@ from litellm_usersync.files.audit import read_audit_log
 from litellm_usersync.models import BLOCK_RECORD
 from litellm_usersync.proxy.client import ProxyClient
 
-from ..faultproxy import FaultConfig, FaultProxy
+from ..faultproxy import Decision, FaultConfig, FaultProxy
 from .conftest import Proxy, live_users
 
 pytestmark = pytest.mark.litellm(">=1.110")
@@ -355,3 +355,76 @@ def test_sync_block_in_json_and_markdown(clean_proxy: Proxy, workdir: pathlib.Pa
     run = cli_run("sync", "--csv-file", only, "--output", "markdown", env=env)
     assert run.exit_code == 0, run.output
     assert "1 blocked" in run.stdout, run.stdout
+
+
+def _fail_after_first(route: str) -> Any:
+    """A fault-proxy script: the first ``POST route`` goes through, every later one is refused (400)."""
+    seen: list[str] = []
+
+    def script(method: str, target: str, n: int) -> Decision | None:
+        if method == "POST" and target.split("?")[0] == route:
+            seen.append(target)
+            if len(seen) > 1:
+                body = {"error": {"message": "scripted refusal", "type": "bad_request_error", "code": "400"}}
+                return Decision("answer", answer=(400, body))
+        return None
+
+    return script
+
+
+def _record(proxy: Proxy, user_id: str) -> dict[str, Any] | None:
+    return (_user(proxy, user_id).get("metadata") or {}).get(BLOCK_RECORD)
+
+
+def test_an_interrupted_block_or_reactivation_is_completed_by_the_next_run(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any
+) -> None:
+    keys = _arrange(clean_proxy)
+    without = str(workdir / "without.csv")
+    (workdir / "without.csv").write_text(
+        "email,role,team_name\nstay@x.com,internal_user,team-a\nother@x.com,internal_user,team-a\n"
+    )
+    with_gone = _write_csv(
+        workdir, "gone@x.com,,team-a", "stay@x.com,internal_user,team-a", "other@x.com,internal_user,team-a"
+    )
+    args = ("sync", "--deprovision", "block")
+
+    # the second /key/block fails: the row says how far it got, the record says the block is unfinished
+    with FaultProxy(clean_proxy.base_url, FaultConfig(rate=0.0, script=_fail_after_first("/key/block"))) as fp:
+        r = cli_run(*args, "--csv-file", without, env={"LITELLM_BASE_URL": fp.url})
+        fp.wait_idle()
+    assert r.exit_code == 1, r.output
+    row = _report(workdir)["gone@x.com"]
+    assert row["status"] == "FAILED" and "blocked 1 of 2 API key(s)" in row["error_reason"], row
+    record = _record(clean_proxy, "gone@x.com")
+    assert record is not None and record["state"] == "blocking"
+    assert sorted(_key_status(clean_proxy, keys[k]) for k in ("personal", "team")) == [200, 401]
+    assert _user(clean_proxy, "gone@x.com")["user_role"] == "internal_user_viewer"
+
+    # the next run completes it
+    dry = cli_run(*args, "--csv-file", without, "--dry-run")
+    assert "(completes an interrupted block)" in dry.output, dry.output
+    r = cli_run(*args, "--csv-file", without)
+    assert r.exit_code == 0, r.output
+    assert _report(workdir)["gone@x.com"]["action"] == "BLOCKED"
+    assert [_key_status(clean_proxy, keys[k]) for k in ("personal", "team")] == [401, 401]
+    assert _record(clean_proxy, "gone@x.com")["state"] == "blocked"  # type: ignore[index]
+
+    # a reactivation cut short, then the user leaves the CSV again: blocked again, no key left working
+    with FaultProxy(clean_proxy.base_url, FaultConfig(rate=0.0, script=_fail_after_first("/key/unblock"))) as fp:
+        r = cli_run("sync", "--csv-file", with_gone, env={"LITELLM_BASE_URL": fp.url})
+        fp.wait_idle()
+    assert r.exit_code == 1, r.output
+    assert "unblocked 1 of 2 API key(s)" in _report(workdir)["gone@x.com"]["error_reason"]
+    assert _record(clean_proxy, "gone@x.com")["state"] == "unblocking"  # type: ignore[index]
+    r = cli_run(*args, "--csv-file", without)
+    assert r.exit_code == 0, r.output
+    assert [_key_status(clean_proxy, keys[k]) for k in ("personal", "team")] == [401, 401]
+    record = _record(clean_proxy, "gone@x.com")
+    assert record is not None and record["state"] == "blocked" and record["role"] == "internal_user"
+
+    # and back: the role from before the first block, every key it blocked working
+    r = cli_run("sync", "--csv-file", with_gone)
+    assert r.exit_code == 0, r.output
+    assert [_key_status(clean_proxy, keys[k]) for k in ("personal", "team", "admin_blocked")] == [200, 200, 401]
+    assert _user(clean_proxy, "gone@x.com")["user_role"] == "internal_user"
