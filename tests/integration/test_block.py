@@ -151,8 +151,15 @@ def test_block_stops_every_key_keeps_teams_and_spend_and_reactivation_undoes_exa
     assert len(audit) == 1 and audit[0]["status"] == "done" and audit[0]["after"]["keys_blocked"] == 2
     backups = sorted((workdir / "usersync-backups").glob("*.json"))
     assert backups, "a backup is written before the block"
-    saved = {u["user_id"]: u for u in json.loads(backups[-1].read_text())["users"]}
+    doc = json.loads(backups[-1].read_text())
+    saved = {u["user_id"]: u for u in doc["users"]}
     assert saved["gone@x.com"]["role"] == "internal_user"
+    assert sorted((k["alias"], k["blocked"]) for k in doc["user_keys"]) == [
+        ("gone-admin-blocked", True),
+        ("gone-personal", False),
+        ("gone-team", False),
+    ]  # the keys the block stops, by hash (never a key)
+    assert all(not k["token"].startswith("sk-") for k in doc["user_keys"])
 
     # the rerun sends no write
     with FaultProxy(clean_proxy.base_url, FaultConfig(rate=0.0)) as fp:
@@ -428,3 +435,17 @@ def test_an_interrupted_block_or_reactivation_is_completed_by_the_next_run(
     assert r.exit_code == 0, r.output
     assert [_key_status(clean_proxy, keys[k]) for k in ("personal", "team", "admin_blocked")] == [200, 200, 401]
     assert _user(clean_proxy, "gone@x.com")["user_role"] == "internal_user"
+
+
+def test_a_saved_block_plan_is_applied_as_made(clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any) -> None:
+    keys = _arrange(clean_proxy)
+    only = _write_csv(workdir, "stay@x.com,internal_user,team-a", "other@x.com,internal_user,team-a")
+    dry = cli_run("sync", "--csv-file", only, "--deprovision", "block", "--dry-run", "--plan-out", "plan.json")
+    assert dry.exit_code == 0, dry.output
+    r = cli_run("sync", "--apply-plan", "plan.json")
+    assert r.exit_code == 0, r.output
+    assert _report(workdir)["gone@x.com"]["action"] == "BLOCKED"
+    assert _key_status(clean_proxy, keys["team"]) == 401
+    # applied again, the plan is stale: the user it blocks changed since (its role)
+    r = cli_run("sync", "--apply-plan", "plan.json")
+    assert r.exit_code == 3 and "stale plan" in r.stderr, r.output

@@ -94,7 +94,8 @@ def block_item(live: LiveUser, snapshot: Snapshot, options: PlanOptions, email: 
         role=BLOCKED_ROLE,
         team_names=snapshot.team_names(team_ids),
         actions=(action,),
-        old_role=old_role,
+        # the role it has now (a saved plan's freshness check compares it); the action keeps the one to give back
+        old_role=live.role,
         old_team_names=snapshot.team_names(team_ids),
         team_ids=team_ids,
         old_team_ids=team_ids,
@@ -179,7 +180,8 @@ def describe_block(item: PlanItem) -> str:
     """The plan line of a BLOCK item (``⊘ email (...) — blocks N API key(s): ...``)."""
     block = block_of(item)
     budget = "; budget → 0" if block is not None and block.zero_budget else ""
-    text = f"⊘ {item.email} (Role: {item.old_role} → {item.role}{budget}; Team: {team_list(item.team_names)} kept)"
+    was = block.old_role if block is not None else item.old_role
+    text = f"⊘ {item.email} (Role: {was} → {item.role}{budget}; Team: {team_list(item.team_names)} kept)"
     if block is not None:
         text += f" — {stops_text(block)}; spend ${item.spend:,.2f} kept"
     return text

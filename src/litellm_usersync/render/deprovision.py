@@ -38,7 +38,7 @@ def describe_reactivation(item: PlanItem) -> str:
 def explain(item: PlanItem, where: str) -> str:
     """``--debug``'s reason for a block or a reactivation."""
     if item.kind is ItemKind.BLOCK:
-        return f"{item.email} (user_id {item.user_id}, role {item.old_role}): not in the source → block (--deprovision)"
+        return f"{item.email} (user_id {item.user_id}, role {item.old_role}): not in the source → block"
     return f"{item.email}: blocked by the tool, in {where} again → reactivate"
 
 
