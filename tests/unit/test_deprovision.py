@@ -246,3 +246,26 @@ def test_a_record_the_tool_did_not_write_is_not_a_block() -> None:
         at=NOW, state="blocked", tokens=("h",), role="proxy_admin", max_budget=3.0, budget_zeroed=False
     )
     assert BlockRecord.from_json(record.to_json()) == record
+
+
+def test_delete_block_reads_as_a_block() -> None:
+    from litellm_usersync.models import ItemResult, RunReport
+    from litellm_usersync.plans.delete import (
+        render_delete_plan,
+        render_delete_result_counts,
+        render_delete_summary,
+        result_rows,
+    )
+
+    s = snap(user("gone@x.com"), blocked("old@x.com"), keys=GONE_KEYS, read=("gone@x.com",))
+    dp = build_delete_plan(csv("gone@x.com", "old@x.com"), s, block=True, now=NOW)
+    text = render_delete_plan(dp, dry_run=True)
+    assert text.startswith("Block Plan:\n  Users to block: 1 (limit 10, 2 managed users)\n")
+    assert "  API keys blocked with them: 2 (kept: a reactivation unblocks them)" in text
+    assert "DRY RUN - Users that would be blocked:" in text and "  Not blocked:" in text
+    assert text.endswith("Block plan: 1 to block, 1 cannot be blocked.")
+    report = RunReport(results=(ItemResult(dp.plan.items[0], success=True),))
+    assert result_rows(report) == [("gone@x.com", "gone@x.com", "Blocked")]
+    summary = render_delete_summary(dp, report)
+    assert "  Blocked: 1 user" in summary and "  Not blocked (not found, protected, ambiguous): 1 row" in summary
+    assert render_delete_result_counts(dp, report) == "Block result: 1 blocked, 1 not blocked, 0 failed."

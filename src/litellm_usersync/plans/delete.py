@@ -55,6 +55,10 @@ class DeletePlan:
     def verb(self) -> str:
         return "block" if self.block else "delete"
 
+    @property
+    def done(self) -> str:
+        return "blocked" if self.block else "deleted"
+
 
 def build_delete_plan(
     desired: DesiredState,
@@ -78,6 +82,7 @@ def build_delete_plan(
     items: list[PlanItem] = []
     errors: list[RowError] = []
     verb = "block" if block else "delete"
+    done = "blocked" if block else "deleted"
     options = PlanOptions(allow_add=False, allow_update=False, max_delete=max_delete, deprovision=verb, now=now)
     for want in sorted(desired.users, key=lambda u: u.email_key):
         matches = sorted(index.get(want.email_key, []), key=lambda u: u.user_id)
@@ -87,13 +92,13 @@ def build_delete_plan(
         ids = ", ".join(u.user_id for u in matches)
         if len(matches) > 1:
             errors.append(
-                RowError(want.email, ids, f"conflict: {len(matches)} live users share this email; none was {verb}d")
+                RowError(want.email, ids, f"conflict: {len(matches)} live users share this email; none was {done}")
             )
             continue
         live = matches[0]
         # only the identity of the credentials in use: a user named in the file is to be deleted (no --protect)
         if protection(live, snapshot.caller_user_id, PlanOptions()):
-            errors.append(RowError(want.email, live.user_id, f"{CALLER_PROTECTED}; never {verb}d"))
+            errors.append(RowError(want.email, live.user_id, f"{CALLER_PROTECTED}; never {done}"))
             continue
         if block:
             record = live.block_record
@@ -182,7 +187,7 @@ def render_delete_plan(dp: DeletePlan, *, dry_run: bool, limit: int | None = Non
         lines.append("  (none)")
     if dp.errors:
         lines.append("")
-        lines.append(f"  Not {dp.verb}d:")
+        lines.append(f"  Not {dp.done}:")
         lines.extend(
             listed([f"✗ {e.email}{f' ({e.user_id})' if e.user_id else ''}: {e.reason}" for e in dp.errors], limit, "  ")
         )
@@ -208,7 +213,7 @@ def error_rows(dp: DeletePlan, report: RunReport | None) -> list[tuple[str, str,
     rows = [(e.email, e.user_id, e.reason) for e in dp.errors]
     if report is not None:
         rows.extend(
-            (r.item.email, r.item.user_id, r.error or f"not {dp.verb}d") for r in report.results if not r.success
+            (r.item.email, r.item.user_id, r.error or f"not {dp.done}") for r in report.results if not r.success
         )
     return sorted(rows, key=lambda r: (r[0].casefold(), r[1]))
 
@@ -216,15 +221,15 @@ def error_rows(dp: DeletePlan, report: RunReport | None) -> list[tuple[str, str,
 def render_delete_summary(dp: DeletePlan, report: RunReport) -> str:
     deleted = sum(1 for r in report.results if r.success)
     failed = len(report.results) - deleted
-    v = dp.verb
+    v = dp.done
     lines = [
         "Summary:",
-        f"  {v.capitalize()}d: {count_users(deleted)}",
+        f"  {v.capitalize()}: {count_users(deleted)}",
         f"  Failed: {count_users(failed)}",
-        f"  Not {v}d (not found, protected, ambiguous): {len(dp.errors)} row" + ("" if len(dp.errors) == 1 else "s"),
+        f"  Not {v} (not found, protected, ambiguous): {len(dp.errors)} row" + ("" if len(dp.errors) == 1 else "s"),
     ]
     if report.interrupted:
-        lines.append(f"  Interrupted: the remaining users were not {v}d; run again to finish.")
+        lines.append(f"  Interrupted: the remaining users were not {v}; run again to finish.")
     return "\n".join(lines)
 
 
@@ -232,9 +237,9 @@ def render_delete_result_counts(dp: DeletePlan, report: RunReport) -> str:
     """The run's counts on one line, the last line of a run (``| tail -1``)."""
     deleted = sum(1 for r in report.results if r.success)
     failed = len(report.results) - deleted
-    v = dp.verb
+    v = dp.done
     head = "Block" if dp.block else "Deletion"
-    text = f"{head} result: {deleted:,} {v}d, {len(dp.errors):,} not {v}d, " + (
+    text = f"{head} result: {deleted:,} {v}, {len(dp.errors):,} not {v}, " + (
         f"{failed:,} FAILED" if failed else "0 failed"
     )
     return text + ("; interrupted." if report.interrupted else ".")
