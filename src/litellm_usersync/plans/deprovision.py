@@ -147,7 +147,10 @@ def reactivation_item(
         max_budget=record.max_budget,
         restore_budget=record.budget_zeroed,
     )
-    return replace(item, kind=ItemKind.REACTIVATE, old_role=live.role, actions=(reactivate, *item.actions))
+    # a reactivation's team changes are not verified by re-reading: the fallback never recreates such a user
+    return replace(
+        item, kind=ItemKind.REACTIVATE, old_role=live.role, actions=(reactivate, *item.actions), may_recreate=False
+    )
 
 
 # --------------------------------------------------------------------------------------------------
