@@ -269,3 +269,8 @@ def test_delete_block_reads_as_a_block() -> None:
     summary = render_delete_summary(dp, report)
     assert "  Blocked: 1 user" in summary and "  Not blocked (not found, protected, ambiguous): 1 row" in summary
     assert render_delete_result_counts(dp, report) == "Block result: 1 blocked, 1 not blocked, 0 failed."
+
+
+def test_deprovision_delete_deletes_a_blocked_user_not_in_the_csv() -> None:
+    plan = build_plan(csv("stay@x.com"), snap(user("stay@x.com"), blocked("gone@x.com")), PlanOptions(now=NOW))
+    assert [(i.kind, i.email) for i in plan.items if i.actions] == [(ItemKind.DELETE, "gone@x.com")]
