@@ -30,7 +30,6 @@ from litellm_usersync.models import (
     BlockRecord,
     BlockUser,
     Outcome,
-    OutcomeStatus,
     ReactivateUser,
     without_marker,
 )
@@ -38,15 +37,17 @@ from litellm_usersync.models.blocking import block_record_of
 from litellm_usersync.proxy.client import ProxyClient
 from litellm_usersync.proxy.userkeys import read_user_keys
 
+from .applier import done, failed
+
 log = logging.getLogger("litellm_usersync.apply.blocking")
 
 
 def _failed(action: BlockUser | ReactivateUser, error: str) -> list[Outcome]:
-    return [Outcome(action, OutcomeStatus.FAILED, error=error)]
+    return [failed(action, error)]
 
 
 def _done(action: BlockUser | ReactivateUser, note: str | None = None) -> list[Outcome]:
-    return [Outcome(action, OutcomeStatus.DONE, note=note)]
+    return [done(action, note=note)]
 
 
 async def _metadata(client: ProxyClient, user_id: str) -> dict[str, Any] | None:
