@@ -274,3 +274,12 @@ def test_delete_block_reads_as_a_block() -> None:
 def test_deprovision_delete_deletes_a_blocked_user_not_in_the_csv() -> None:
     plan = build_plan(csv("stay@x.com"), snap(user("stay@x.com"), blocked("gone@x.com")), PlanOptions(now=NOW))
     assert [(i.kind, i.email) for i in plan.items if i.actions] == [(ItemKind.DELETE, "gone@x.com")]
+
+
+def test_the_sync_use_case_stamps_the_time_only_a_block_needs() -> None:
+    from litellm_usersync.models.blocking import parse_time
+    from litellm_usersync.usecases.sync import stamped
+
+    assert stamped(PlanOptions()).now is None  # a plan without blocks stays as it was (plan files compare)
+    assert parse_time(stamped(PlanOptions(deprovision="block")).now) is not None
+    assert stamped(BLOCK).now == NOW  # a time given is kept
