@@ -248,7 +248,10 @@ class FakeProxy:
             return httpx.Response(404, json={"error": {"message": "Key not found"}})
         if path == "/key/list":
             uid = request.url.params.get("user_id")
-            rows = [{"token": h, "user_id": k["user_id"], "team_id": k["team_id"]} for h, k in self.keys.items()]
+            rows = [
+                {"token": h, "user_id": k["user_id"], "team_id": k["team_id"], "blocked": k.get("blocked")}
+                for h, k in self.keys.items()
+            ]
             return httpx.Response(200, json={"keys": [r for r in rows if r["user_id"] == uid], "total_pages": 1})
         if path == "/key/delete":
             missing = [h for h in body["keys"] if h not in self.keys]
@@ -257,6 +260,11 @@ class FakeProxy:
             for h in body["keys"]:
                 del self.keys[h]
             return httpx.Response(200, json={"deleted_keys": body["keys"]})
+        if path in ("/key/block", "/key/unblock"):  # by hash; idempotent; an unknown key is 404
+            if body["key"] not in self.keys:
+                return httpx.Response(404, json={"error": {"message": "Key not found.", "type": "not_found_error"}})
+            self.keys[body["key"]]["blocked"] = path == "/key/block"
+            return httpx.Response(200, json={"token": body["key"], "blocked": path == "/key/block"})
         if path == "/key/generate":
             uid = body["user_id"]
             key = f"{key_for(uid)}-new{len(self.log)}"
@@ -292,6 +300,8 @@ class FakeProxy:
                 return httpx.Response(404, json={"error": {"message": f"User {uid} not found"}})
             if "user_role" in body:
                 self.users[uid]["user_role"] = body["user_role"]
+            if "max_budget" in body:  # [110]: an explicit null clears it
+                self.users[uid]["max_budget"] = body["max_budget"]
             if body.get("metadata"):  # replaced as a whole; an empty dict is dropped
                 self.users[uid]["metadata"] = body["metadata"]
             return httpx.Response(200, json={"user_id": uid, "data": self.users[uid]})

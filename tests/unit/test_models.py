@@ -118,7 +118,14 @@ def test_plan_helpers() -> None:
     plan = Plan(items=(add, blocked, same))
     assert plan.actions == add.actions
     assert plan.has_changes and plan.has_blocked
-    assert plan.counts == {ItemKind.ADD: 2, ItemKind.DELETE: 0, ItemKind.UPDATE: 0, ItemKind.UNCHANGED: 1}
+    assert plan.counts == {
+        ItemKind.ADD: 2,
+        ItemKind.DELETE: 0,
+        ItemKind.UPDATE: 0,
+        ItemKind.UNCHANGED: 1,
+        ItemKind.BLOCK: 0,
+        ItemKind.REACTIVATE: 0,
+    }
     assert plan.of_kind(ItemKind.UNCHANGED) == (same,)
     only_blocked = Plan(items=(blocked, same))
     assert not only_blocked.has_changes and only_blocked.actions == ()

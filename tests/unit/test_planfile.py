@@ -22,6 +22,7 @@ from litellm_usersync.files.planfile import (
 )
 from litellm_usersync.models import (
     AddMembership,
+    BlockUser,
     ChangeRole,
     CreateUser,
     DeleteUser,
@@ -32,6 +33,7 @@ from litellm_usersync.models import (
     Plan,
     PlanItem,
     PlanOptions,
+    ReactivateUser,
     RebindKeys,
     RecreateUser,
     RemoveMembership,
@@ -316,8 +318,19 @@ def test_the_document_has_a_place_for_every_model_field() -> None:
     assert {f.name for f in dataclasses.fields(Plan)} <= set(doc)
     assert {f.name for f in dataclasses.fields(PlanItem)} <= set(doc["items"][0])
     assert {f.name for f in dataclasses.fields(PlanOptions)} == set(doc["options"])
-    for cls in (CreateUser, DeleteUser, ChangeRole, AddMembership, RemoveMembership, RecreateUser):
+    for cls in (
+        CreateUser,
+        DeleteUser,
+        ChangeRole,
+        AddMembership,
+        RemoveMembership,
+        RecreateUser,
+        BlockUser,
+        ReactivateUser,
+    ):
         sample = {
+            BlockUser: BlockUser("u", "e", "2026-01-01T00:00:00Z", ("t1",)),
+            ReactivateUser: ReactivateUser("u", "e", "internal_user", ("t1",)),
             CreateUser: CreateUser("u", "e", "proxy_admin"),
             DeleteUser: DeleteUser("u", "e"),
             ChangeRole: ChangeRole("u", "e", None, "proxy_admin"),

@@ -133,7 +133,14 @@ def test_seed_example_plan() -> None:
     leave = update.actions[2]
     assert isinstance(leave, RemoveMembership)
     assert leave.requires == ("join:u-existing@example.com:t-dev",)
-    assert plan.counts == {ItemKind.ADD: 2, ItemKind.DELETE: 1, ItemKind.UPDATE: 1, ItemKind.UNCHANGED: 1}
+    assert plan.counts == {
+        ItemKind.ADD: 2,
+        ItemKind.DELETE: 1,
+        ItemKind.UPDATE: 1,
+        ItemKind.UNCHANGED: 1,
+        ItemKind.BLOCK: 0,
+        ItemKind.REACTIVATE: 0,
+    }
     assert plan.has_changes and not plan.has_blocked
 
 

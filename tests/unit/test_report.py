@@ -274,6 +274,8 @@ def test_plan_to_dict() -> None:
         "delete": 1,
         "update": 2,
         "unchanged": 5,
+        "block": 0,
+        "reactivate": 0,
         "skipped": 0,
         "blocked": 0,
         "reissue_keys": 0,

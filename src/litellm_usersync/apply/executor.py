@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from litellm_usersync.errors import AuthError
@@ -26,6 +27,7 @@ from litellm_usersync.identity import DEFAULT_USER_ID
 from litellm_usersync.models import (
     AddMembership,
     AdoptUser,
+    BlockUser,
     ChangeRole,
     CreateUser,
     DeleteUser,
@@ -34,6 +36,7 @@ from litellm_usersync.models import (
     Outcome,
     Plan,
     PlanItem,
+    ReactivateUser,
     RebindKeys,
     RecreateUser,
     ReissueKey,
@@ -45,6 +48,7 @@ from litellm_usersync.proxy.client import ProxyClient
 from litellm_usersync.settings import DEFAULT_CONCURRENCY
 
 from .adoption import Adoptions
+from .blocking import block_user, reactivate_user
 from .creates import Creates, create_body
 from .fallback import Fallback
 from .keys import KEPT_NOTE, LOST_KEY_NOTE, REISSUED_NOTE, KeyHook, Keys, created_metadata, hash_key
@@ -124,6 +128,15 @@ class Executor:
         """``--adopt``: the tool's marker into each user's own metadata (:mod:`.adoption`)."""
         return await self._adoptions.apply_adoptions(actions)
 
+    async def apply_blocks(self, actions: Sequence[BlockUser]) -> list[Outcome]:
+        """``--deprovision block`` (apply/blocking.py), one user at a time, bounded."""
+        self._run.progress.start("blocking users", len(actions))
+        return await self._run.each(actions, partial(block_user, self.client))
+
+    async def apply_reactivations(self, actions: Sequence[ReactivateUser]) -> list[Outcome]:
+        self._run.progress.start("reactivating users", len(actions))
+        return await self._run.each(actions, partial(reactivate_user, self.client))
+
     async def apply_role_changes(self, actions: Sequence[ChangeRole]) -> list[Outcome]:
         return await self._users.apply_role_changes(actions)
 
@@ -176,6 +189,8 @@ class Executor:
             (ReissueKey, self.apply_reissues),
             (DeleteUser, self.apply_deletes),
             (AdoptUser, self.apply_adoptions),
+            (BlockUser, self.apply_blocks),
+            (ReactivateUser, self.apply_reactivations),
             (ChangeRole, self.apply_role_changes),
             (AddMembership, self.apply_joins),
             (RebindKeys, lambda acts: self.apply_rebinds(acts, finished)),

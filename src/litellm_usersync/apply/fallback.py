@@ -18,6 +18,7 @@ from litellm_usersync.models import (
     INVITE_PENDING,
     KEY_PENDING,
     RECREATE_FIELDS,
+    BlockUser,
     DeleteUser,
     LiveUser,
     Outcome,
@@ -205,7 +206,7 @@ class Fallback:
         if not candidates or self.run.stopping:
             return wrong, recreated
         limit = plan.delete_limit if plan.delete_limit is not None else plan.options.max_delete
-        deletions = sum(1 for a in plan.actions if isinstance(a, DeleteUser))
+        deletions = sum(1 for a in plan.actions if isinstance(a, (DeleteUser, BlockUser)))  # blocks count too
         used = deletions + plan.team_keys_destroyed
         if limit is not None and used + len(candidates) > limit:
             doomed = f", {plan.team_keys_destroyed} destroyed team key(s)" if plan.team_keys_destroyed else ""

@@ -56,6 +56,12 @@ from ._safety import safety_options
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted (with key counts and spend); change nothing.")
 @click.option(
+    "--block",
+    is_flag=True,
+    help="Block the listed users instead of deleting them: every key blocked, role internal_user_viewer, budget 0, "
+    "teams and spend kept (sync reactivates them when they are in its CSV again).",
+)
+@click.option(
     "--max-delete",
     type=click.IntRange(0),
     default=None,
@@ -80,6 +86,7 @@ from ._safety import safety_options
 def delete_command(
     csv_file: str,
     dry_run: bool,
+    block: bool,
     max_delete: int | None,
     result_file: str,
     error_file: str,
@@ -101,7 +108,8 @@ def delete_command(
     emails go to the error file ("User not found in the system"); so do emails shared by several users
     and the identity of the master key (default_user_id), which is never deleted. The plan shows what
     each deletion destroys (API keys, spend). Like sync, the run is refused (exit 3, nothing deleted)
-    when it would delete more users than --max-delete.
+    when it would delete more users than --max-delete. With --block the users are blocked instead
+    (reversible: see docs/delete.md); blocks count against --max-delete the same way.
 
     \b
     Output files (written on every real run):
@@ -135,6 +143,7 @@ def delete_command(
             csv_file=csv_file,
             input_format=input_format(),
             max_delete=max_delete,
+            block=block,
             dry_run=dry_run,
             result_file=result_file,
             error_file=error_file,
@@ -155,7 +164,7 @@ def delete_command(
                 }
             )
         raise CliExit(ExitCode.REFUSED if result.refused else ExitCode.OK)
-    deleted_lines = [f"✓ Deleted user: {email} ({user_id})" for email, user_id, _status in result.deleted]
+    deleted_lines = [f"✓ {status} user: {email} ({user_id})" for email, user_id, status in result.deleted]
     error_lines = [f"✗ {email}{f' ({user_id})' if user_id else ''}: {reason}" for email, user_id, reason in errors]
     for line in listed(deleted_lines, limit, more=f"all in {result_file}"):
         say(line)
@@ -163,7 +172,7 @@ def delete_command(
         say(line)
     say()
     say(render_delete_summary(dp, report))
-    say(f"\nDeleted users written to {result.result_file} ({len(result.deleted)} row(s))")
+    say(f"\n{'Blocked' if block else 'Deleted'} users written to {result.result_file} ({len(result.deleted)} row(s))")
     say(f"Error list written to {result.error_file} ({len(errors)} row(s))")
     if output == "json":
         print_json(

@@ -38,6 +38,7 @@ from ._common import (
     setup_logging,
     show_all_option,
 )
+from ._deprovision import deprovision_options, deprovision_plan_options
 from ._input import INPUT_PARAMS, input_format, input_options
 from ._safety import safety_options
 from ._scope import adopt_option, given_scope, scope_option
@@ -131,6 +132,7 @@ def sync_options(f: Any) -> Any:
             help="Apply exactly this saved plan (no CSV is read); refused if the users it touches changed since.",
         ),
         safety_options,
+        deprovision_options,
     ]
     for d in reversed(opts):
         f = d(f)
@@ -193,6 +195,8 @@ def sync_command(
     backup_dir: str,
     no_backup: bool,
     audit_log: str | None,
+    deprovision: str,
+    purge_blocked_after: int | None,
     base_url: str,
     master_key: str | None,
     debug: bool,
@@ -202,8 +206,9 @@ def sync_command(
 ) -> None:
     """Synchronise the proxy's users, roles and team memberships with a CSV file.
 
-    Users in the CSV but not in the proxy are added, users in the proxy but not in the CSV are deleted,
-    users in both whose role or teams differ are updated. Users are matched by email (trimmed,
+    Users in the CSV but not in the proxy are added, users in the proxy but not in the CSV are deleted
+    (or blocked, with --deprovision block; a blocked user back in the CSV is reactivated), users in both
+    whose role or teams differ are updated. Users are matched by email (trimmed,
     case-insensitive). Only users with an email and one of the four proxy roles are ever deleted;
     default_user_id and users without email are never touched.
 
@@ -249,6 +254,7 @@ def sync_command(
                 protected_emails=frozenset(normalize_email(e) for e in protect),
                 protected_roles=frozenset(protect_role),
                 adopt=adopt,
+                **deprovision_plan_options(deprovision, purge_blocked_after),
             ),
             scope=given_scope(scope_values),
             dry_run=dry_run,
@@ -305,6 +311,8 @@ _PLAN_SHAPING = (
     "protect",
     "protect_role",
     "adopt",
+    "deprovision",
+    "purge_blocked_after",
     *INPUT_PARAMS,
 )
 

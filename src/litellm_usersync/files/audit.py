@@ -29,14 +29,18 @@ from typing import Any
 
 from litellm_usersync.masking import mask_text
 from litellm_usersync.models import (
+    BLOCKED_BUDGET,
+    BLOCKED_ROLE,
     AddMembership,
     AdoptUser,
+    BlockUser,
     ChangeRole,
     CreateUser,
     DeleteUser,
     Outcome,
     Plan,
     PlanItem,
+    ReactivateUser,
     RebindKeys,
     RecreateUser,
     ReissueKey,
@@ -93,6 +97,13 @@ def _before_after(outcome: Outcome, item: PlanItem | None) -> tuple[dict[str, An
         return was, {"email": a.email, "role": a.role, "team_ids": list(a.team_ids), "keys": "deleted"}
     if isinstance(a, AdoptUser):  # --adopt: the tool's marker written into the user's metadata
         return {"managed_by": None}, {"managed_by": "litellm-usersync"}
+    if isinstance(a, BlockUser):  # the keys by count: their hashes are in the user's record and the backup
+        before = {"role": a.old_role, "max_budget": a.old_max_budget, "blocked": False}
+        budget = BLOCKED_BUDGET if a.zero_budget else a.old_max_budget
+        return before, {"role": BLOCKED_ROLE, "max_budget": budget, "blocked": True, "keys_blocked": len(a.tokens)}
+    if isinstance(a, ReactivateUser):
+        before = {"role": BLOCKED_ROLE, "blocked": True}
+        return before, {"role": a.role, "max_budget": a.max_budget, "blocked": False, "keys_unblocked": len(a.tokens)}
     if isinstance(a, ReissueKey):
         # the key itself is never written here: it is in the report (0600)
         return {"api_key": "unknown (lost in an interrupted run)"}, {"api_key": "new (in the report)"}

@@ -33,7 +33,17 @@ from typing import Any
 
 from litellm_usersync.errors import InputError
 from litellm_usersync.identity import DEFAULT_USER_ID
-from litellm_usersync.models import LiveUser, Plan, Scope, Snapshot, Team, TeamKey, TeamMember, parse_scope_term
+from litellm_usersync.models import (
+    LiveUser,
+    Plan,
+    Scope,
+    Snapshot,
+    Team,
+    TeamKey,
+    TeamMember,
+    UserKey,
+    parse_scope_term,
+)
 
 from .planfile import check_document_header, plan_from_document, plan_to_document
 
@@ -101,6 +111,12 @@ def _team_key_to_dict(k: TeamKey) -> dict[str, Any]:
     return {"token": k.token, "user_id": k.user_id, "team_id": k.team_id, "alias": k.alias}
 
 
+def _user_key_to_dict(k: UserKey) -> dict[str, Any]:
+    """A key of a user the run blocks: its hash (never the key), owner, team, alias, and whether it was
+    blocked before the run (a reactivation leaves those blocked)."""
+    return {"token": k.token, "user_id": k.user_id, "team_id": k.team_id, "alias": k.alias, "blocked": k.blocked}
+
+
 def snapshot_to_document(
     snapshot: Snapshot, *, command: str, created_at: str, scope: Scope | None = None
 ) -> dict[str, Any]:
@@ -125,6 +141,7 @@ def snapshot_to_document(
         "users": [_user_to_dict(u) for u in snapshot.users],
         "teams": [_team_to_dict(t) for t in snapshot.teams],
         "team_keys": [_team_key_to_dict(k) for k in snapshot.team_keys],
+        "user_keys": [_user_key_to_dict(k) for k in snapshot.user_keys],
     }
 
 
@@ -142,7 +159,7 @@ def iter_snapshot_json(
         caller_user_id=snapshot.caller_user_id,
         counts={"users": len(snapshot.users), "teams": len(snapshot.teams)},
     )
-    del head["users"], head["teams"], head["team_keys"]
+    del head["users"], head["teams"], head["team_keys"], head["user_keys"]
     yield "{\n"
     for key, value in head.items():
         yield f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},\n"
@@ -150,6 +167,7 @@ def iter_snapshot_json(
         ("users", (_user_to_dict(u) for u in snapshot.users)),
         ("teams", (_team_to_dict(t) for t in snapshot.teams)),
         ("team_keys", (_team_key_to_dict(k) for k in snapshot.team_keys)),
+        ("user_keys", (_user_key_to_dict(k) for k in snapshot.user_keys)),
     )
     for n, (name, rows) in enumerate(sections):
         yield f"  {json.dumps(name)}: ["

@@ -30,9 +30,11 @@ from typing import Any
 from litellm_usersync.errors import InputError
 from litellm_usersync.identity import PROXY_ROLES
 from litellm_usersync.models import (
+    DEPROVISION_MODES,
     Action,
     AddMembership,
     AdoptUser,
+    BlockUser,
     ChangeRole,
     CreateUser,
     DeleteUser,
@@ -40,6 +42,7 @@ from litellm_usersync.models import (
     Plan,
     PlanItem,
     PlanOptions,
+    ReactivateUser,
     RebindKeys,
     RecreateUser,
     ReissueKey,
@@ -91,6 +94,9 @@ def _options_to_dict(options: PlanOptions) -> dict[str, Any]:
         "adopt": options.adopt,
         # the users the plan answers for: applying it under another --scope is refused
         "scope": options.scope.values(),
+        "deprovision": options.deprovision,
+        "purge_blocked_after_s": options.purge_blocked_after_s,
+        "now": options.now,
     }
 
 
@@ -169,6 +175,12 @@ class _Reader:
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
             raise self._bad(name, "an integer or null", v)
         return v
+
+    def opt_float(self, name: str) -> float | None:
+        v = self.get(name, None)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise self._bad(name, "a number or null", v)
+        return None if v is None else float(v)
 
     def get_float(self, name: str, default: object = _MISSING) -> float:
         v = self.get(name, default)
@@ -258,6 +270,29 @@ def action_from_dict(data: object, where: str = "action") -> Action:
         action = ReissueKey(uid, email, r.opt_str("key_alias"))
     elif kind == "adopt_user":
         action = AdoptUser(uid, email)
+    elif kind == "block_user":
+        action = BlockUser(
+            uid,
+            email,
+            r.get_str("blocked_at"),
+            r.get_strs("tokens", []),
+            r.opt_str("old_role"),
+            r.opt_float("old_max_budget"),
+            r.get_bool("zero_budget", True),
+            r.get_bool("resume", False),
+            r.get_bool("keys_read", True),
+            r.get_strs("stops", []),
+            r.get_int("already_blocked", 0),
+        )
+    elif kind == "reactivate_user":
+        action = ReactivateUser(
+            uid,
+            email,
+            r.opt_str("role"),
+            r.get_strs("tokens", []),
+            r.opt_float("max_budget"),
+            r.get_bool("restore_budget", True),
+        )
     else:
         raise InputError(
             f"plan file: {where}.type: unknown action type {kind!r}; expected one of {', '.join(ACTION_TYPES.values())}"
@@ -324,9 +359,21 @@ def _options_from_dict(data: object) -> PlanOptions:
         protected_roles=frozenset(r.get_strs("protected_roles", [])),
         recreate_with_keys=r.get_bool("recreate_with_keys", defaults.recreate_with_keys),
         keep_team_keys=r.get_bool("keep_team_keys", defaults.keep_team_keys),
+        deprovision=_deprovision(r),
+        purge_blocked_after_s=r.opt_int("purge_blocked_after_s"),
+        now=r.opt_str("now"),
         scope=_scope_from(r),
         adopt=r.get_bool("adopt", defaults.adopt),
     )
+
+
+def _deprovision(r: _Reader) -> str:
+    mode = r.get_str("deprovision", "delete")
+    if mode not in DEPROVISION_MODES:
+        raise InputError(
+            f"plan file: options.deprovision: expected one of {', '.join(DEPROVISION_MODES)}, got {mode!r}"
+        )
+    return mode
 
 
 def check_document_header(doc: object, *, schema: str, version: int | tuple[int, ...], what: str) -> Mapping[str, Any]:

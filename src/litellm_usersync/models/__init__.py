@@ -5,6 +5,18 @@ One module per concept; this package re-exports them all, so ``from litellm_user
 
 from __future__ import annotations
 
+from .blocking import (
+    BLOCK_RECORD,
+    BLOCKED_BUDGET,
+    BLOCKED_ROLE,
+    DEPROVISION_MODES,
+    BlockRecord,
+    BlockUser,
+    ReactivateUser,
+    UserKey,
+    parse_duration,
+    purge_due,
+)
 from .desired import (
     DesiredState,
     DesiredUser,
@@ -63,7 +75,11 @@ from .scope import (
 
 __all__ = [
     "BATCH_KINDS",
+    "BLOCKED_BUDGET",
+    "BLOCKED_ROLE",
+    "BLOCK_RECORD",
     "DELETE_CASCADE_MIN_VERSION",
+    "DEPROVISION_MODES",
     "DUPLICATE_409_MIN_VERSION",
     "INVITE_PENDING",
     "KEY_PENDING",
@@ -74,6 +90,8 @@ __all__ = [
     "Action",
     "AddMembership",
     "AdoptUser",
+    "BlockRecord",
+    "BlockUser",
     "ChangeRole",
     "CreateUser",
     "DeleteUser",
@@ -88,6 +106,7 @@ __all__ = [
     "PlanItem",
     "PlanOptions",
     "ProxyFeatures",
+    "ReactivateUser",
     "RebindKeys",
     "RecreateUser",
     "ReissueKey",
@@ -102,9 +121,12 @@ __all__ = [
     "Team",
     "TeamKey",
     "TeamMember",
+    "UserKey",
+    "parse_duration",
     "parse_scope",
     "parse_scope_setting",
     "parse_scope_term",
+    "purge_due",
     "version_tuple",
     "without_marker",
 ]

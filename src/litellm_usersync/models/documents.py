@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .blocking import BlockUser, ReactivateUser
 from .plan import (
     Action,
     AddMembership,
@@ -36,6 +37,8 @@ ACTION_TYPES: dict[type, str] = {
     ReissueKey: "reissue_key",
     RebindKeys: "rebind_keys",
     AdoptUser: "adopt_user",
+    BlockUser: "block_user",
+    ReactivateUser: "reactivate_user",
 }
 
 
@@ -70,7 +73,32 @@ def item_to_dict(item: PlanItem) -> dict[str, Any]:
         "team_keys_destroyed": item.team_keys_destroyed,
         "team_keys_rebound": item.team_keys_rebound,
         "line": item.line or None,
+        **_deprovision_fields(item),
     }
+
+
+def _deprovision_fields(item: PlanItem) -> dict[str, Any]:
+    """What a plan item says of a block (``block``) or a reactivation (``reactivate``); nothing otherwise."""
+    for a in item.actions:
+        if isinstance(a, BlockUser):
+            return {
+                "block": {
+                    "keys_blocked": len(a.tokens) if a.keys_read else None,
+                    "keys": list(a.stops),
+                    "keys_already_blocked": a.already_blocked,
+                    "budget_zeroed": a.zero_budget,
+                    "resumes_interrupted_block": a.resume,
+                }
+            }
+        if isinstance(a, ReactivateUser):
+            return {
+                "reactivate": {
+                    "keys_unblocked": len(a.tokens),
+                    "max_budget": a.max_budget,
+                    "budget_restored": a.restore_budget,
+                }
+            }
+    return {}
 
 
 def action_to_dict(action: Action) -> dict[str, Any]:
@@ -103,6 +131,25 @@ def action_to_dict(action: Action) -> dict[str, Any]:
         )
     elif isinstance(action, AdoptUser):
         pass  # the user id and email say it all
+    elif isinstance(action, BlockUser):
+        d.update(
+            blocked_at=action.blocked_at,
+            tokens=list(action.tokens),
+            old_role=action.old_role,
+            old_max_budget=action.old_max_budget,
+            zero_budget=action.zero_budget,
+            resume=action.resume,
+            keys_read=action.keys_read,
+            stops=list(action.stops),
+            already_blocked=action.already_blocked,
+        )
+    elif isinstance(action, ReactivateUser):
+        d.update(
+            role=action.role,
+            tokens=list(action.tokens),
+            max_budget=action.max_budget,
+            restore_budget=action.restore_budget,
+        )
     else:
         d.update(role=action.role, team_ids=list(action.team_ids))
     return d

@@ -11,6 +11,8 @@ from typing import Any
 
 from litellm_usersync.identity import DEFAULT_USER_ID, PROXY_ROLES, normalize_email, normalize_team_name
 
+from .blocking import BlockRecord, UserKey, block_record_of
+
 #: user metadata markers: set when the tool creates a user, cleared once the secret is durably recorded
 KEY_PENDING = "usersync_key_pending"
 INVITE_PENDING = "usersync_invite_pending"
@@ -68,6 +70,11 @@ class LiveUser:
     def is_managed(self) -> bool:
         """Users the sync may delete: manageable and holding one of the four proxy roles."""
         return self.is_manageable and self.role in PROXY_ROLES
+
+    @property
+    def block_record(self) -> BlockRecord | None:
+        """What the tool's block changed (metadata ``usersync_blocked``); None: not blocked by the tool."""
+        return block_record_of(self.metadata)
 
 
 #: ``LiveUser`` attributes that are also ``/user/new`` fields of the same name: a recreation sends each one set
@@ -237,6 +244,13 @@ class Snapshot:
     #: keys bound to the teams a plan removes users from (read only for those teams, only on proxies whose
     #: team leave deletes them, API contract §2.12): what a move would destroy
     team_keys: tuple[TeamKey, ...] = ()
+    #: every key of the users a plan blocks (``/key/list?user_id=``), and whose keys were read (a block of a
+    #: user not in ``user_keys_read`` does not know what it stops yet)
+    user_keys: tuple[UserKey, ...] = ()
+    user_keys_read: frozenset[str] = frozenset()
+
+    def keys_of(self, user_id: str) -> tuple[UserKey, ...]:
+        return tuple(sorted((k for k in self.user_keys if k.user_id == user_id), key=lambda k: k.token))
 
     def team_keys_of(self, user_id: str, team_id: str) -> tuple[TeamKey, ...]:
         return self._team_keys_index.get((user_id, team_id), ())

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from litellm_usersync.identity import normalize_email
 
+from .blocking import BlockUser, ReactivateUser
 from .scope import Scope
 
 
@@ -18,6 +19,10 @@ class ItemKind(enum.StrEnum):
     DELETE = "DELETED"
     UPDATE = "UPDATED"
     UNCHANGED = "UNCHANGED"
+    #: ``--deprovision block``: the user's keys blocked, role viewer, budget 0 (models.blocking)
+    BLOCK = "BLOCKED"
+    #: a user the tool blocked is back in the CSV: exactly what the block changed is undone
+    REACTIVATE = "REACTIVATED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +158,8 @@ Action = (
     | ReissueKey
     | RebindKeys
     | AdoptUser
+    | BlockUser
+    | ReactivateUser
 )
 
 
@@ -223,6 +230,13 @@ class PlanOptions:
     scope: Scope = field(default_factory=Scope)
     #: ``--adopt``: mark the existing users the CSV lists as managed (and plan them even outside the scope)
     adopt: bool = False
+    #: what happens to a managed user no longer in the source: "delete" (the seed's) or "block" (models.blocking)
+    deprovision: str = "delete"
+    #: delete users the tool blocked longer ago than this many seconds (``--purge-blocked-after``); None: never
+    purge_blocked_after_s: int | None = None
+    #: the time of the run (ISO-8601, UTC), given by the caller: a block's record, the purge's clock. The
+    #: planner reads no clock; None: no block is stamped with a time, no purge is due
+    now: str | None = None
 
     def __post_init__(self) -> None:
         # the one place --protect emails are keyed: every planner and the executor compare email keys

@@ -96,16 +96,33 @@ def deletion_refusals(
     the user's keys bound to that team: destroyed as surely as a deleted user's). ``source_empty`` (the CSV or
     the snapshot holds no user) refuses any deletion at all.
     """
-    deletions = sum(1 for i in items if i.kind is ItemKind.DELETE)
+    deletes = sum(1 for i in items if i.kind is ItemKind.DELETE)
+    # a block (``--deprovision block``) is counted as a deletion: the same brake stops a mass block
+    blocks = sum(1 for i in items if i.kind is ItemKind.BLOCK)
+    deletions = deletes + blocks
     if deletions and source_empty:
+        if blocks:
+            return (
+                f"{wording.source} has no users: refusing to "
+                f"{_destroys(deletes, blocks, wording)} (an empty source never means 'delete everyone')",
+            )
         return (wording.empty.format(n=deletions),)
     if deletions > limit:
         return (
-            f"this {wording.what} would delete {deletions} {wording.deleted}, more than the limit of {limit} "
+            f"this {wording.what} would {_destroys(deletes, blocks, wording)}, more than the limit of {limit} "
             f"({in_scope} {wording.scope}); check {wording.source}, or raise the limit with --max-delete {deletions}",
         )
     refusal = team_keys_refusal(items, deletions, limit, what=wording.what)
     return (refusal,) if refusal else ()
+
+
+def _destroys(deletes: int, blocks: int, wording: BrakeWording) -> str:
+    """``delete 12 users`` / ``block 12 users`` / ``delete 2 users and block 10 users``: what the brake counts."""
+    if not blocks:
+        return f"delete {deletes} {wording.deleted}"
+    if not deletes:
+        return f"block {blocks} users"
+    return f"delete {deletes} {wording.deleted} and block {blocks} users"
 
 
 def team_keys_refusal(items: Sequence[PlanItem], deletions: int, limit: int, *, what: str = "run") -> str | None:

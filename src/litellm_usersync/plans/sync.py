@@ -21,7 +21,6 @@ from litellm_usersync.models import (
     AddMembership,
     ChangeRole,
     CreateUser,
-    DeleteUser,
     DesiredState,
     DesiredUser,
     ItemKind,
@@ -37,10 +36,19 @@ from litellm_usersync.models import (
 )
 
 from .brakes import CALLER_PROTECTED, CSV_BRAKE, SCOPED_BRAKE, delete_limit, deletion_refusals, protection
+from .deprovision import deprovision_item, reactivation_item
 from .scoping import ScopeView, with_adoption
 
-#: the order of a plan's items (then by email key and user id): adds, deletions, updates, unchanged
-KIND_ORDER = {ItemKind.ADD: 0, ItemKind.DELETE: 1, ItemKind.UPDATE: 2, ItemKind.UNCHANGED: 3}
+#: the order of a plan's items (then by email key and user id): adds, deletions, blocks, updates,
+#: reactivations, unchanged
+KIND_ORDER = {
+    ItemKind.ADD: 0,
+    ItemKind.DELETE: 1,
+    ItemKind.BLOCK: 2,
+    ItemKind.UPDATE: 3,
+    ItemKind.REACTIVATE: 4,
+    ItemKind.UNCHANGED: 5,
+}
 
 
 def user_id_for(email: str) -> str:
@@ -115,6 +123,9 @@ def _plan_new_user(want: DesiredUser, snapshot: Snapshot, options: PlanOptions) 
 def _plan_existing_user(
     want: DesiredUser, live: LiveUser, snapshot: Snapshot, options: PlanOptions, skipped: list[Skipped]
 ) -> PlanItem | None:
+    record = live.block_record
+    if record is not None:  # blocked by the tool, and back in the source
+        return reactivation_item(want, live, record, snapshot, options, skipped, _plan_role_and_teams)
     item = _plan_role_and_teams(want, live, snapshot, options, skipped)
     if not live.key_pending or not options.create_keys:
         return item
@@ -310,27 +321,17 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
         if not live.is_managed:
             continue
         reason = protection(live, snapshot.caller_user_id, options)
+        verb = "blocked" if options.deprovision == "block" else "deleted"
         if reason:
-            skipped.append(Skipped(live.email or key, live.user_id, f"not deleted: {reason}"))
+            skipped.append(Skipped(live.email or key, live.user_id, f"not {verb}: {reason}"))
             continue
         if not options.allow_delete:
-            skipped.append(Skipped(live.email or key, live.user_id, "not deleted: --no-delete"))
+            if live.block_record is None or options.deprovision != "block":
+                skipped.append(Skipped(live.email or key, live.user_id, f"not {verb}: --no-delete"))
             continue
-        deletions.append(
-            PlanItem(
-                kind=ItemKind.DELETE,
-                email=live.email or key,
-                user_id=live.user_id,
-                role=live.role,
-                team_names=snapshot.team_names_of(live.user_id),
-                actions=(
-                    DeleteUser(live.user_id, live.email or key, tuple(sorted(snapshot.team_ids_of(live.user_id)))),
-                ),
-                old_team_ids=tuple(sorted(snapshot.team_ids_of(live.user_id))),
-                key_count=live.key_count,
-                spend=live.spend,
-            )
-        )
+        item = deprovision_item(live, snapshot, options, live.email or key)
+        if item is not None:
+            deletions.append(item)
     items.extend(deletions)
 
     limit = delete_limit(options.max_delete, len(managed))

@@ -30,6 +30,7 @@ LIST_COLUMNS: tuple[str, ...] = (
     "spend",
     "user_alias",
     "key_count",
+    "status",
 )
 #: the seed's default columns, with the team aliases beside the team ids
 DEFAULT_COLUMNS: tuple[str, ...] = (
@@ -54,6 +55,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "team_names",
     "key_count",
     "spend",
+    "status",
     "created_at",
     "updated_at",
     "user_id",
@@ -137,6 +139,8 @@ def user_values(user: LiveUser, snapshot: Snapshot) -> dict[str, Any]:
         "spend": user.spend,
         "user_alias": user.user_alias,
         "key_count": user.key_count,
+        # "blocked": blocked by the tool (``--deprovision block``, ``delete --block``), until a sync reactivates it
+        "status": "blocked" if user.block_record is not None else "active",
     }
 
 

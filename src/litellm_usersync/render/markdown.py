@@ -6,7 +6,8 @@ from __future__ import annotations
 from litellm_usersync.models import ItemKind, Plan, PlanItem, RunReport
 from litellm_usersync.wording import count_of, money
 
-from .report import TITLES, render_plan_counts, render_result_counts, scope_line, teams_text, wanted_teams
+from .deprovision import markdown_note
+from .report import LISTED_KINDS, TITLES, render_plan_counts, render_result_counts, scope_line, teams_text, wanted_teams
 
 #: a Markdown plan lists at most this many users of each kind unless told otherwise (a PR comment holds 65,536
 #: characters)
@@ -17,6 +18,8 @@ _MD_KIND = {
     ItemKind.DELETE: "- delete",
     ItemKind.UPDATE: "~ update",
     ItemKind.UNCHANGED: "= unchanged",
+    ItemKind.BLOCK: "⊘ block",
+    ItemKind.REACTIVATE: "↺ reactivate",
 }
 
 
@@ -40,6 +43,8 @@ def _md_row(item: PlanItem) -> str:
         notes.append(f"destroys {item.key_count} API key(s), spend {money(item.spend)}")
     if item.role_from_default:
         notes.append("role by default: none in the CSV")
+    if note := markdown_note(item):
+        notes.append(_md(note))
     if item.team_keys_destroyed:
         notes.append(f"destroys {item.team_keys_destroyed} team key(s)")
     if item.team_keys_rebound:
@@ -67,7 +72,7 @@ def render_plan_markdown(
     if changes:
         lines.append("| | user | role | teams | note |")
         lines.append("|---|---|---|---|---|")
-        for kind in (ItemKind.ADD, ItemKind.DELETE, ItemKind.UPDATE):
+        for kind, _title in LISTED_KINDS:
             items = plan.of_kind(kind)
             shown = items if limit is None else items[:limit]
             lines.extend(_md_row(i) for i in shown)

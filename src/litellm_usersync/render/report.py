@@ -21,6 +21,8 @@ from litellm_usersync.models import (
 from litellm_usersync.models.documents import item_to_dict, skipped_to_dict
 from litellm_usersync.wording import count_of, listed, money
 
+from . import deprovision as _dep
+
 SYNC_REPORT_COLUMNS = ("action", "email", "user_id", "role", "team_name", "api_keys", "status", "error_reason")
 PLAN_SCHEMA_VERSION = 1
 #: more users left alone for one reason than this are summed up in one line of the plan
@@ -100,6 +102,10 @@ def describe_item(item: PlanItem, label: Callable[[str], str] = str) -> str:
         if item.may_recreate:
             lost = f": its {item.key_count} API key(s) would be lost" if item.key_count else ""
             text += f" [recreated if verification fails{lost}]"
+    elif item.kind is ItemKind.BLOCK:
+        text = _dep.describe_block(item)
+    elif item.kind is ItemKind.REACTIVATE:
+        text = _dep.describe_reactivation(item)
     else:
         text = f"= {item.email} (Role: {item.role}, Team: {teams_text(item.team_names)})"
     if item.blocked:
@@ -114,6 +120,8 @@ def explain_item(item: PlanItem) -> str:
         why = f"{item.email}: in {where}, no user with this email in the proxy → create"
     elif item.kind is ItemKind.DELETE:
         why = f"{item.email} (user_id {item.user_id}, role {item.role}): in the proxy, not in the source → delete"
+    elif item.kind in (ItemKind.BLOCK, ItemKind.REACTIVATE):
+        why = _dep.explain(item, where)
     else:
         diffs = []
         if item.role is not None and item.role != item.old_role:
@@ -150,6 +158,10 @@ def render_plan_summary(plan: Plan, *, title: str = "sync") -> str:
         f"  Users to update: {c[ItemKind.UPDATE]:,}",
         f"  Users unchanged: {c[ItemKind.UNCHANGED]:,}",
     ]
+    if c[ItemKind.BLOCK] or plan.options.deprovision == "block":
+        lines.insert(3, f"  Users to block: {c[ItemKind.BLOCK]:,}")
+    if c[ItemKind.REACTIVATE]:
+        lines.insert(-1, f"  Users to reactivate: {c[ItemKind.REACTIVATE]:,}")
     if plan.skipped:
         lines.append(f"  Users left alone: {len(plan.skipped):,}")
     if n := count_reissues(plan):
@@ -178,6 +190,10 @@ def render_plan_counts(plan: Plan, *, title: str = "sync") -> str:
         f"{c[ItemKind.UPDATE]:,} to update",
         f"{c[ItemKind.UNCHANGED]:,} unchanged",
     ]
+    if c[ItemKind.BLOCK]:
+        parts.insert(2, f"{c[ItemKind.BLOCK]:,} to block")
+    if c[ItemKind.REACTIVATE]:
+        parts.insert(-1, f"{c[ItemKind.REACTIVATE]:,} to reactivate")
     if plan.skipped:
         parts.append(f"{len(plan.skipped):,} left alone")
     if plan.out_of_scope:
@@ -196,7 +212,7 @@ def render_plan_changes(
 ) -> str:
     """The plan's items grouped by kind. ``limit``: list at most this many of each kind (None: all)."""
     lines = [header]
-    for kind, title in ((ItemKind.ADD, "ADD"), (ItemKind.DELETE, "DELETE"), (ItemKind.UPDATE, "UPDATE")):
+    for kind, title in LISTED_KINDS:
         items = plan.of_kind(kind)
         if items:
             lines.append("")
@@ -222,6 +238,16 @@ def render_plan_changes(
         lines.append("")
         lines.append("  Nothing to change.")
     return "\n".join(lines)
+
+
+#: the kinds a plan lists, in order, with their heading (``Users to BLOCK:``)
+LISTED_KINDS = (
+    (ItemKind.ADD, "ADD"),
+    (ItemKind.DELETE, "DELETE"),
+    (ItemKind.BLOCK, "BLOCK"),
+    (ItemKind.UPDATE, "UPDATE"),
+    (ItemKind.REACTIVATE, "REACTIVATE"),
+)
 
 
 def render_refusals(plan: Plan) -> str:
@@ -299,6 +325,8 @@ def render_summary(report: RunReport, *, limit: int | None = None) -> str:
         counts[k] = counts.get(k, 0) + 1
     lines = ["Synchronization Result:"]
     for kind in ItemKind:
+        if kind in (ItemKind.BLOCK, ItemKind.REACTIVATE) and not any(k[0] == kind.value for k in counts):
+            continue  # only runs that block or reactivate show these lines
         line = f"  {kind.value:<9} {counts.get((kind.value, 'ok'), 0):,} succeeded"
         for what in ("FAILED", "not started"):
             n = counts.get((kind.value, what), 0)
@@ -351,6 +379,11 @@ def render_result_counts(report: RunReport, *, title: str = "sync") -> str:
         f"{TITLES.get(title, title)} result: {done.get(ItemKind.ADD, 0):,} added, "
         f"{done.get(ItemKind.DELETE, 0):,} deleted, {done.get(ItemKind.UPDATE, 0):,} updated, "
         f"{done.get(ItemKind.UNCHANGED, 0):,} unchanged, "
+        + "".join(
+            f"{done.get(k, 0):,} {k.value.lower()}, "
+            for k in (ItemKind.BLOCK, ItemKind.REACTIVATE)
+            if any(r.item.kind is k for r in report.results)
+        )
         + (f"{len(report.failed) - not_started:,} FAILED" if len(report.failed) > not_started else "0 failed")
         + (f", {not_started:,} not started" if not_started else "")
     )
@@ -371,6 +404,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "delete": c[ItemKind.DELETE],
             "update": c[ItemKind.UPDATE],
             "unchanged": c[ItemKind.UNCHANGED],
+            "block": c[ItemKind.BLOCK],
+            "reactivate": c[ItemKind.REACTIVATE],
             "skipped": len(plan.skipped),
             "blocked": sum(1 for i in plan.items if i.blocked),
             "reissue_keys": count_reissues(plan),

@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from litellm_usersync.files.backups import utc_timestamp
 from litellm_usersync.files.csvfile import InputFormat, read_users_csv
 from litellm_usersync.files.reportfiles import write_csv_file
 from litellm_usersync.models import DesiredState, RunReport
@@ -24,6 +25,7 @@ from litellm_usersync.plans.delete import (
     render_delete_summary,
     result_rows,
 )
+from litellm_usersync.proxy.userkeys import with_user_keys
 from litellm_usersync.settings import ClientSettings
 
 from ._base import Hooks, SafetyOptions, log_plan, run_lock, run_stoppable
@@ -57,6 +59,8 @@ class DeleteOptions:
     input_format: InputFormat = field(default_factory=InputFormat)
     #: refuse the run when more users would be deleted [default: the larger of 10 and 20% of managed users]
     max_delete: int | None = None
+    #: block the listed users instead (``plans.deprovision``): reversible, sync reactivates them
+    block: bool = False
     #: show what would be deleted, change nothing (no lock, no backup, no result files)
     dry_run: bool = False
     #: deleted users: email,user_id,status
@@ -105,7 +109,11 @@ async def _delete(
 ) -> DeleteResult:
     async with hooks.client(settings) as client:
         snapshot = await read_state(client, hooks)
-        dp = build_delete_plan(desired, snapshot, max_delete=options.max_delete)
+        now = utc_timestamp() if options.block else None
+        dp = build_delete_plan(desired, snapshot, max_delete=options.max_delete, block=options.block, now=now)
+        if options.block:  # what each block stops: the keys of each user
+            snapshot = await with_user_keys(client, snapshot, dp.plan)
+            dp = build_delete_plan(desired, snapshot, max_delete=options.max_delete, block=True, now=now)
         log_plan(dp.plan)
         hooks.planned(dp)
         if options.dry_run or dp.plan.refusals:

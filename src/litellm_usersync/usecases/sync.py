@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from litellm_usersync.files.backups import read_plan_file, write_plan_file
+from litellm_usersync.files.backups import read_plan_file, utc_timestamp, write_plan_file
 from litellm_usersync.files.csvfile import InputFormat, read_users_csv
 from litellm_usersync.files.journal import KeyJournal
 from litellm_usersync.files.reportfiles import check_output_path
@@ -18,6 +18,7 @@ from litellm_usersync.models import DesiredState, Plan, PlanOptions, ProxyFeatur
 from litellm_usersync.plans.freshness import check_plan_fresh, check_plan_scope
 from litellm_usersync.plans.sync import build_plan
 from litellm_usersync.proxy.snapshot import with_team_keys
+from litellm_usersync.proxy.userkeys import with_user_keys
 from litellm_usersync.render.report import SYNC_REPORT_COLUMNS, result_rows
 from litellm_usersync.settings import ClientSettings
 
@@ -78,6 +79,14 @@ class SyncResult:
         return self.report is not None and (bool(self.report.failed) or bool(self.report.keys_unknown))
 
 
+def stamped(options: PlanOptions) -> PlanOptions:
+    """``options`` with the run's time where a block needs it (its record, the purge's clock), unless given:
+    the planner reads no clock."""
+    if options.deprovision != "block" or options.now is not None:
+        return options
+    return replace(options, now=utc_timestamp())
+
+
 def sync(settings: ClientSettings, options: SyncOptions, hooks: Hooks[Plan] | None = None) -> SyncResult:
     """Sync the proxy with ``options.csv_file`` (or apply ``options.apply_plan``) safely; see the module.
 
@@ -114,13 +123,16 @@ async def _sync(
             plan = saved
         else:
             assert desired is not None
-            plan = build_plan(desired, snapshot, options.plan)
+            plan_options = stamped(options.plan)
+            plan = build_plan(desired, snapshot, plan_options)
             # a team leave deletes the user's keys bound to that team: read them (one read per team left) and
             # plan again, so the plan shows, counts and (keep_team_keys) keeps them
             keyed = await with_team_keys(client, snapshot, plan)
+            # a block stops every key of the user: read them, so the plan names what each block stops
+            keyed = await with_user_keys(client, keyed, plan)
             if keyed is not snapshot:
                 snapshot = keyed
-                plan = build_plan(desired, snapshot, options.plan)
+                plan = build_plan(desired, snapshot, plan_options)
         log_plan(plan)
         hooks.planned(plan)
         if options.plan_out:

@@ -1,4 +1,4 @@
-"""Virtual keys: list (a user's, a team's), generate, update, delete. The rows carry hashes, never keys."""
+"""Virtual keys: list (a user's, a team's), generate, update, block, unblock, delete. Rows carry hashes, not keys."""
 
 from __future__ import annotations
 
@@ -58,6 +58,23 @@ class KeyCalls(ClientBase):
             if page >= int(data.get("total_pages") or 1) or not rows:
                 return keys
             page += 1
+
+    async def block_key(self, token: str) -> bool:
+        """``POST /key/block`` by hash: the key answers 401 from then on. Idempotent (blocking a blocked key is
+        200). False when the key does not exist (deleted since it was read)."""
+        try:
+            await self.request_object("POST", "/key/block", body={"key": token})
+        except NotFoundError:
+            return False
+        return True
+
+    async def unblock_key(self, token: str) -> bool:
+        """``POST /key/unblock`` by hash (idempotent). False when the key does not exist any more."""
+        try:
+            await self.request_object("POST", "/key/unblock", body={"key": token})
+        except NotFoundError:
+            return False
+        return True
 
     async def delete_keys(self, tokens: Sequence[str]) -> None:
         """``POST /key/delete`` by hash. Already gone (a retry after a lost answer) counts as done."""
