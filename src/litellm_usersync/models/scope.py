@@ -10,7 +10,7 @@ Terms (``--scope`` is repeatable):
 * ``domain:corp.example``: users whose email is at that domain (exactly; IDN-aware: ``xn--`` and Unicode
   forms are one domain);
 * ``team:NAME``: members of that team (by alias as in the CSV, or by id);
-* ``role:ROLE``: users with that proxy role.
+* ``role:ROLE``: users with that proxy role (a user the tool blocked: the role before its block, from its record).
 
 Terms of one kind are alternatives (``domain:a.example domain:b.example``: either domain); terms of different
 kinds must all hold (``managed domain:a.example``: managed users at that domain). No term: every managed user
@@ -140,7 +140,7 @@ class Scope:
         checks = (
             (ScopeKind.MANAGED, lambda _t: user.managed_marker),
             (ScopeKind.DOMAIN, lambda t: user.email_key.rpartition("@")[2] == t.value),
-            (ScopeKind.ROLE, lambda t: user.role == t.value),
+            (ScopeKind.ROLE, lambda t: scope_role(user) == t.value),
             (ScopeKind.TEAM, lambda t: bool(_team_ids(t, snapshot) & snapshot.team_ids_of(user.user_id))),
         )
         for kind, matches in checks:
@@ -158,7 +158,25 @@ class Scope:
             dataclasses.replace(t, members=tuple(m for m in t.members if m.user_id in kept)) for t in snapshot.teams
         )
         keys = tuple(k for k in snapshot.team_keys if k.user_id in kept)
-        return dataclasses.replace(snapshot, users=users, teams=teams, team_keys=keys)
+        user_keys = tuple(k for k in snapshot.user_keys if k.user_id in kept)
+        return dataclasses.replace(
+            snapshot,
+            users=users,
+            teams=teams,
+            team_keys=keys,
+            user_keys=user_keys,
+            user_keys_read=snapshot.user_keys_read & kept,
+        )
+
+
+def scope_role(user: LiveUser) -> str | None:
+    """The role a ``role:`` term reads: a user the tool blocked (``--deprovision block``) holds the blocked
+    role for now, so its record's role (the one before the block) says whose it is; else its role. Without
+    this a ``role:internal_user`` scope would lose its own blocked users: never purged nor reactivated."""
+    record = user.block_record
+    if record is not None and record.role:
+        return record.role
+    return user.role
 
 
 def _team_ids(term: ScopeTerm, snapshot: Snapshot) -> frozenset[str]:
