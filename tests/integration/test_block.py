@@ -449,3 +449,44 @@ def test_a_saved_block_plan_is_applied_as_made(clean_proxy: Proxy, workdir: path
     # applied again, the plan is stale: the user it blocks changed since (its role)
     r = cli_run("sync", "--apply-plan", "plan.json")
     assert r.exit_code == 3 and "stale plan" in r.stderr, r.output
+
+
+def test_a_scoped_block_leaves_the_users_outside_the_scope_alone_and_a_role_scope_purges_its_blocked(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any
+) -> None:
+    """Issue 13 x issue 17: ``--scope domain:x.com`` blocks only that domain's leaver; an SSO-like user at
+    another domain, also missing from the CSV, keeps its role and a working key; a ``role:internal_user``
+    scope still owns (and purges) the user it blocked, though that user holds internal_user_viewer now."""
+    keys = _arrange(clean_proxy)
+
+    async def sso(c: ProxyClient) -> str:
+        await c.create_user(
+            {"user_id": "sso@y.com", "user_email": "sso@y.com", "user_role": "internal_user", "auto_create_key": False}
+        )
+        return await c.generate_key("sso@y.com", key_alias="sso-personal")
+
+    sso_key = clean_proxy.run(sso)
+    rows = _write_csv(workdir, "stay@x.com,internal_user,team-a", "other@x.com,internal_user,team-a")
+    scoped = ("--deprovision", "block", "--scope", "domain:x.com")
+
+    dry = cli_run("sync", "--csv-file", rows, *scoped, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "Users to block: 1" in dry.output and "user outside the scope (domain:x.com), left alone" in dry.output
+    r = cli_run("sync", "--csv-file", rows, *scoped)
+    assert r.exit_code == 0, r.output + r.stderr
+    assert _report(workdir)["gone@x.com"]["action"] == "BLOCKED"
+    assert _key_status(clean_proxy, keys["personal"]) == 401 and _key_status(clean_proxy, keys["team"]) == 401
+    sso_row = _user(clean_proxy, "sso@y.com")
+    assert sso_row["user_role"] == "internal_user" and BLOCK_RECORD not in (sso_row.get("metadata") or {})
+    assert _key_status(clean_proxy, sso_key) == 200
+    again = cli_run("sync", "--csv-file", rows, *scoped, "--dry-run")
+    assert again.exit_code == 0 and "Users to block: 0" in again.output, again.output
+
+    _age_block(clean_proxy, "gone@x.com", "2020-01-01T00:00:00Z")
+    by_role = ("--deprovision", "block", "--scope", "domain:x.com", "--scope", "role:internal_user")
+    r = cli_run("sync", "--csv-file", rows, *by_role, "--purge-blocked-after", "30d")
+    assert r.exit_code == 0, r.output + r.stderr
+    assert _report(workdir)["gone@x.com"]["action"] == "DELETED"
+    users = live_users(clean_proxy)
+    assert "gone@x.com" not in users and users["sso@y.com"]["user_role"] == "internal_user"
+    assert _key_status(clean_proxy, sso_key) == 200
