@@ -43,6 +43,13 @@ from .plan import (
     RemoveMembership,
     Skipped,
 )
+from .readcache import (
+    DEFAULT_FULL_READ_AFTER_S,
+    READ_CACHE_VERSION,
+    KeyMark,
+    ReadCache,
+    ReadOutcome,
+)
 from .results import (
     ItemResult,
     Outcome,
@@ -53,12 +60,14 @@ from .results import (
 
 __all__ = [
     "BATCH_KINDS",
+    "DEFAULT_FULL_READ_AFTER_S",
     "DELETE_CASCADE_MIN_VERSION",
     "DUPLICATE_409_MIN_VERSION",
     "INVITE_PENDING",
     "KEY_PENDING",
     "MANAGED_MARKER_KEY",
     "MANAGED_MARKER_VALUE",
+    "READ_CACHE_VERSION",
     "RECREATE_FIELDS",
     "Action",
     "AddMembership",
@@ -69,6 +78,7 @@ __all__ = [
     "DesiredUser",
     "ItemKind",
     "ItemResult",
+    "KeyMark",
     "LiveUser",
     "Outcome",
     "OutcomeStatus",
@@ -76,6 +86,8 @@ __all__ = [
     "PlanItem",
     "PlanOptions",
     "ProxyFeatures",
+    "ReadCache",
+    "ReadOutcome",
     "RebindKeys",
     "RecreateUser",
     "ReissueKey",
