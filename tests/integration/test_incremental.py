@@ -23,6 +23,7 @@ import pytest
 from litellm_usersync.apply.cached_read import CachedRead, read_for_run
 from litellm_usersync.errors import ProxyError
 from litellm_usersync.models import ChangeRole, ItemKind, Plan, PlanItem, Snapshot
+from litellm_usersync.models.readcache import WATERMARK_OVERLAP_S
 from litellm_usersync.proxy.client import ProxyClient
 from litellm_usersync.proxy.incremental import ReadPolicy
 from litellm_usersync.proxy.reread import reread_for_plan
@@ -32,6 +33,8 @@ from .conftest import Proxy, create_users
 pytestmark = pytest.mark.litellm(">=1.110", reason="/user/list sorts by updated_at from 1.110")
 
 STEPS = int(os.environ.get("USERSYNC_EQUIVALENCE_STEPS", "10"))
+#: a wait after which writes are older than the next watermark (the proxy's Date was seen ~2 s behind)
+PAST_OVERLAP_S = WATERMARK_OVERLAP_S + 4
 TEAMS = ("t-red", "t-green", "t-blue")
 Op = Callable[[ProxyClient, random.Random], Awaitable[str]]
 
@@ -323,7 +326,7 @@ def test_changes_that_escape_updated_at_fall_back_to_the_full_read(
         async with ProxyClient(clean_proxy.settings()) as c:
             await _arrange(c)
         if "key" in case:
-            await asyncio.sleep(11)  # past the overlap of the watermark
+            await asyncio.sleep(PAST_OVERLAP_S)  # past the overlap of the watermark
         await _read(clean_proxy, tmp_path)
         async with ProxyClient(clean_proxy.settings()) as c:
             await change(c)
@@ -374,7 +377,7 @@ def test_destructive_users_are_read_again_and_replanned(clean_proxy: Proxy, tmp_
     async def go() -> tuple[bool, str | None]:
         async with ProxyClient(clean_proxy.settings()) as c:
             await _arrange(c)
-        await asyncio.sleep(11)  # past the overlap: the next read takes u7 from the cache, not the proxy
+        await asyncio.sleep(PAST_OVERLAP_S)  # past the overlap: the next read takes u7 from the cache, not the proxy
         full, _ = await _read(clean_proxy, tmp_path)
         assert full.path is not None
         lines = full.path.read_text().splitlines()
