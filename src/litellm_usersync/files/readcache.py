@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,16 +45,28 @@ def _user_row(u: LiveUser) -> list[Any]:
     return row
 
 
-def _user_from_row(row: object) -> LiveUser:
+def _user_from_row(row: object, shared: dict[str, Any]) -> LiveUser:
+    """A user line back as a :class:`LiveUser`; repeated values (roles, team ids, the email that is the user id,
+    equal metadata: ``shared``) are one object for all users, as ``proxy.snapshot.parse_live_user`` keeps them."""
     if not isinstance(row, list) or len(row) != len(_USER_FIELDS):
         raise ValueError("a user line of the wrong shape")
     values = dict(zip(_USER_FIELDS, row, strict=True))
     for name in _TUPLE_FIELDS:
         if not isinstance(values[name], list):
             raise ValueError(f"{name} is not a list")
-        values[name] = tuple(str(v) for v in values[name])
-    if not isinstance(values["user_id"], str):
+        values[name] = tuple(sys.intern(str(v)) for v in values[name])
+    uid = values["user_id"]
+    if not isinstance(uid, str):
         raise ValueError("a user without a user_id")
+    if values["email"] == uid:
+        values["email"] = uid
+    if isinstance(values["role"], str):
+        values["role"] = sys.intern(values["role"])
+    if values["updated_at"] == values["created_at"]:
+        values["updated_at"] = values["created_at"]
+    if isinstance(values["metadata"], dict):
+        key = json.dumps(values["metadata"], sort_keys=True)
+        values["metadata"] = shared.setdefault(key, values["metadata"]) if len(shared) < 1024 else values["metadata"]
     return LiveUser(**values)
 
 
@@ -111,7 +124,8 @@ def load_read_cache(path: str | Path, *, base_url: str, caller_user_id: str) -> 
                 or header.get("caller_user_id") != caller_user_id
             ):
                 return None, "the cache is of another proxy or identity"
-            users = tuple(_user_from_row(json.loads(line)) for line in fh)
+            shared: dict[str, Any] = {}
+            users = tuple(_user_from_row(json.loads(line), shared) for line in fh)
             if len(users) != header["users"]:
                 return None, f"the cache is incomplete ({len(users)} of {header['users']} users)"
             marks = tuple(
