@@ -25,7 +25,6 @@ from litellm_usersync.models import (
 
 from .client import ProxyClient
 
-
 #: metadata shared between users whose metadata is equal (most carry only the managed marker): a snapshot of
 #: 100,000 users keeps a handful of dicts, not 100,000 (nobody mutates a LiveUser's metadata)
 _SHARED_METADATA: dict[str, dict[str, Any]] = {}
