@@ -212,6 +212,9 @@ def main() -> None:
     for name, ok, detail in targets(sizes):
         print(f"  {'PASS' if ok else 'MISS' if ok is False else '----'}  {name}: {detail}")
     for s in sizes:
+        for key, r in s.runs.items():
+            print(f"\n  N={s.n:,} {key} ({r.summary or 'no summary'}):\n{bench.fmt_counts(r.counts)}")
+    for s in sizes:
         print(f"  N={s.n:,}: seeded in {s.seed_s:.0f} s ({s.seed_requests} requests); 1 % = {s.changes}; "
               f"floor after {s.floor_after.wall_s:.2f} s")  # fmt: skip
     if args.json:
