@@ -19,8 +19,8 @@ from typing import Any
 
 from litellm_usersync.apply import cached_read as _cached_read
 from litellm_usersync.cli import main
-from litellm_usersync.usecases import sync as _sync_usecase  # noqa: F401  (imported: its read_for_run is wrapped)
 from litellm_usersync.proxy import client as _client
+from litellm_usersync.usecases import sync as _sync_usecase  # noqa: F401  (imported: its read_for_run is wrapped)
 
 _instances: list[Any] = []
 _original_init = _client.ProxyClient.__init__

@@ -2,7 +2,8 @@
 
 snapshot (through the last run's read cache where it may) → plan (→ after a cached read, the users it
 deletes, demotes or moves read again by id, planned again if changed; → the team keys its leaves destroy,
-planned again) or the saved plan's freshness check → the plan file → brakes → report path checked → key journal → backup → audit log → apply → report file.
+planned again) or the saved plan's freshness check → the plan file → brakes → report path checked → key
+journal → backup → audit log → apply → report file (and the read cache told what the run deleted).
 """
 
 from __future__ import annotations
