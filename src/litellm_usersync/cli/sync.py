@@ -39,6 +39,7 @@ from ._common import (
     show_all_option,
 )
 from ._deprovision import deprovision_options, deprovision_plan_options
+from ._duration import DURATION
 from ._input import INPUT_PARAMS, input_format, input_options
 from ._safety import safety_options
 from ._scope import adopt_option, given_scope, scope_option
@@ -131,6 +132,20 @@ def sync_options(f: Any) -> Any:
             default=None,
             help="Apply exactly this saved plan (no CSV is read); refused if the users it touches changed since.",
         ),
+        click.option(
+            "--full-read",
+            is_flag=True,
+            help="Read every user page, as without a cache (the cache of the last run is written anew).",
+        ),
+        click.option(
+            "--full-read-after",
+            "full_read_after",
+            type=DURATION,
+            default="1d",
+            show_default=True,
+            metavar="DURATION",
+            help="Read everything when the last run's cache is older than this (30m, 12h, 1d; 0: always).",
+        ),
         safety_options,
         deprovision_options,
     ]
@@ -181,6 +196,8 @@ def sync_command(
     no_recreate: bool,
     recreate_with_keys: bool,
     keep_team_keys: bool,
+    full_read: bool,
+    full_read_after: float,
     max_delete: int | None,
     protect: tuple[str, ...],
     protect_role: tuple[str, ...],
@@ -262,6 +279,8 @@ def sync_command(
             plan_out=plan_out,
             report_path=report_path,
             safety=SafetyOptions(backup_dir=backup_dir, no_backup=no_backup, audit_log=audit_log),
+            full_read=full_read,
+            full_read_after_s=full_read_after,
         )
         result = sync(settings, options, make_hooks(debug, say=say, applying=applying))
 

@@ -56,6 +56,13 @@ from .plan import (
     RemoveMembership,
     Skipped,
 )
+from .readcache import (
+    DEFAULT_FULL_READ_AFTER_S,
+    READ_CACHE_VERSION,
+    KeyMark,
+    ReadCache,
+    ReadOutcome,
+)
 from .results import (
     ItemResult,
     Outcome,
@@ -78,6 +85,7 @@ __all__ = [
     "BLOCKED_BUDGET",
     "BLOCKED_ROLE",
     "BLOCK_RECORD",
+    "DEFAULT_FULL_READ_AFTER_S",
     "DELETE_CASCADE_MIN_VERSION",
     "DEPROVISION_MODES",
     "DUPLICATE_409_MIN_VERSION",
@@ -85,6 +93,7 @@ __all__ = [
     "KEY_PENDING",
     "MANAGED_MARKER_KEY",
     "MANAGED_MARKER_VALUE",
+    "READ_CACHE_VERSION",
     "RECREATE_FIELDS",
     "SCOPE_ENV",
     "Action",
@@ -99,6 +108,7 @@ __all__ = [
     "DesiredUser",
     "ItemKind",
     "ItemResult",
+    "KeyMark",
     "LiveUser",
     "Outcome",
     "OutcomeStatus",
@@ -107,6 +117,8 @@ __all__ = [
     "PlanOptions",
     "ProxyFeatures",
     "ReactivateUser",
+    "ReadCache",
+    "ReadOutcome",
     "RebindKeys",
     "RecreateUser",
     "ReissueKey",

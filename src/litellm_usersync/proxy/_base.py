@@ -34,6 +34,11 @@ class ClientBase:
         """Number of requests sent, by "METHOD path" (for the benchmark and --debug summaries)."""
         return self._t.request_counts
 
+    @property
+    def last_date(self) -> str | None:
+        """The HTTP ``Date`` of the latest answer: the proxy's clock (the incremental read's watermark)."""
+        return self._t.last_date
+
     def remember_secret(self, secret: str | None) -> None:
         """Mask this value too in anything logged or raised (e.g. a freshly created user's key)."""
         self._t.remember_secret(secret)

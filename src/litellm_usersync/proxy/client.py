@@ -14,7 +14,7 @@ rest of the tool holds; its parts are:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import httpx
 
@@ -84,9 +84,10 @@ class ProxyClient(UserCalls, TeamCalls, KeyCalls, InvitationCalls):
         """Check the credentials and return the caller's user id (``default_user_id`` for the master key)."""
         return await self._detector.check_auth()
 
-    async def detect_features(self) -> ProxyFeatures:
-        """What this proxy can do, detected once per client (``read_snapshot`` asks with its read)."""
-        return await self._detector.detect_features()
+    async def detect_features(self, known_routes: Mapping[str, bool] | None = None) -> ProxyFeatures:
+        """What this proxy can do, detected once per client (``read_snapshot`` asks with its read); the batch
+        routes are not asked again when ``known_routes`` says what an earlier run found on this version."""
+        return await self._detector.detect_features(known_routes)
 
     async def supports_bulk(self, kind: str = "") -> bool:
         """True when the proxy has the batch route for ``kind`` and bulk mode is allowed (not ``--no-bulk``)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 from litellm_usersync.errors import AuthError, ForbiddenError, NotFoundError, ProxyError, RejectedError
 from litellm_usersync.identity import DEFAULT_USER_ID
@@ -88,7 +89,7 @@ class Detector:
             log.info("%s", unsure)
         return exists
 
-    async def detect_features(self) -> ProxyFeatures:
+    async def detect_features(self, known_routes: Mapping[str, bool] | None = None) -> ProxyFeatures:
         """What this proxy can do, detected once per client (``read_snapshot`` asks with its read).
 
         Batch routes: each route is asked whether it exists (a 404 on the route, not the version number).
@@ -96,6 +97,11 @@ class Detector:
         ``models.ProxyFeatures.from_version``; an unknown or unparsable version takes the safest path.
         """
         async with self._lock:
+            if self._features is None and known_routes is not None:
+                # the routes an earlier run found on this same version (the incremental read's cache, issue 14)
+                self._features = ProxyFeatures.from_version(
+                    await self.proxy_version(), known_routes, bulk_allowed=self._t.settings.bulk != "never"
+                )
             if self._features is None:
                 version = await self.proxy_version()
                 paths = probe_paths()

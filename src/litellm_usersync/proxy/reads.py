@@ -24,13 +24,21 @@ _NO_SUCH_USER_ID = "litellm-usersync no such user"
 
 class Reads(ClientBase):
     async def list_users_page(
-        self, page: int, *, user_ids: Sequence[str] | None = None, page_size: int | None = None
+        self,
+        page: int,
+        *,
+        user_ids: Sequence[str] | None = None,
+        page_size: int | None = None,
+        sort_by: str = "user_id",
+        sort_order: str = "asc",
     ) -> Page:
+        """One ``/user/list`` page; ``sort_by="updated_at", sort_order="desc"`` is the incremental read's order
+        (LiteLLM 1.110: ties by ``user_id``; older proxies answer 400)."""
         params: dict[str, Any] = {
             "page": page,
             "page_size": page_size or self.settings.page_size,
-            "sort_by": "user_id",
-            "sort_order": "asc",
+            "sort_by": sort_by,
+            "sort_order": sort_order,
         }
         if user_ids:
             params["user_ids"] = ",".join(user_ids)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,22 +25,46 @@ from litellm_usersync.models import (
 
 from .client import ProxyClient
 
+#: metadata shared between users whose metadata is equal (most carry only the managed marker): a snapshot of
+#: 100,000 users keeps a handful of dicts, not 100,000 (nobody mutates a LiveUser's metadata)
+_SHARED_METADATA: dict[str, dict[str, Any]] = {}
+_SHARED_METADATA_MAX = 1024
+
+
+def _shared_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    try:
+        key = json.dumps(metadata, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return dict(metadata)
+    shared = _SHARED_METADATA.get(key)
+    if shared is None:
+        shared = dict(metadata)
+        if len(_SHARED_METADATA) < _SHARED_METADATA_MAX:
+            _SHARED_METADATA[key] = shared
+    return shared
+
 
 def parse_live_user(row: Mapping[str, Any]) -> LiveUser:
+    """One ``/user/list`` row as a :class:`LiveUser`. Values repeated across users (roles, team ids, the email
+    that equals the user id, common metadata) are shared, not copied: what 100,000 users cost (issue 14)."""
     metadata = row.get("metadata") or {}
     models = row.get("models") or ()
+    user_id = str(row.get("user_id"))
+    email = str(row["user_email"]) if row.get("user_email") else None
+    role = row.get("user_role")
+    created, updated = row.get("created_at"), row.get("updated_at")
     return LiveUser(
-        user_id=str(row.get("user_id")),
-        email=(str(row["user_email"]) if row.get("user_email") else None),
-        role=row.get("user_role"),
-        team_ids=tuple(str(t) for t in (row.get("teams") or ())),
+        user_id=user_id,
+        email=user_id if email == user_id else email,
+        role=sys.intern(role) if isinstance(role, str) else role,
+        team_ids=tuple(sys.intern(str(t)) for t in (row.get("teams") or ())),
         key_count=int(row.get("key_count") or 0),
         spend=float(row.get("spend") or 0.0),
         user_alias=row.get("user_alias"),
         max_budget=row.get("max_budget"),
-        models=tuple(str(m) for m in models) if isinstance(models, list) else (),
-        created_at=row.get("created_at"),
-        updated_at=row.get("updated_at"),
+        models=tuple(sys.intern(str(m)) for m in models) if isinstance(models, list) else (),
+        created_at=created,
+        updated_at=created if updated == created else updated,
         managed_marker=isinstance(metadata, dict) and metadata.get(MANAGED_MARKER_KEY) == MANAGED_MARKER_VALUE,
         key_pending=isinstance(metadata, dict) and bool(metadata.get(KEY_PENDING)),
         invite_pending=isinstance(metadata, dict) and bool(metadata.get(INVITE_PENDING)),
@@ -47,7 +73,7 @@ def parse_live_user(row: Mapping[str, Any]) -> LiveUser:
         rpm_limit=_opt_int(row.get("rpm_limit")),
         max_parallel_requests=_opt_int(row.get("max_parallel_requests")),
         sso_user_id=_opt_str(row.get("sso_user_id")),
-        metadata=dict(metadata) if isinstance(metadata, dict) and metadata else None,
+        metadata=_shared_metadata(metadata) if isinstance(metadata, dict) and metadata else None,
         model_max_budget=dict(mmb) if isinstance(mmb := row.get("model_max_budget"), dict) and mmb else None,
     )
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from litellm_usersync.errors import ProxyError, RateLimitedError, ServerError, UnavailableError
-from litellm_usersync.masking import mask_text
+from litellm_usersync.masking import SecretSet, mask_text
 from litellm_usersync.settings import MAX_RETRY_AFTER_S, ClientSettings
 
 from .answers import error_class, proxy_message
@@ -84,7 +84,10 @@ class Transport:
         on_request: Callable[[str, str], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.secrets = [settings.master_key] if settings.master_key else []
+        self.secrets = SecretSet([settings.master_key] if settings.master_key else [])
+        #: the proxy's clock (the HTTP ``Date``, whole seconds) as of the latest answer: the incremental read's
+        #: watermark is taken on the proxy's clock, the one ``updated_at`` is written with (issue 14)
+        self.last_date: str | None = None
         self.retries = Retries(settings.retry, sleep or asyncio.sleep)
         self._on_request = on_request
         limits = httpx.Limits(
@@ -105,9 +108,9 @@ class Transport:
         await self.http.aclose()
 
     def remember_secret(self, secret: str | None) -> None:
-        """Mask this value too in anything logged or raised (e.g. a freshly created user's key)."""
-        if secret and secret not in self.secrets:
-            self.secrets.append(secret)
+        """Mask this value too in anything logged or raised (e.g. a freshly created user's key): a set, so
+        remembering is O(1) and masking one pass over the text however many keys a run created."""
+        self.secrets.add(secret)
 
     def mask(self, text: str) -> str:
         return mask_text(text, self.secrets)
@@ -161,6 +164,7 @@ class Transport:
                 else self.mask(response.text[:2000])
             )
             log.debug("← %s %s %s %s", response.status_code, method, path, shown)
+        self.last_date = response.headers.get("date")
         if response.status_code >= 400:
             raise error_for_response(response, method, path, self.secrets)
         if not response.content:

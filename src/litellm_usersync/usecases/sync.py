@@ -1,7 +1,9 @@
 """Sync: reconcile the proxy with a user file (or apply a saved plan), behind the whole safety net.
 
-snapshot → plan (→ the team keys its leaves destroy, planned again) or the saved plan's freshness check →
-the plan file → brakes → report path checked → key journal → backup → audit log → apply → report file.
+snapshot (through the last run's read cache where it may) → plan (→ after a cached read, the users it
+deletes, demotes or moves read again by id, planned again if changed; → the team keys its leaves destroy,
+planned again) or the saved plan's freshness check → the plan file → brakes → report path checked → key
+journal → backup → audit log → apply → report file (and the read cache told what the run deleted).
 """
 
 from __future__ import annotations
@@ -10,19 +12,23 @@ import asyncio
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from litellm_usersync.apply.cached_read import read_for_run, remember_run
 from litellm_usersync.files.backups import read_plan_file, utc_timestamp, write_plan_file
 from litellm_usersync.files.csvfile import InputFormat, read_users_csv
 from litellm_usersync.files.journal import KeyJournal
 from litellm_usersync.files.reportfiles import check_output_path
 from litellm_usersync.models import DesiredState, Plan, PlanOptions, ProxyFeatures, RunReport, Scope
+from litellm_usersync.models.readcache import DEFAULT_FULL_READ_AFTER_S
 from litellm_usersync.plans.freshness import check_plan_fresh, check_plan_scope
 from litellm_usersync.plans.sync import build_plan
+from litellm_usersync.proxy.incremental import ReadPolicy
+from litellm_usersync.proxy.reread import reread_for_plan
 from litellm_usersync.proxy.snapshot import with_team_keys
 from litellm_usersync.proxy.userkeys import with_user_keys
 from litellm_usersync.render.report import SYNC_REPORT_COLUMNS, result_rows
 from litellm_usersync.settings import ClientSettings
 
-from ._base import Hooks, SafetyOptions, log_plan, run_lock, run_stoppable
+from ._base import Hooks, SafetyOptions, log_plan, run_lock, run_stoppable, state_dir
 from ._safety import (
     WrittenReport,
     apply_safely,
@@ -31,7 +37,6 @@ from ._safety import (
     write_partial_report,
     write_secret_report,
 )
-from .snapshot import read_state
 
 DEFAULT_CSV = "user_list.csv"
 DEFAULT_REPORT = "user_sync_result.csv"
@@ -57,6 +62,10 @@ class SyncOptions:
     #: the report (mode 0600: it holds new users' API keys)
     report_path: str = DEFAULT_REPORT
     safety: SafetyOptions = field(default_factory=SafetyOptions)
+    #: read every user page even when the last run's cache could be used (``--full-read``)
+    full_read: bool = False
+    #: the full read when the cache is older than this many seconds (``--full-read-after``)
+    full_read_after_s: float = DEFAULT_FULL_READ_AFTER_S
 
 
 @dataclass(frozen=True)
@@ -115,8 +124,16 @@ async def _sync(
     stop: asyncio.Event,
 ) -> SyncResult:
     async with hooks.client(settings) as client:
-        snapshot = await read_state(client, hooks)
+        # through the cache of the last run where it may (issue 14): only what changed since is read
+        policy = ReadPolicy(full_read=options.full_read, full_read_after_s=options.full_read_after_s)
+        folder = options.safety.state_dir if options.safety.state_dir is not None else state_dir()
+        with hooks.progress(True) as progress:
+            read = await read_for_run(client, folder, policy, on_progress=progress)
+        snapshot = read.snapshot
+        incremental = read.outcome.mode == "incremental"
         if saved is not None:
+            if incremental:  # nothing destructive rests on the cache alone
+                snapshot = (await reread_for_plan(client, snapshot, saved))[0]
             # the team keys its moves would destroy are part of what must not have changed
             snapshot = await with_team_keys(client, snapshot, saved)
             check_plan_fresh(saved, snapshot)
@@ -125,6 +142,11 @@ async def _sync(
             assert desired is not None
             plan_options = stamped(options.plan)
             plan = build_plan(desired, snapshot, plan_options)
+            if incremental:
+                # the users it deletes, demotes or moves, read again by id: planned again if they changed
+                snapshot, changed = await reread_for_plan(client, snapshot, plan)
+                if changed:
+                    plan = build_plan(desired, snapshot, plan_options)
             # a team leave deletes the user's keys bound to that team: read them (one read per team left) and
             # plan again, so the plan shows, counts and (keep_team_keys) keeps them
             keyed = await with_team_keys(client, snapshot, plan)
@@ -133,6 +155,7 @@ async def _sync(
             if keyed is not snapshot:
                 snapshot = keyed
                 plan = build_plan(desired, snapshot, plan_options)
+        read.snapshot = snapshot
         log_plan(plan)
         hooks.planned(plan)
         if options.plan_out:
@@ -157,6 +180,7 @@ async def _sync(
         except BaseException:  # a second signal, a run-ending error: the keys received so far
             write_partial_report(journal, options.report_path, SYNC_REPORT_COLUMNS, hooks.say)
             raise
+        remember_run(read, applied.report)
     report = applied.report
     written = write_secret_report(options.report_path, SYNC_REPORT_COLUMNS, result_rows(report, show_keys=True))
     finish_journal(journal, markers_left=bool(report.markers_left))

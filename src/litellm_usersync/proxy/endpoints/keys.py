@@ -8,6 +8,7 @@ from typing import Any
 from litellm_usersync.errors import NotFoundError
 
 from .._base import ClientBase
+from ..answers import Page
 from ..retries import is_retryable_before_sending
 
 
@@ -27,6 +28,21 @@ class KeyCalls(ClientBase):
             if page >= int(data.get("total_pages") or 1):
                 return rows
             page += 1
+
+    async def list_keys_page(self, page: int, *, size: int = 100) -> Page:
+        """One ``/key/list`` page of every live key, the most recently updated first (``sort_by=updated_at``):
+        ``token`` (the hash), ``user_id``, ``team_id``, ``created_at``, ``updated_at`` of each (issue 14)."""
+        params = {
+            "page": page,
+            "size": size,
+            "sort_by": "updated_at",
+            "sort_order": "desc",
+            "return_full_object": "true",
+        }
+        data = await self.request_object("GET", "/key/list", params=params)
+        fields = ("token", "user_id", "team_id", "created_at", "updated_at")
+        rows = [{f: k.get(f) for f in fields} for k in data.get("keys") or [] if isinstance(k, dict) and k.get("token")]
+        return Page(rows, int(data.get("total_count") or 0), int(data.get("total_pages") or 0))
 
     async def update_key(self, token: str, **fields: Any) -> dict[str, Any]:
         """``POST /key/update`` for the key with this hash (merge-patch: only ``fields`` change)."""
