@@ -382,7 +382,13 @@ def write_json_file(path: str | Path, doc: Mapping[str, Any]) -> Path:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _write_tmp(target.parent, target.name, render_json(doc))
+    return replace_file(target, render_json(doc))
+
+
+def replace_file(target: Path, text: str | Iterable[str]) -> Path:
+    """Write ``text`` (a string or its pieces) beside ``target`` (0600), then rename it over ``target``: readers
+    see the old file or the new one, never half of it; the temporary file is removed when anything fails."""
+    tmp = _write_tmp(target.parent, target.name, text)
     try:
         os.replace(tmp, target)
     except BaseException:

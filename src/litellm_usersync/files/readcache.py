@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 from litellm_usersync.models import LiveUser
 from litellm_usersync.models.readcache import READ_CACHE_VERSION, KeyMark, ReadCache
 
-from .backups import _write_tmp, ensure_private_dir
+from .backups import ensure_private_dir, replace_file
 from .runlock import lock_path, normalize_proxy_url
 
 CACHE_FORMAT = "litellm-usersync/read-cache"
@@ -94,13 +93,7 @@ def save_read_cache(path: str | Path, cache: ReadCache) -> Path:
     """Write the cache atomically, mode 0600, in a 0700 folder."""
     target = Path(path)
     ensure_private_dir(target.parent)
-    tmp = _write_tmp(target.parent, target.name, _lines(cache))
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return replace_file(target, _lines(cache))
 
 
 def load_read_cache(path: str | Path, *, base_url: str, caller_user_id: str) -> tuple[ReadCache | None, str]:
