@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from .desired import (
     DesiredState,
+    DesiredTeam,
     DesiredUser,
+)
+from .fields import (
+    FieldChange,
+    FieldValue,
 )
 from .live import (
     BATCH_KINDS,
@@ -32,6 +37,7 @@ from .plan import (
     AddMembership,
     AdoptUser,
     ChangeRole,
+    CreateTeam,
     CreateUser,
     DeleteUser,
     ItemKind,
@@ -43,6 +49,9 @@ from .plan import (
     ReissueKey,
     RemoveMembership,
     Skipped,
+    TeamAction,
+    UpdateTeam,
+    UpdateUser,
 )
 from .results import (
     ItemResult,
@@ -75,10 +84,14 @@ __all__ = [
     "AddMembership",
     "AdoptUser",
     "ChangeRole",
+    "CreateTeam",
     "CreateUser",
     "DeleteUser",
     "DesiredState",
+    "DesiredTeam",
     "DesiredUser",
+    "FieldChange",
+    "FieldValue",
     "ItemKind",
     "ItemResult",
     "LiveUser",
@@ -100,8 +113,11 @@ __all__ = [
     "Skipped",
     "Snapshot",
     "Team",
+    "TeamAction",
     "TeamKey",
     "TeamMember",
+    "UpdateTeam",
+    "UpdateUser",
     "parse_scope",
     "parse_scope_setting",
     "parse_scope_term",
