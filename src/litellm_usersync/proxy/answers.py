@@ -88,6 +88,8 @@ def error_class(status: int, message: str, error_type: str | None, path: str) ->
         return MethodNotAllowedError
     if status == 409 or (status == 400 and "already exists" in low and "user" in low):
         return ConflictError
+    if status == 400 and path == "/team/new" and "already exists" in low:  # a team id taken (API contract §2.7)
+        return ConflictError
     if status == 429:
         return RateLimitedError
     if status >= 500:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from litellm_usersync.errors import AlreadyMemberError, NotMemberError, ProxyError
+from litellm_usersync.errors import AlreadyMemberError, NotFoundError, NotMemberError, ProxyError
 from litellm_usersync.settings import BULK_CHUNK
 
 from ..answers import RowErrorKind, RowResult, row_error_kind
@@ -22,6 +22,20 @@ class TeamCalls(Reads):
             body["team_id"] = team_id
         data = await self.request_object("POST", "/team/new", body=body, retry=is_retryable_before_sending)
         return data if isinstance(data, dict) else {}
+
+    async def update_team(self, team_id: str, **fields: Any) -> dict[str, Any]:
+        """``POST /team/update``: the team's settings (a merge-patch: fields not sent keep their value)."""
+        data = await self.request_object("POST", "/team/update", body={"team_id": team_id, **fields})
+        return data if isinstance(data, dict) else {}
+
+    async def read_team(self, team_id: str) -> dict[str, Any] | None:
+        """``GET /team/info``: the team's row, or None when there is no team with this id."""
+        try:
+            data = await self.request_object("GET", "/team/info", params={"team_id": team_id})
+        except NotFoundError:
+            return None
+        info = data.get("team_info")
+        return info if isinstance(info, dict) else None
 
     async def add_team_members(
         self, team_id: str, members: Sequence[tuple[str, str | None]], *, role: str = "user"
