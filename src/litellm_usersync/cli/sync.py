@@ -81,6 +81,26 @@ def sync_options(f: Any) -> Any:
             "instead (a move from one team to one other; other moves of such users are refused).",
         ),
         click.option(
+            "--create-teams",
+            is_flag=True,
+            help="Create the teams the CSV names that do not exist (alias = the name) before the joins; "
+            "without it such a row fails 'Team not found'.",
+        ),
+        click.option(
+            "--max-create-teams",
+            type=click.IntRange(0),
+            default=10,
+            show_default=True,
+            help="Refuse to run if more teams would be created (--create-teams, --teams-file).",
+        ),
+        click.option(
+            "--teams-file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="A teams CSV (team_name,max_budget,budget_duration,models,tpm_limit,rpm_limit): its teams are "
+            "created when missing and their settings updated (members come from --csv-file).",
+        ),
+        click.option(
             "--max-delete",
             type=click.IntRange(0),
             default=None,
@@ -179,6 +199,9 @@ def sync_command(
     no_recreate: bool,
     recreate_with_keys: bool,
     keep_team_keys: bool,
+    create_teams: bool,
+    max_create_teams: int,
+    teams_file: str | None,
     max_delete: int | None,
     protect: tuple[str, ...],
     protect_role: tuple[str, ...],
@@ -244,6 +267,8 @@ def sync_command(
                 allow_recreate=not no_recreate,
                 recreate_with_keys=recreate_with_keys,
                 keep_team_keys=keep_team_keys,
+                create_teams=create_teams,
+                max_create_teams=max_create_teams,
                 default_role=user_role,
                 max_delete=max_delete,
                 protected_emails=frozenset(normalize_email(e) for e in protect),
@@ -256,6 +281,7 @@ def sync_command(
             plan_out=plan_out,
             report_path=report_path,
             safety=SafetyOptions(backup_dir=backup_dir, no_backup=no_backup, audit_log=audit_log),
+            teams_file=teams_file,
         )
         result = sync(settings, options, make_hooks(debug, say=say, applying=applying))
 
@@ -301,6 +327,9 @@ _PLAN_SHAPING = (
     "no_recreate",
     "recreate_with_keys",
     "keep_team_keys",
+    "create_teams",
+    "max_create_teams",
+    "teams_file",
     "max_delete",
     "protect",
     "protect_role",
