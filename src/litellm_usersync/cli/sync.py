@@ -62,7 +62,9 @@ def sync_options(f: Any) -> Any:
         click.option("--dry-run", is_flag=True, help="Show the plan; change nothing."),
         click.option("--no-add", is_flag=True, help="Do not create users."),
         click.option("--no-delete", is_flag=True, help="Do not delete users."),
-        click.option("--no-update", is_flag=True, help="Do not change roles, teams or managed fields of existing users."),
+        click.option(
+            "--no-update", is_flag=True, help="Do not change roles, teams or managed fields of existing users."
+        ),
         click.option(
             "--no-recreate",
             is_flag=True,
