@@ -277,3 +277,8 @@ def test_a_team_created_by_someone_else_since_the_plan_makes_it_stale() -> None:
     check_plan_fresh(plan, snap(alice()))
     with pytest.raises(RefusedError, match="team Eng now exists"):
         check_plan_fresh(plan, snap(alice(), teams=(*TEAMS, Team("other", "Eng"))))
+
+
+def test_no_update_leaves_the_fields_of_existing_users_alone() -> None:
+    plan = plan_of(row(max_budget=1.0), snapshot=snap(alice(max_budget=5.0)), allow_update=False)
+    assert plan.items == () and [s.reason for s in plan.skipped] == ["differs but not updated: --no-update"]
