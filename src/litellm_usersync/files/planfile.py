@@ -274,9 +274,9 @@ def team_action_from_dict(data: object, where: str) -> TeamAction:
         raise InputError(f"plan file: {where}.team_id: must not be empty")
     team: TeamAction
     if kind == "create_team":
-        team = CreateTeam(tid, name, _fields_from(r, "fields"), r.get_int("line", 0))
+        team = CreateTeam(tid, name, _fields_from(r, "fields"), r.opt_int("line") or 0)
     elif kind == "update_team":
-        team = UpdateTeam(tid, name, _changes_from(r, "changes"), r.get_int("line", 0))
+        team = UpdateTeam(tid, name, _changes_from(r, "changes"), r.opt_int("line") or 0)
     else:
         raise InputError(f"plan file: {where}.type: unknown team action {kind!r}; expected create_team or update_team")
     return team
