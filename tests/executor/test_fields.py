@@ -129,3 +129,30 @@ async def test_teams_are_created_first_and_a_failed_create_skips_its_joins(versi
     failed = {r.item.email: r.error for r in report.results if not r.success}
     assert set(failed) == {"new@x.com"} and "team Research could not be created" in (failed["new@x.com"] or "")
     assert "new@x.com" not in fake.users  # its create was skipped, not sent without the team
+
+
+async def test_an_unreadable_metadata_fails_only_the_updates_that_merge_it() -> None:
+    fake = seeded(NEW)
+    fake.add_user("bob@x.com", "bob@x.com", "proxy_admin")
+    applying = False
+
+    def no_reads(request: httpx.Request, _body: dict[str, Any]) -> httpx.Response | None:
+        if applying and request.url.path == "/user/list":
+            return httpx.Response(503, json={"error": {"message": "down"}})
+        return None
+
+    def start() -> None:
+        nonlocal applying
+        applying = True
+
+    fake.faults.append(no_reads)
+    rows = (
+        DesiredUser("alice@x.com", fields=(("metadata.cc", "X"),)),
+        DesiredUser("bob@x.com", fields=(("max_budget", 2.0),)),
+    )
+    _, report = await plan_and_run(fake, *rows, between=start)
+    by_email = {r.item.email: r for r in report.results}
+    assert by_email["bob@x.com"].success and fake.users["bob@x.com"]["max_budget"] == 2.0
+    alice = by_email["alice@x.com"]
+    assert not alice.success and "could not read the user's metadata before merging it" in (alice.error or "")
+    assert fake.users["alice@x.com"]["metadata"] == {"owner": "hr"}  # nothing was sent for her

@@ -31,7 +31,7 @@ from litellm_usersync.models.fields import (
     team_update_fields,
     user_update_fields,
 )
-from litellm_usersync.proxy.client import ProxyClient
+from litellm_usersync.proxy.client import ProxyClient, is_uncertain
 
 log = logging.getLogger("litellm_usersync.executor")
 
@@ -112,6 +112,13 @@ async def _create_team(client: ProxyClient, a: CreateTeam) -> Outcome:
             return _done(a, note="the team already existed with this id and name (an earlier attempt landed)")
         return _failed(a, f"team {a.name} could not be created: id {a.team_id} is taken by another team")
     except ProxyError as exc:
+        if is_uncertain(exc):  # the create may have landed (a timeout, a reset): ours if it has our id and name
+            try:
+                row = await client.read_team(a.team_id)
+            except ProxyError:
+                row = None
+            if row is not None and str(row.get("team_alias") or "") == a.name:
+                return _done(a, note="created (the proxy's answer was lost; read back)")
         return _failed(a, f"team {a.name} could not be created: {exc}")
     return _done(a)
 
