@@ -73,6 +73,11 @@ def proxy_message(body: Any, fallback: str) -> tuple[str, str | None]:
     return fallback, None
 
 
+def team_id_taken(exc: ProxyError) -> bool:
+    """``/team/new``'s 400 for a ``team_id`` that exists (API contract §2.7: "Team id = X already exists")."""
+    return isinstance(exc, RejectedError) and "already exists" in exc.message.lower()
+
+
 def error_class(status: int, message: str, error_type: str | None, path: str) -> type[ProxyError]:
     """The one status table, refined by what the proxy says: which exception an error answer is.
 
@@ -87,8 +92,6 @@ def error_class(status: int, message: str, error_type: str | None, path: str) ->
     if status == 405:
         return MethodNotAllowedError
     if status == 409 or (status == 400 and "already exists" in low and "user" in low):
-        return ConflictError
-    if status == 400 and path == "/team/new" and "already exists" in low:  # a team id taken (API contract §2.7)
         return ConflictError
     if status == 429:
         return RateLimitedError

@@ -6,10 +6,17 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from litellm_usersync.errors import AlreadyMemberError, NotFoundError, NotMemberError, ProxyError
+from litellm_usersync.errors import (
+    AlreadyMemberError,
+    ConflictError,
+    NotFoundError,
+    NotMemberError,
+    ProxyError,
+    RejectedError,
+)
 from litellm_usersync.settings import BULK_CHUNK
 
-from ..answers import RowErrorKind, RowResult, row_error_kind
+from ..answers import RowErrorKind, RowResult, row_error_kind, team_id_taken
 from ..features import BATCH_ROUTES
 from ..reads import Reads
 from ..retries import is_retryable_before_sending
@@ -17,10 +24,18 @@ from ..retries import is_retryable_before_sending
 
 class TeamCalls(Reads):
     async def create_team(self, alias: str, *, team_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        """``POST /team/new``; a ``team_id`` that exists is a :class:`ConflictError` (the proxy's 400)."""
         body: dict[str, Any] = {"team_alias": alias, **fields}
         if team_id:
             body["team_id"] = team_id
-        data = await self.request_object("POST", "/team/new", body=body, retry=is_retryable_before_sending)
+        try:
+            data = await self.request_object("POST", "/team/new", body=body, retry=is_retryable_before_sending)
+        except RejectedError as exc:
+            if team_id and team_id_taken(exc):  # typed here: nothing above proxy/ reads the proxy's words
+                raise ConflictError(
+                    exc.message, method=exc.method, path=exc.path, status=exc.status, error_type=exc.error_type
+                ) from exc
+            raise
         return data if isinstance(data, dict) else {}
 
     async def update_team(self, team_id: str, **fields: Any) -> dict[str, Any]:
