@@ -304,6 +304,10 @@ def test_a_reactivated_user_takes_the_csvs_managed_role_and_budget_each_written_
     assert again == ReactivateUser("back@x.com", "back@x.com", "proxy_admin", ("h1",), 10.0, True)
     assert isinstance(update, UpdateUser) and update.new_role is None
     assert [(c.name, c.old, c.new) for c in update.changes] == [("tpm_limit", None, 5)]
+    assert describe_item(item) == (
+        "↺ back@x.com (Role: internal_user_viewer → proxy_admin, budget → 10.0, TPM: - → 5) "
+        "— unblocks the 1 API key(s) its block stopped"
+    )
     # the plan file (version 2) keeps both actions as they are
     assert plan_from_document(plan_to_document(plan, source="x")) == plan
     # once applied: role and budget from the CSV, the record gone; the rerun plans nothing
