@@ -216,3 +216,15 @@ async def test_batch_rows_carry_their_kind() -> None:
         ("x", False, RowErrorKind.OTHER),
     ]
     assert [(r.user_id, r.success, r.kind) for r in left] == [("a", True, None), ("b", False, RowErrorKind.DUPLICATE)]
+
+
+async def test_a_team_id_taken_on_create_is_a_conflict_error() -> None:
+    """``--create-teams`` picks the id: a taken one is typed by the client (the executor reads it back)."""
+    taken = {"error": {"message": "Team id = team-eng already exists. Please use a different team id."}}
+    client, _, sent = make(lambda _r: httpx.Response(400, json=taken))
+    async with client:
+        with pytest.raises(ConflictError):
+            await client.create_team("Eng", team_id="team-eng")
+        with pytest.raises(RejectedError) as other:  # without an id of ours, the 400 stays what it was
+            await client.create_team("Eng")
+    assert type(other.value) is RejectedError and len(sent) == 2

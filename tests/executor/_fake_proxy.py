@@ -298,12 +298,7 @@ class FakeProxy:
             uid = body["user_id"]
             if uid not in self.users:
                 return httpx.Response(404, json={"error": {"message": f"User {uid} not found"}})
-            if "user_role" in body:
-                self.users[uid]["user_role"] = body["user_role"]
-            if "max_budget" in body:  # [110]: an explicit null clears it
-                self.users[uid]["max_budget"] = body["max_budget"]
-            if body.get("metadata"):  # replaced as a whole; an empty dict is dropped
-                self.users[uid]["metadata"] = body["metadata"]
+            self._update(uid, body)
             return httpx.Response(200, json={"user_id": uid, "data": self.users[uid]})
         if path == "/user/delete":
             ids = body["user_ids"]
@@ -315,6 +310,19 @@ class FakeProxy:
             return httpx.Response(200, json=len(ids))
         if path == "/team/member_add":
             return self._member_add(body)
+        if path == "/team/new":
+            tid = body.get("team_id") or f"t-{len(self.teams)}"
+            if tid in self.teams:
+                return httpx.Response(400, json={"error": {"message": f"Team id = {tid} already exists."}})
+            self.add_team(tid, body.get("team_alias"))
+            self.teams[tid].update({k: v for k, v in body.items() if k not in ("team_id", "team_alias")})
+            return httpx.Response(200, json=self.teams[tid])
+        if path == "/team/update":
+            tid = body["team_id"]
+            if tid not in self.teams:
+                return httpx.Response(404, json={"error": {"message": f"Team not found, passed team_id={tid}"}})
+            self.teams[tid].update({k: v for k, v in body.items() if k != "team_id"})
+            return httpx.Response(200, json={"team_id": tid, "data": self.teams[tid]})
         if path == "/team/member_delete":
             tid, uid = body["team_id"], body["user_id"]
             if tid not in self.teams:
@@ -328,10 +336,8 @@ class FakeProxy:
             results = []
             for u in body["users"]:
                 ok = u["user_id"] in self.users
-                if ok and "user_role" in u:
-                    self.users[u["user_id"]]["user_role"] = u["user_role"]
-                if ok and u.get("metadata"):
-                    self.users[u["user_id"]]["metadata"] = u["metadata"]
+                if ok:
+                    self._update(u["user_id"], u)
                 results.append({"user_id": u["user_id"], "success": ok, "error": None if ok else "User not found"})
             return httpx.Response(200, json={"results": results})
         if path == "/management/v1/users/bulk":
@@ -363,6 +369,15 @@ class FakeProxy:
                 )
             return httpx.Response(200, json={"data": data})
         return _not_found()
+
+    def _update(self, uid: str, body: dict[str, Any]) -> None:
+        """``/user/update``'s write (API contract §2.4): the fields sent; an empty list or dict, and a null other
+        than for the budgets and limits, are dropped; metadata is replaced as a whole."""
+        nullable = ("max_budget", "budget_duration", "tpm_limit", "rpm_limit")
+        for k, v in body.items():
+            if k == "user_id" or v in ([], {}) or (v is None and k not in nullable):
+                continue
+            self.users[uid][k] = v
 
     def _email_taken(self, email: str | None) -> httpx.Response | None:
         """[110]: case-insensitive, trimmed check, 409; [74]: exact match, 400."""

@@ -5,6 +5,7 @@ unblocks exactly the keys the record names."""
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import httpx
@@ -120,3 +121,40 @@ async def test_a_block_cut_short_is_completed_and_a_reactivation_unblocks_only_i
     user = fake.users["gone@x.com"]
     assert user["user_role"] == "internal_user" and user["max_budget"] is None
     assert not user["metadata"].get(BLOCK_RECORD) and user["metadata"]["cost_center"] == "42"
+
+
+async def test_a_reactivation_where_the_csv_manages_role_and_budget_writes_the_csvs_values_once() -> None:
+    fake = fake_with_keys()
+    fake.users["gone@x.com"]["max_budget"] = 25.0
+    _, report = await run(fake, ("stay@x.com",))
+    assert report.ok and record(fake)["max_budget"] == 25.0
+    updates: list[dict[str, Any]] = []
+
+    def watch(request: httpx.Request) -> None:
+        if request.method != "POST" or not request.content:  # a route probe
+            return
+        if request.url.path == "/user/update":
+            updates.append(json.loads(request.content))
+        elif request.url.path == "/user/bulk_update":
+            updates.extend(json.loads(request.content)["users"])
+
+    fake.on_request = watch
+    rows = (
+        DesiredUser("stay@x.com", None, ("development",)),
+        DesiredUser("gone@x.com", "proxy_admin", ("development",), fields=(("max_budget", 10.0), ("tpm_limit", 5))),
+    )
+    async with fake.client(attempts=1) as client:
+        plan = build_plan(DesiredState(rows), await read_snapshot(client), PlanOptions(deprovision="block", now=NOW))
+        assert [i.email for i in plan.of_kind(ItemKind.REACTIVATE)] == ["gone@x.com"]
+        report = await apply_plan(client, plan)
+    assert report.ok, report.failed
+    user = fake.users["gone@x.com"]
+    assert (user["user_role"], user["max_budget"], user["tpm_limit"]) == ("proxy_admin", 10.0, 5)
+    assert not user["metadata"].get(BLOCK_RECORD)
+    # the budget and the role each sent once (by the reactivation), the limit by the field update (single or bulk)
+    assert [u["max_budget"] for u in updates if "max_budget" in u] == [10.0]
+    assert [u["user_role"] for u in updates if "user_role" in u] == ["proxy_admin"]
+    assert [u["tpm_limit"] for u in updates if "tpm_limit" in u] == [5]
+    async with fake.client(attempts=1) as client:
+        again = build_plan(DesiredState(rows), await read_snapshot(client), PlanOptions(deprovision="block", now=NOW))
+    assert not again.has_changes

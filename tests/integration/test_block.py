@@ -490,3 +490,41 @@ def test_a_scoped_block_leaves_the_users_outside_the_scope_alone_and_a_role_scop
     users = live_users(clean_proxy)
     assert "gone@x.com" not in users and users["sso@y.com"]["user_role"] == "internal_user"
     assert _key_status(clean_proxy, sso_key) == 200
+
+
+def test_a_reactivation_takes_the_role_and_budget_the_csv_manages_and_the_rerun_sends_nothing(
+    clean_proxy: Proxy, workdir: pathlib.Path, cli_run: Any
+) -> None:
+    """Issue 13 x 12 on the real proxy: a blocked user back in a CSV with a max_budget column gets the CSV's
+    budget and role (not the record's), its other managed fields too, and a rerun sends no write."""
+    _arrange(clean_proxy)
+    clean_proxy.run(lambda c: c.update_user("gone@x.com", max_budget=25.0))
+    without = _write_csv(workdir, "stay@x.com,internal_user,team-a", "other@x.com,internal_user,team-a")
+    run = cli_run("sync", "--csv-file", without, "--deprovision", "block")
+    assert run.exit_code == 0, run.output
+    assert (_record(clean_proxy, "gone@x.com") or {}).get("max_budget") == 25.0
+
+    back = workdir / "users.csv"
+    back.write_text(
+        "email,role,team_name,max_budget,tpm_limit\n"
+        "gone@x.com,proxy_admin_viewer,team-a,10,5\n"
+        "stay@x.com,internal_user,team-a,,\n"
+        "other@x.com,internal_user,team-a,,\n"
+    )
+    dry = cli_run("sync", "--csv-file", str(back), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert (
+        "↺ gone@x.com (Role: internal_user_viewer → proxy_admin_viewer, budget → 10.0, TPM: - → 5) — unblocks the "
+        "2 API key(s) its block stopped"
+    ) in dry.output, dry.output
+    run = cli_run("sync", "--csv-file", str(back))
+    assert run.exit_code == 0, run.output
+    assert _report(workdir)["gone@x.com"]["status"] == "SUCCESS"
+    user = _user(clean_proxy, "gone@x.com")
+    assert (user["user_role"], user["max_budget"], user["tpm_limit"]) == ("proxy_admin_viewer", 10.0, 5)
+    assert not (user["metadata"] or {}).get(BLOCK_RECORD)
+
+    with FaultProxy(clean_proxy.base_url, FaultConfig(rate=0.0)) as fp:
+        again = cli_run("sync", "--csv-file", str(back), env={"LITELLM_BASE_URL": fp.url})
+        fp.wait_idle()
+    assert again.exit_code == 0 and _writes(fp) == [], (again.output, _writes(fp))

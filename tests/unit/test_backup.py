@@ -14,6 +14,7 @@ from litellm_usersync.errors import InputError
 from litellm_usersync.files.backups import (
     DEFAULT_BACKUP_DIR,
     SNAPSHOT_SCHEMA,
+    SNAPSHOT_VERSION,
     read_json_file,
     read_plan_file,
     read_snapshot_file,
@@ -80,7 +81,7 @@ NOW = datetime(2026, 11, 27, 3, 7, 38, tzinfo=UTC)
 
 def test_round_trip_is_exact_through_json() -> None:
     doc = snapshot_to_document(SNAP, command="sync", created_at="2026-11-27T03:07:38Z")
-    assert doc["schema"] == SNAPSHOT_SCHEMA and doc["version"] == 1
+    assert doc["schema"] == SNAPSHOT_SCHEMA and doc["version"] == SNAPSHOT_VERSION
     assert doc["command"] == "sync" and doc["created_at"] == "2026-11-27T03:07:38Z"
     assert doc["counts"] == {"users": 3, "teams": 2}
     again = snapshot_from_document(json.loads(json.dumps(doc)))
@@ -221,3 +222,18 @@ def test_plan_files_on_disk(tmp_path: pathlib.Path) -> None:
         read_plan_file(path)
     with pytest.raises(InputError, match="plan file not found"):
         read_plan_file(tmp_path / "nope.json")
+
+
+def test_teams_keep_their_settings_and_a_version_1_backup_still_restores() -> None:
+    """Snapshot version 2 carries the team settings a teams file manages; version-1 files read as before."""
+    team = Team("t-x", "X", roster_read=True, max_budget=10.0, budget_duration="1mo", models=("a",), tpm_limit=5)
+    snap = Snapshot(users=SNAP.users, teams=(team,))
+    doc = snapshot_to_document(snap, command="sync", created_at="2026-11-27T03:07:38Z")
+    assert doc["teams"][0]["max_budget"] == 10.0 and doc["teams"][0]["models"] == ["a"]
+    assert snapshot_from_document(json.loads(json.dumps(doc))).teams == (team,)
+    old = snapshot_to_document(SNAP, command="sync", created_at="2026-11-27T03:07:38Z")
+    old["version"] = 1
+    for t in old["teams"]:
+        for name in ("max_budget", "budget_duration", "models", "tpm_limit", "rpm_limit"):
+            del t[name]
+    assert snapshot_from_document(json.loads(json.dumps(old))) == SNAP

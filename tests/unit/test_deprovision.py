@@ -24,6 +24,7 @@ from litellm_usersync.models import (
     ReactivateUser,
     Snapshot,
     Team,
+    UpdateUser,
     UserKey,
     parse_duration,
     purge_due,
@@ -283,3 +284,46 @@ def test_the_sync_use_case_stamps_the_time_only_a_block_needs() -> None:
     assert stamped(PlanOptions()).now is None  # a plan without blocks stays as it was (plan files compare)
     assert parse_time(stamped(PlanOptions(deprovision="block")).now) is not None
     assert stamped(BLOCK).now == NOW  # a time given is kept
+
+
+def test_a_reactivated_user_takes_the_csvs_managed_role_and_budget_each_written_once_and_a_rerun_plans_nothing() -> (
+    None
+):
+    """Issue 13 x 12: "restores role and budget from the record, or from the CSV where it says otherwise"."""
+    record = BlockRecord(
+        at="2026-11-01T00:00:00Z", state="blocked", tokens=("h1",), role="internal_user", max_budget=25.0
+    )
+    live = user("back@x.com", "internal_user_viewer", max_budget=0.0, metadata={BLOCK_RECORD: record.to_json()})
+    s = snap(live)
+    # the CSV manages the role, the budget and a limit: the reactivation restores the CSV's role and budget, the
+    # field update carries only the limit (no second write of the role or of max_budget)
+    want = DesiredUser("back@x.com", "proxy_admin", ("development",), fields=(("max_budget", 10.0), ("tpm_limit", 5)))
+    plan = build_plan(DesiredState((want,)), s, PlanOptions())
+    (item,) = plan.of_kind(ItemKind.REACTIVATE)
+    again, update = item.actions
+    assert again == ReactivateUser("back@x.com", "back@x.com", "proxy_admin", ("h1",), 10.0, True)
+    assert isinstance(update, UpdateUser) and update.new_role is None
+    assert [(c.name, c.old, c.new) for c in update.changes] == [("tpm_limit", None, 5)]
+    assert describe_item(item) == (
+        "↺ back@x.com (Role: internal_user_viewer → proxy_admin, budget → 10.0, TPM: - → 5) "
+        "— unblocks the 1 API key(s) its block stopped"
+    )
+    # the plan file (version 2) keeps both actions as they are
+    assert plan_from_document(plan_to_document(plan, source="x")) == plan
+    # once applied: role and budget from the CSV, the record gone; the rerun plans nothing
+    done = dataclasses.replace(live, role="proxy_admin", max_budget=10.0, tpm_limit=5, metadata=None)
+    assert not build_plan(DesiredState((want,)), snap(done), PlanOptions()).has_changes
+
+    # without a max_budget column (or role) the record's budget and role come back, nothing else is written
+    plain = DesiredUser("back@x.com", None, ("development",), fields=(("tpm_limit", None),))
+    plan = build_plan(DesiredState((plain,)), s, PlanOptions())
+    assert plan.of_kind(ItemKind.REACTIVATE)[0].actions == (
+        ReactivateUser("back@x.com", "back@x.com", "internal_user", ("h1",), 25.0, True),
+    )
+    done = dataclasses.replace(live, role="internal_user", max_budget=25.0, metadata=None)
+    assert not build_plan(DesiredState((plain,)), snap(done), PlanOptions()).has_changes
+
+    # an empty max_budget cell (the CSV says: no budget) wins over the record's 25
+    cleared = DesiredUser("back@x.com", None, ("development",), fields=(("max_budget", None),))
+    (item,) = build_plan(DesiredState((cleared,)), s, PlanOptions()).of_kind(ItemKind.REACTIVATE)
+    assert item.actions == (ReactivateUser("back@x.com", "back@x.com", "internal_user", ("h1",), None, True),)

@@ -213,3 +213,39 @@ def test_fit_columns_leaves_out_the_lowest_priority_columns_that_do_not_fit() ->
     assert fit_columns(rows, cols, 70) == ("user_email", "user_role", "team_names")
     assert fit_columns(rows, cols, 60) == ("user_email", "user_role")
     assert fit_columns(rows, cols, 10) == ("user_email",)  # the first column always stays
+
+
+def test_the_user_file_columns_round_trip_through_csv() -> None:
+    """``list --format csv --columns email,role,...,metadata.KEY`` writes the cells the CSV reader reads back."""
+    from litellm_usersync.files.csvfile import parse_users_csv
+    from litellm_usersync.render.listing import csv_value, parse_columns, render_csv
+
+    cols = parse_columns("email,role,team_name,user_alias,max_budget,budget_duration,models,tpm_limit,Metadata.CC")
+    assert cols[-1] == "metadata.CC"
+    user = LiveUser(
+        "u",
+        "A@x.com",
+        "org_admin",
+        ("t-dev",),
+        user_alias="Al",
+        max_budget=5.0,
+        models=("b", "a"),
+        budget_duration="1mo",
+        tpm_limit=3,
+        metadata={"CC": "X", "other": 1},
+    )
+    snap = Snapshot(users=(user,), teams=(Team("t-dev", "development"),))
+    (row,) = build_rows([user], snap, cols)
+    text = render_csv(cols, [[csv_value(c, row[c]) for c in cols]])
+    assert text.splitlines()[1] == "A@x.com,,development,Al,5,1mo,a;b,3,X"
+    (back,) = parse_users_csv(text).users
+    assert dict(back.fields) == {
+        "user_alias": "Al",
+        "max_budget": 5.0,
+        "budget_duration": "1mo",
+        "models": ("a", "b"),
+        "tpm_limit": 3,
+        "metadata.CC": "X",
+    }
+    with pytest.raises(ValueError, match="unknown column"):
+        parse_columns("email,metadata.")

@@ -168,7 +168,9 @@ async def reactivate_user(client: ProxyClient, a: ReactivateUser) -> list[Outcom
     if a.role:
         fields["user_role"] = a.role
     if record.budget_zeroed:
-        fields["max_budget"] = record.max_budget  # None is sent as null: the budget it had (none) comes back
+        # the plan's budget: the record's, or the CSV's where it manages max_budget; None is sent as null (the
+        # budget it had, none, comes back)
+        fields["max_budget"] = a.max_budget if a.restore_budget else record.max_budget
     try:
         await client.update_user(a.user_id, **fields)
     except AuthError:

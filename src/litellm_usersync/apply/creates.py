@@ -13,6 +13,7 @@ from typing import Any
 
 from litellm_usersync.errors import AuthError, ConflictError, ProxyError
 from litellm_usersync.models import AddMembership, CreateUser, Outcome, RecreateUser
+from litellm_usersync.models.fields import create_fields
 from litellm_usersync.proxy.client import ProxyClient, RowErrorKind
 
 from .applier import apply_batched, done, failed
@@ -32,8 +33,10 @@ def create_body(
         "user_email": action.email,
         "user_role": action.role,
         "auto_create_key": create_key,
-        "metadata": created_metadata(create_key=create_key, invite=invite),
+        "metadata": created_metadata(create_key=create_key, invite=invite, action=action),
     }
+    if isinstance(action, CreateUser):  # the managed fields of the CSV row, at creation
+        body.update({k: v for k, v in create_fields(action.fields).items() if k != "metadata"})
     if with_teams and action.team_ids:
         body["teams"] = list(action.team_ids)
     if isinstance(action, CreateUser) and action.key_alias and create_key:
@@ -113,7 +116,7 @@ class Creates:
         if created.recovered and a.create_key:
             return [await self.keys.replace_lost_key(a)]
         if created.api_key:
-            metadata = created_metadata(create_key=True, invite=self.keys.invite)
+            metadata = created_metadata(create_key=True, invite=self.keys.invite, action=a)
             if not self.keys.received(a.user_id, a.email, created.api_key, None, metadata):
                 return [failed(a, "its API key could not be recorded", api_key=created.api_key)]
         return [done(a, api_key=created.api_key)]
@@ -155,10 +158,10 @@ class Creates:
         if rows is None:
             return None
         by_id = {r.user_id: r for r in rows if r.user_id}
-        metadata = created_metadata(create_key=True, invite=self.keys.invite)
         unrecorded: set[str] = set()  # created, but the key could not be made durable
         for a in actions:
             r = by_id.get(a.user_id)
+            metadata = created_metadata(create_key=True, invite=self.keys.invite, action=a)
             if (
                 r is not None
                 and r.success

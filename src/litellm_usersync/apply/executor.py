@@ -25,10 +25,12 @@ from typing import Any
 from litellm_usersync.errors import AuthError
 from litellm_usersync.identity import DEFAULT_USER_ID
 from litellm_usersync.models import (
+    Action,
     AddMembership,
     AdoptUser,
     BlockUser,
     ChangeRole,
+    CreateTeam,
     CreateUser,
     DeleteUser,
     ItemResult,
@@ -43,14 +45,18 @@ from litellm_usersync.models import (
     RemoveMembership,
     RunReport,
     Snapshot,
+    UpdateTeam,
+    UpdateUser,
 )
 from litellm_usersync.proxy.client import ProxyClient
 from litellm_usersync.settings import DEFAULT_CONCURRENCY
 
 from .adoption import Adoptions
+from .applier import skipped
 from .blocking import block_user, reactivate_user
 from .creates import Creates, create_body
 from .fallback import Fallback
+from .fields import apply_team_actions
 from .keys import KEPT_NOTE, LOST_KEY_NOTE, REISSUED_NOTE, KeyHook, Keys, created_metadata, hash_key
 from .memberships import LEAVE_ROUNDS, Memberships
 from .scheduling import ProgressCallback, Run
@@ -97,7 +103,9 @@ class Executor:
         self._keys = Keys(client, self._run, on_key=on_key, recorded_keys=recorded_keys, invite=invite)
         self._memberships = Memberships(client, self._run)
         self._creates = Creates(client, self._run, self._keys, self._memberships)
-        self._users = UserWrites(client, self._run, self._memberships)
+        self._users = UserWrites(
+            client, self._run, self._memberships, before.users_by_id if before is not None else None
+        )
         self._adoptions = Adoptions(client, self._run)
         self._verifier = Verifier(client, self._run, caller=caller)
         self._fallback = Fallback(
@@ -137,8 +145,43 @@ class Executor:
         self._run.progress.start("reactivating users", len(actions))
         return await self._run.each(actions, partial(reactivate_user, self.client))
 
-    async def apply_role_changes(self, actions: Sequence[ChangeRole]) -> list[Outcome]:
+    async def apply_role_changes(self, actions: Sequence[ChangeRole | UpdateUser]) -> list[Outcome]:
+        """Role changes and managed-field changes (``UpdateUser``: the fields and the role in one update)."""
         return await self._users.apply_role_changes(actions)
+
+    async def apply_teams(self, plan: Plan, record: Callable[[Iterable[Outcome]], None]) -> tuple[Action, ...]:
+        """Create and update the plan's teams first; returns the user actions left to apply: an action on a team
+        that could not be created is skipped (its outcome recorded) with that reason."""
+        user_actions = tuple(a for a in plan.actions if not isinstance(a, (CreateTeam, UpdateTeam)))
+        run = self._run
+        if not plan.teams or run.stopping:
+            return user_actions
+        run.progress.start("creating and updating teams", len(plan.teams))
+        outcomes = await apply_team_actions(
+            self.client, plan.teams, concurrency=run.concurrency, stopping=lambda: run.stopping
+        )
+        run.progress.advance(len(outcomes))
+        record(outcomes)
+        finished = {o.action.key for o in outcomes}
+        failed = {
+            o.action.team_id: o.error or "failed" for o in outcomes if not o.ok and isinstance(o.action, CreateTeam)
+        }
+        failed.update(
+            (t.team_id, "not created (run stopped)")
+            for t in plan.teams
+            if isinstance(t, CreateTeam) and t.key not in finished
+        )
+        if not failed:
+            return user_actions
+        left: list[Action] = []
+        for a in user_actions:
+            teams = a.team_ids if isinstance(a, CreateUser) else (a.team_id,) if isinstance(a, AddMembership) else ()
+            why = next((failed[t] for t in teams if t in failed), None)
+            if why is None:
+                left.append(a)
+            else:
+                record([skipped(a, why)])
+        return tuple(left)
 
     async def apply_joins(self, actions: Sequence[AddMembership]) -> list[Outcome]:
         return await self._memberships.joins(actions)
@@ -182,16 +225,21 @@ class Executor:
                 if self._on_outcome:
                     self._on_outcome(o)
 
-        actions = plan.actions
-        # the seed's order: add, delete, update (roles, joins, re-binds, then leaves: joins before leaves)
-        phases: list[tuple[type, Callable[[list[Any]], Awaitable[list[Outcome]]]]] = [
+        # the plan's teams first (the joins need them), then the seed's order: add, delete, update (roles and
+        # fields, joins, re-binds, then leaves: joins before leaves)
+        try:
+            actions = await self.apply_teams(plan, record)
+        except AuthError as exc:
+            run.abort(exc)
+            actions = ()
+        phases: list[tuple[type | tuple[type, ...], Callable[[list[Any]], Awaitable[list[Outcome]]]]] = [
             (CreateUser, self.apply_creates),
             (ReissueKey, self.apply_reissues),
             (DeleteUser, self.apply_deletes),
             (AdoptUser, self.apply_adoptions),
             (BlockUser, self.apply_blocks),
             (ReactivateUser, self.apply_reactivations),
-            (ChangeRole, self.apply_role_changes),
+            ((ChangeRole, UpdateUser), self.apply_role_changes),
             (AddMembership, self.apply_joins),
             (RebindKeys, lambda acts: self.apply_rebinds(acts, finished)),
             (RemoveMembership, lambda acts: self.apply_leaves(acts, finished)),

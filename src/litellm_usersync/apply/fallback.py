@@ -31,6 +31,7 @@ from litellm_usersync.proxy.client import ProxyClient
 
 from .applier import done, failed
 from .creates import create_body
+from .fields import with_changes
 from .keys import Keys
 from .scheduling import Run
 from .verify import Verifier
@@ -229,7 +230,10 @@ class Fallback:
                     action,
                     create_key=plan.options.create_keys,
                     # the pre-run snapshot; without one the re-read (the move changes no other field)
-                    before=before.get(i.user_id) or (now.users_by_id.get(i.user_id) if now is not None else None),
+                    before=with_changes(
+                        before.get(i.user_id) or (now.users_by_id.get(i.user_id) if now is not None else None),
+                        i.field_changes,
+                    ),
                     current_teams=teams_now,
                     keys=keys,
                 )

@@ -22,9 +22,11 @@ from litellm_usersync.models import (
     MANAGED_MARKER_VALUE,
     CreateUser,
     Outcome,
+    RecreateUser,
     ReissueKey,
     without_marker,
 )
+from litellm_usersync.models.fields import create_fields
 from litellm_usersync.proxy.client import ProxyClient, is_uncertain
 
 from .applier import done, failed
@@ -45,9 +47,15 @@ def hash_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
 
 
-def created_metadata(*, create_key: bool, invite: bool = False) -> dict[str, Any]:
-    """A new user's metadata: the managed marker, and the "pending" markers of the secrets it will get."""
-    metadata: dict[str, Any] = {MANAGED_MARKER_KEY: MANAGED_MARKER_VALUE}
+def created_metadata(
+    *, create_key: bool, invite: bool = False, action: CreateUser | RecreateUser | None = None
+) -> dict[str, Any]:
+    """A new user's metadata: the CSV's ``metadata.<key>`` values (``action``), the managed marker, and the
+    "pending" markers of the secrets it will get."""
+    metadata: dict[str, Any] = {}
+    if isinstance(action, CreateUser):
+        metadata.update(create_fields(action.fields).get("metadata", {}))
+    metadata[MANAGED_MARKER_KEY] = MANAGED_MARKER_VALUE
     if create_key:
         metadata[KEY_PENDING] = True
     if invite:
@@ -173,7 +181,7 @@ class Keys:
                 f"failed: {exc}); the next run issues one",
                 partial=True,
             )
-        metadata = created_metadata(create_key=True, invite=self.invite)
+        metadata = created_metadata(create_key=True, invite=self.invite, action=a)
         if not self.received(a.user_id, a.email, key, LOST_KEY_NOTE, metadata):
             return failed(a, "created, but its new API key could not be recorded", api_key=key, partial=True)
         return done(a, api_key=key, note=LOST_KEY_NOTE)

@@ -16,6 +16,7 @@ from litellm_usersync.render.listing import (
     ListFilter,
     build_rows,
     build_sync_rows,
+    csv_value,
     fit_columns,
     parse_columns,
     render_csv,
@@ -58,7 +59,8 @@ def _columns(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     callback=_columns,
     metavar="A,B,...",
     help=f"Columns to show, comma-separated [default: {','.join(DEFAULT_COLUMNS)}; "
-    f"csv format: {','.join(SYNC_INPUT_COLUMNS)}]. Available: {', '.join(LIST_COLUMNS)}.",
+    f"csv format: {','.join(SYNC_INPUT_COLUMNS)}]. Available: {', '.join(LIST_COLUMNS)}, metadata.KEY "
+    "(the names sync reads, e.g. email,role,team_name,max_budget,models,metadata.cost_center, round-trip).",
 )
 @click.option(
     "--show-all",
@@ -136,7 +138,7 @@ def list_command(
     if fmt in ("tsv", "text"):
         click.echo(render_tsv(rows, cols), nl=False)
     elif fmt == "csv":
-        click.echo(render_csv(cols, ([r[c] for c in cols] for r in rows)), nl=False)
+        click.echo(render_csv(cols, ([csv_value(c, r[c]) for c in cols] for r in rows)), nl=False)
     elif fmt == "json":
         click.echo(render_json(rows), nl=False)
     else:

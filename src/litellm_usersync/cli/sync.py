@@ -64,7 +64,9 @@ def sync_options(f: Any) -> Any:
         click.option("--dry-run", is_flag=True, help="Show the plan; change nothing."),
         click.option("--no-add", is_flag=True, help="Do not create users."),
         click.option("--no-delete", is_flag=True, help="Do not delete users."),
-        click.option("--no-update", is_flag=True, help="Do not change roles or teams of existing users."),
+        click.option(
+            "--no-update", is_flag=True, help="Do not change roles, teams or managed fields of existing users."
+        ),
         click.option(
             "--no-recreate",
             is_flag=True,
@@ -81,6 +83,26 @@ def sync_options(f: Any) -> Any:
             is_flag=True,
             help="A team move deletes the user's keys bound to the old team: re-bind them to the new team "
             "instead (a move from one team to one other; other moves of such users are refused).",
+        ),
+        click.option(
+            "--create-teams",
+            is_flag=True,
+            help="Create the teams the CSV names that do not exist (alias = the name) before the joins; "
+            "without it such a row fails 'Team not found'.",
+        ),
+        click.option(
+            "--max-create-teams",
+            type=click.IntRange(0),
+            default=10,
+            show_default=True,
+            help="Refuse to run if more teams would be created (--create-teams, --teams-file).",
+        ),
+        click.option(
+            "--teams-file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="A teams CSV (team_name,max_budget,budget_duration,models,tpm_limit,rpm_limit): its teams are "
+            "created when missing and their settings updated (members come from --csv-file).",
         ),
         click.option(
             "--max-delete",
@@ -198,6 +220,9 @@ def sync_command(
     keep_team_keys: bool,
     full_read: bool,
     full_read_after: float,
+    create_teams: bool,
+    max_create_teams: int,
+    teams_file: str | None,
     max_delete: int | None,
     protect: tuple[str, ...],
     protect_role: tuple[str, ...],
@@ -266,6 +291,8 @@ def sync_command(
                 allow_recreate=not no_recreate,
                 recreate_with_keys=recreate_with_keys,
                 keep_team_keys=keep_team_keys,
+                create_teams=create_teams,
+                max_create_teams=max_create_teams,
                 default_role=user_role,
                 max_delete=max_delete,
                 protected_emails=frozenset(normalize_email(e) for e in protect),
@@ -281,6 +308,7 @@ def sync_command(
             safety=SafetyOptions(backup_dir=backup_dir, no_backup=no_backup, audit_log=audit_log),
             full_read=full_read,
             full_read_after_s=full_read_after,
+            teams_file=teams_file,
         )
         result = sync(settings, options, make_hooks(debug, say=say, applying=applying))
 
@@ -326,6 +354,9 @@ _PLAN_SHAPING = (
     "no_recreate",
     "recreate_with_keys",
     "keep_team_keys",
+    "create_teams",
+    "max_create_teams",
+    "teams_file",
     "max_delete",
     "protect",
     "protect_role",

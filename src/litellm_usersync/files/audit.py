@@ -35,6 +35,7 @@ from litellm_usersync.models import (
     AdoptUser,
     BlockUser,
     ChangeRole,
+    CreateTeam,
     CreateUser,
     DeleteUser,
     Outcome,
@@ -45,8 +46,11 @@ from litellm_usersync.models import (
     RecreateUser,
     ReissueKey,
     RemoveMembership,
+    UpdateTeam,
+    UpdateUser,
 )
 from litellm_usersync.models.documents import action_type
+from litellm_usersync.models.fields import fields_to_dict, value_to_json
 
 from .backups import AUDIT_FILE_NAME, ensure_private_dir, utc_timestamp
 
@@ -75,7 +79,20 @@ def scrub(text: str | None, secrets: tuple[str, ...] = ()) -> str | None:
 def _before_after(outcome: Outcome, item: PlanItem | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     a = outcome.action
     if isinstance(a, CreateUser):
-        return None, {"email": a.email, "role": a.role, "team_ids": list(a.team_ids)}
+        after: dict[str, Any] = {"email": a.email, "role": a.role, "team_ids": list(a.team_ids)}
+        if a.fields:
+            after["fields"] = fields_to_dict(a.fields)
+        return None, after
+    if isinstance(a, UpdateUser):
+        old: dict[str, Any] = {c.name: value_to_json(c.old) for c in a.changes}
+        new: dict[str, Any] = {c.name: value_to_json(c.new) for c in a.changes}
+        if a.new_role is not None:
+            old["role"], new["role"] = a.old_role, a.new_role
+        return old, new
+    if isinstance(a, CreateTeam):
+        return None, {"team_alias": a.name, **fields_to_dict(a.fields)}
+    if isinstance(a, UpdateTeam):
+        return {c.name: value_to_json(c.old) for c in a.changes}, {c.name: value_to_json(c.new) for c in a.changes}
     if isinstance(a, DeleteUser):
         before: dict[str, Any] = {"email": a.email, "team_ids": list(a.team_ids)}
         if item is not None:
@@ -143,7 +160,9 @@ class AuditLog:
         """The JSON-ready audit line of one outcome (pure; :meth:`record` writes it)."""
         a = outcome.action
         before, after = _before_after(outcome, item)
-        team_id = a.team_id if isinstance(a, (AddMembership, RemoveMembership)) else None
+        team_id = a.team_id if isinstance(a, (AddMembership, RemoveMembership, CreateTeam, UpdateTeam)) else None
+        if isinstance(a, (CreateTeam, UpdateTeam)):
+            self.team_labels.setdefault(a.team_id, a.name)
         return {
             "schema": AUDIT_SCHEMA,
             "version": AUDIT_VERSION,

@@ -8,7 +8,7 @@ The document (``docs/plans-and-restore.md`` has the full schema)::
 
     {
       "schema": "litellm-usersync/snapshot",
-      "version": 1,
+      "version": 1,                    # 2: a scoped snapshot (snapshot --scope)
       "created_at": "2026-11-27T03:07:38Z",
       "command": "sync",
       "proxy_version": "1.74.0",
@@ -48,6 +48,8 @@ from litellm_usersync.models import (
 from .planfile import check_document_header, plan_from_document, plan_to_document
 
 SNAPSHOT_SCHEMA = "litellm-usersync/snapshot"
+#: version 1 (a whole-proxy snapshot) gained the teams' settings as optional fields (max_budget, budget_duration,
+#: models, tpm_limit, rpm_limit: what a teams file manages); a file without them reads as teams without settings
 SNAPSHOT_VERSION = 1
 #: a snapshot of some users only (``snapshot --scope``) is version 2, with its ``scope``: a tool from before
 #: scopes refuses it rather than restoring it as the whole proxy (which would delete everyone else)
@@ -100,6 +102,11 @@ def _team_to_dict(t: Team) -> dict[str, Any]:
         "team_id": t.team_id,
         "alias": t.alias,
         "members": [{"user_id": m.user_id, "email": m.email, "role": m.role} for m in t.members],
+        "max_budget": t.max_budget,
+        "budget_duration": t.budget_duration,
+        "models": list(t.models),
+        "tpm_limit": t.tpm_limit,
+        "rpm_limit": t.rpm_limit,
     }
     if not t.roster_read:  # only a snapshot built by hand lacks a roster; one read from the proxy has it
         d["roster_read"] = False
@@ -282,6 +289,11 @@ def _team_from_dict(data: object, where: str) -> Team:
         alias=_opt_str(row, "alias", where),
         members=tuple(members),
         roster_read=row.get("roster_read", True) is not False,
+        max_budget=_number(row, "max_budget", where, None),
+        budget_duration=_opt_str(row, "budget_duration", where),
+        models=_strs(row, "models", where),
+        tpm_limit=_opt_int(row, "tpm_limit", where),
+        rpm_limit=_opt_int(row, "rpm_limit", where),
     )
 
 

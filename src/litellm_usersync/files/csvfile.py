@@ -23,6 +23,9 @@ from email_validator import EmailNotValidError, validate_email
 from litellm_usersync.errors import CsvError, CsvProblem, InputError
 from litellm_usersync.identity import PROXY_ROLES, normalize_email, split_team_cell
 from litellm_usersync.models import DesiredState, DesiredUser
+from litellm_usersync.models.fields import METADATA_PREFIX, USER_FIELDS, FieldValue
+
+from .cells import field_columns, parse_field_cell
 
 # writing moved to files/reportfiles; re-exported for the callers written before the split (cli/, other branches)
 from .reportfiles import check_output_path as check_output_path
@@ -247,11 +250,13 @@ def _column_typos(
     since ignoring them would silently give every new user the default role. Other extra columns (an HR
     export's ``name``, ``department``) are fine and ignored."""
     known = [a for f, aliases in COLUMN_ALIASES.items() if with_key_name or f != "key_name" for a in aliases]
+    known.extend(USER_FIELDS)
     ours = {a for aliases in COLUMN_ALIASES.values() for a in aliases} | {_clean(h) for _, h in columns}
+    ours.update(USER_FIELDS)
     typos = []
     for i, raw in enumerate(header):
         name = _clean(raw)
-        if not name or name in ours:
+        if not name or name in ours or name.startswith(METADATA_PREFIX):
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
         if close:
@@ -361,6 +366,9 @@ def _parse_records(
     def col(field_name: str) -> str:
         return label(cols[field_name], field_name)
 
+    # the managed user fields (absent column: not managed); their names are never our other columns
+    managed = {f: i for f, i in field_columns(header).items() if i not in cols.values()}
+
     users: list[DesiredUser] = []
     first_line: dict[str, int] = {}
     for record in records:
@@ -420,7 +428,29 @@ def _parse_records(
             teams = split_team_cell(cell("team_name"))
             team_names = teams or None
         key_name = (cell("key_name") or None) if with_key_name else None
-        users.append(DesiredUser(email=email.strip(), role=role, team_names=team_names, key_name=key_name, line=line))
+        fields: list[tuple[str, FieldValue]] = []
+        bad_cell = False
+        for name, i in managed.items():
+            text = row[i].strip() if i < len(row) else ""
+            if not text:
+                continue  # an empty cell leaves the value alone
+            try:
+                fields.append((name, parse_field_cell(name, text)))
+            except ValueError as exc:
+                problems.append(problem(line, label(i, name), str(exc)))
+                bad_cell = True
+        if bad_cell:
+            continue
+        users.append(
+            DesiredUser(
+                email=email.strip(),
+                role=role,
+                team_names=team_names,
+                key_name=key_name,
+                line=line,
+                fields=tuple(fields),
+            )
+        )
     if problems:
         raise CsvError(problems)
     return DesiredState(users=tuple(users), source=path if sheet is None else f"{path}, sheet {sheet}")

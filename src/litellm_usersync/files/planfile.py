@@ -8,7 +8,7 @@ The document (``docs/plans-and-restore.md`` has the full schema)::
 
     {
       "schema": "litellm-usersync/plan-file",
-      "version": 2,
+      "version": 2,                         # 1: no scope, no managed fields, no teams (still read)
       "source": "user_list.csv",          # where the plan came from (CSV path, snapshot file, ...)
       "out_of_scope": 1204,               # users left alone because of the scope (options.scope: [] = none)
       "fingerprint": "<sha256 hex>",       # Snapshot.fingerprint_of(<user ids the plan touches>)
@@ -16,7 +16,8 @@ The document (``docs/plans-and-restore.md`` has the full schema)::
       "refusals": ["..."],
       "items": [{"kind": "ADDED", "action": "ADDED", "email": ..., "actions": [{"type": "create_user", ...}], ...}],
       "skipped": [{"email": ..., "user_id": ..., "reason": ...}],
-      "team_labels": {"<team id>": "<alias>"}
+      "team_labels": {"<team id>": "<alias>"},
+      "teams": [{"type": "create_team", "team_id": ..., "name": ..., "fields": {...}}, ...]
     }
 
 ``plan_from_document(plan_to_document(plan, source=s)) == plan`` for every plan.
@@ -36,6 +37,7 @@ from litellm_usersync.models import (
     AdoptUser,
     BlockUser,
     ChangeRole,
+    CreateTeam,
     CreateUser,
     DeleteUser,
     ItemKind,
@@ -49,9 +51,19 @@ from litellm_usersync.models import (
     RemoveMembership,
     Scope,
     Skipped,
+    TeamAction,
+    UpdateTeam,
+    UpdateUser,
     parse_scope_term,
 )
-from litellm_usersync.models.documents import ACTION_TYPES, action_to_dict, item_to_dict, skipped_to_dict
+from litellm_usersync.models.documents import (
+    ACTION_TYPES,
+    action_to_dict,
+    item_to_dict,
+    skipped_to_dict,
+    team_action_to_dict,
+)
+from litellm_usersync.models.fields import FieldChange, FieldValue, value_from_json
 
 # the stale-plan check is planning (plans/freshness); re-exported for the callers written before the move
 from litellm_usersync.plans.freshness import changed_users as changed_users
@@ -59,8 +71,10 @@ from litellm_usersync.plans.freshness import check_plan_fresh as check_plan_fres
 from litellm_usersync.plans.freshness import touched_user_ids
 
 PLAN_FILE_SCHEMA = "litellm-usersync/plan-file"
-#: 2: the plan's scope (``scope``, ``out_of_scope``) and ``--adopt`` (``options.adopt``, ``adopt_user`` actions).
-#: Version 1 files are still read: their scope is the default (every managed user).
+#: 2: the plan's scope (``scope``, ``out_of_scope``) and ``--adopt`` (``options.adopt``, ``adopt_user`` actions),
+#: the managed user fields (``create_user.fields``, ``update_user``) and the plan's ``teams`` (all optional
+#: fields: a version-2 file without them reads as a plan without them). Version 1 files are still read: their
+#: scope is the default (every managed user), and they have no field changes and no teams.
 PLAN_FILE_VERSION = 2
 PLAN_FILE_VERSIONS = (1, 2)
 
@@ -97,6 +111,8 @@ def _options_to_dict(options: PlanOptions) -> dict[str, Any]:
         "deprovision": options.deprovision,
         "purge_blocked_after_s": options.purge_blocked_after_s,
         "now": options.now,
+        "create_teams": options.create_teams,
+        "max_create_teams": options.max_create_teams,
     }
 
 
@@ -118,6 +134,7 @@ def plan_to_document(plan: Plan, *, source: str) -> dict[str, Any]:
         "skipped": [skipped_to_dict(s) for s in plan.skipped],
         "team_labels": dict(sorted(plan.team_labels.items())),
         "delete_limit": plan.delete_limit,
+        "teams": [team_action_to_dict(t) for t in plan.teams],
     }
 
 
@@ -230,10 +247,59 @@ def _type_name(value: object) -> str:
     }.get(type(value), type(value).__name__)
 
 
+def _fields_from(r: _Reader, name: str) -> tuple[tuple[str, FieldValue], ...]:
+    raw = r.get(name, {})
+    if not isinstance(raw, Mapping):
+        raise InputError(f"plan file: {r.where}.{name}: expected an object of field -> value")
+    out = []
+    for field_name, value in raw.items():
+        try:
+            out.append((str(field_name), value_from_json(str(field_name), value)))
+        except ValueError as exc:
+            raise InputError(f"plan file: {r.where}.{name}.{field_name}: {exc}") from None
+    return tuple(out)
+
+
+def _changes_from(r: _Reader, name: str) -> tuple[FieldChange, ...]:
+    out = []
+    for n, raw in enumerate(r.get_list(name, [])):
+        cr = _Reader(raw, f"{r.where}.{name}[{n}]")
+        field_name = cr.get_str("field")
+        try:
+            out.append(
+                FieldChange(
+                    field_name,
+                    value_from_json(field_name, cr.get("old", None)),
+                    value_from_json(field_name, cr.get("new")),
+                )
+            )
+        except ValueError as exc:
+            raise InputError(f"plan file: {cr.where}: {exc}") from None
+    return tuple(out)
+
+
+def team_action_from_dict(data: object, where: str) -> TeamAction:
+    r = _Reader(data, where)
+    kind = r.get_str("type")
+    tid, name = r.get_str("team_id"), r.get_str("name")
+    if not tid:
+        raise InputError(f"plan file: {where}.team_id: must not be empty")
+    team: TeamAction
+    if kind == "create_team":
+        team = CreateTeam(tid, name, _fields_from(r, "fields"), r.opt_int("line") or 0)
+    elif kind == "update_team":
+        team = UpdateTeam(tid, name, _changes_from(r, "changes"), r.opt_int("line") or 0)
+    else:
+        raise InputError(f"plan file: {where}.type: unknown team action {kind!r}; expected create_team or update_team")
+    return team
+
+
 def action_from_dict(data: object, where: str = "action") -> Action:
     """Parse one action dict (see :func:`action_to_dict`); raises :class:`InputError` naming ``where``."""
     r = _Reader(data, where)
     kind = r.get_str("type")
+    if kind in ("create_team", "update_team"):
+        return team_action_from_dict(data, where)
     uid, email = r.get_str("user_id"), r.get_str("email")
     action: Action
     if kind == "create_user":
@@ -244,7 +310,11 @@ def action_from_dict(data: object, where: str = "action") -> Action:
             r.get_strs("team_ids", []),
             r.opt_str("key_alias"),
             r.get_bool("create_key", True),
+            _fields_from(r, "fields"),
         )
+    elif kind == "update_user":
+        new_role = r.get_role("new_role") if r.get("new_role", None) is not None else None
+        action = UpdateUser(uid, email, r.opt_str("old_role"), new_role, _changes_from(r, "changes"))
     elif kind == "delete_user":
         action = DeleteUser(uid, email, r.get_strs("team_ids", []))
     elif kind == "change_role":
@@ -364,6 +434,8 @@ def _options_from_dict(data: object) -> PlanOptions:
         now=r.opt_str("now"),
         scope=_scope_from(r),
         adopt=r.get_bool("adopt", defaults.adopt),
+        create_teams=r.get_bool("create_teams", defaults.create_teams),
+        max_create_teams=r.get_int("max_create_teams", defaults.max_create_teams),
     )
 
 
@@ -423,6 +495,7 @@ def plan_from_document(doc: object) -> Plan:
         team_labels=dict(labels),
         delete_limit=r.opt_int("delete_limit") if "delete_limit" in r.data else None,
         out_of_scope=r.get_int("out_of_scope", 0),
+        teams=tuple(team_action_from_dict(t, f"teams[{n}]") for n, t in enumerate(r.get_list("teams", []))),
     )
     _check_consistent(plan)
     return plan

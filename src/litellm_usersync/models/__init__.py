@@ -19,7 +19,12 @@ from .blocking import (
 )
 from .desired import (
     DesiredState,
+    DesiredTeam,
     DesiredUser,
+)
+from .fields import (
+    FieldChange,
+    FieldValue,
 )
 from .live import (
     BATCH_KINDS,
@@ -44,6 +49,7 @@ from .plan import (
     AddMembership,
     AdoptUser,
     ChangeRole,
+    CreateTeam,
     CreateUser,
     DeleteUser,
     ItemKind,
@@ -55,6 +61,9 @@ from .plan import (
     ReissueKey,
     RemoveMembership,
     Skipped,
+    TeamAction,
+    UpdateTeam,
+    UpdateUser,
 )
 from .readcache import (
     DEFAULT_FULL_READ_AFTER_S,
@@ -102,10 +111,14 @@ __all__ = [
     "BlockRecord",
     "BlockUser",
     "ChangeRole",
+    "CreateTeam",
     "CreateUser",
     "DeleteUser",
     "DesiredState",
+    "DesiredTeam",
     "DesiredUser",
+    "FieldChange",
+    "FieldValue",
     "ItemKind",
     "ItemResult",
     "KeyMark",
@@ -131,8 +144,11 @@ __all__ = [
     "Skipped",
     "Snapshot",
     "Team",
+    "TeamAction",
     "TeamKey",
     "TeamMember",
+    "UpdateTeam",
+    "UpdateUser",
     "UserKey",
     "parse_duration",
     "parse_scope",

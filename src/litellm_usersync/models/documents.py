@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from .blocking import BlockUser, ReactivateUser
+from .fields import changes_to_list, fields_to_dict
 from .plan import (
     Action,
     AddMembership,
     AdoptUser,
     ChangeRole,
+    CreateTeam,
     CreateUser,
     DeleteUser,
     PlanItem,
@@ -24,6 +26,9 @@ from .plan import (
     ReissueKey,
     RemoveMembership,
     Skipped,
+    TeamAction,
+    UpdateTeam,
+    UpdateUser,
 )
 
 #: action class <-> ``"type"`` in a document (the plan file's actions, the audit log's ``kind``)
@@ -31,6 +36,9 @@ ACTION_TYPES: dict[type, str] = {
     CreateUser: "create_user",
     DeleteUser: "delete_user",
     ChangeRole: "change_role",
+    UpdateUser: "update_user",
+    CreateTeam: "create_team",
+    UpdateTeam: "update_team",
     AddMembership: "add_membership",
     RemoveMembership: "remove_membership",
     RecreateUser: "recreate_user",
@@ -51,7 +59,8 @@ def item_to_dict(item: PlanItem) -> dict[str, Any]:
     """One plan item as a JSON-ready dict: the one shape of a plan item in every document.
 
     ``operations`` are the keys of its actions (what will be sent); ``line`` is null when the item has no
-    CSV line.
+    CSV line; ``changes`` are the managed fields an update changes (``[{"field", "old", "new"}]``), ``fields``
+    those a new user is created with.
     """
     return {
         "action": item.kind.value,
@@ -73,6 +82,8 @@ def item_to_dict(item: PlanItem) -> dict[str, Any]:
         "team_keys_destroyed": item.team_keys_destroyed,
         "team_keys_rebound": item.team_keys_rebound,
         "line": item.line or None,
+        "changes": changes_to_list(item.field_changes),
+        "fields": fields_to_dict(item.new_fields),
         **_deprovision_fields(item),
     }
 
@@ -101,8 +112,22 @@ def _deprovision_fields(item: PlanItem) -> dict[str, Any]:
     return {}
 
 
+def team_action_to_dict(action: TeamAction) -> dict[str, Any]:
+    """A team the plan creates or updates: ``{"type", "key", "team_id", "name", "fields" | "changes", "line"}``."""
+    d: dict[str, Any] = {"type": action_type(action), "key": action.key, "team_id": action.team_id}
+    d["name"] = action.name
+    if isinstance(action, CreateTeam):
+        d["fields"] = fields_to_dict(action.fields)
+    else:
+        d["changes"] = changes_to_list(action.changes)
+    d["line"] = action.line or None
+    return d
+
+
 def action_to_dict(action: Action) -> dict[str, Any]:
     """One action as a JSON-ready dict: ``{"type": ..., "key": ..., "user_id": ..., "email": ..., <its fields>}``."""
+    if isinstance(action, (CreateTeam, UpdateTeam)):
+        return team_action_to_dict(action)
     d: dict[str, Any] = {"type": action_type(action), "key": action.key, "user_id": action.user_id}
     d["email"] = action.email
     if isinstance(action, CreateUser):
@@ -111,7 +136,10 @@ def action_to_dict(action: Action) -> dict[str, Any]:
             team_ids=list(action.team_ids),
             key_alias=action.key_alias,
             create_key=action.create_key,
+            fields=fields_to_dict(action.fields),
         )
+    elif isinstance(action, UpdateUser):
+        d.update(old_role=action.old_role, new_role=action.new_role, changes=changes_to_list(action.changes))
     elif isinstance(action, DeleteUser):
         d.update(team_ids=list(action.team_ids))
     elif isinstance(action, ChangeRole):
@@ -150,7 +178,7 @@ def action_to_dict(action: Action) -> dict[str, Any]:
             max_budget=action.max_budget,
             restore_budget=action.restore_budget,
         )
-    else:
+    elif isinstance(action, RecreateUser):
         d.update(role=action.role, team_ids=list(action.team_ids))
     return d
 

@@ -12,6 +12,7 @@ from typing import Any
 from litellm_usersync.identity import DEFAULT_USER_ID, PROXY_ROLES, normalize_email, normalize_team_name
 
 from .blocking import BlockRecord, UserKey, block_record_of
+from .fields import live_value
 
 #: user metadata markers: set when the tool creates a user, cleared once the secret is durably recorded
 KEY_PENDING = "usersync_key_pending"
@@ -108,6 +109,12 @@ class Team:
     #: ``members``): then the roster alone says who is a member. False: no roster was read for this team,
     #: and the users' own ``teams`` lists stand in for it.
     roster_read: bool = False
+    #: the settings a teams file may manage (``fields.TEAM_FIELDS``); ``models`` empty: every model
+    max_budget: float | None = None
+    budget_duration: str | None = None
+    models: tuple[str, ...] = ()
+    tpm_limit: int | None = None
+    rpm_limit: int | None = None
 
     @property
     def display_name(self) -> str:
@@ -318,9 +325,18 @@ class Snapshot:
         teams = self.teams_by_id
         return tuple(sorted((teams[t].display_name if t in teams else t) for t in team_ids))
 
-    def fingerprint_of(self, user_ids: Iterable[str]) -> str:
-        """A digest of what the planner saw of these users (role, email, teams): detects stale plans."""
+    def fingerprint_of(self, user_ids: Iterable[str], fields: Mapping[str, Iterable[str]] | None = None) -> str:
+        """A digest of what the planner saw of these users (role, email, teams): detects stale plans.
+
+        ``fields`` (``user_id`` or ``team:<team_id>`` -> field names) adds the managed fields a plan changes, as
+        it saw them; plans that change none hash as before."""
         h = hashlib.sha256()
+        for owner in sorted(fields or {}):
+            names = sorted(set((fields or {})[owner]))
+            team = owner.startswith("team:")
+            obj = self.teams_by_id.get(owner[len("team:") :]) if team else self.users_by_id.get(owner)
+            shown = "<absent>" if obj is None else "|".join(f"{n}={live_value(obj, n)!r}" for n in names)
+            h.update(f"fields|{owner}|{shown}\n".encode())
         for uid in sorted(set(user_ids)):
             u = self.users_by_id.get(uid)
             if u is None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from litellm_usersync.identity import normalize_email
 
 from .blocking import BlockUser, ReactivateUser
+from .fields import FieldChange, FieldValue
 from .scope import Scope
 
 
@@ -33,6 +34,8 @@ class CreateUser:
     team_ids: tuple[str, ...] = ()
     key_alias: str | None = None
     create_key: bool = True
+    #: the managed fields the new user gets (:mod:`.fields`; only values set, never a clear)
+    fields: tuple[tuple[str, FieldValue], ...] = ()
 
     @property
     def key(self) -> str:
@@ -61,6 +64,68 @@ class ChangeRole:
     @property
     def key(self) -> str:
         return f"role:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateUser:
+    """Several fields of one user in one ``/user/update``: the managed fields that differ (``changes``) and the
+    role when it changes too (``new_role``; None keeps it). A change of the role alone stays a
+    :class:`ChangeRole` (the seed's "role change")."""
+
+    user_id: str
+    email: str
+    old_role: str | None
+    new_role: str | None
+    changes: tuple[FieldChange, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"update:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTeam:
+    """A team the CSV names that does not exist (``--create-teams``), or a row of the teams file: created with
+    ``team_id`` (chosen by the planner, so a retried create is detected) and alias ``name``."""
+
+    team_id: str
+    name: str
+    fields: tuple[tuple[str, FieldValue], ...] = ()
+    line: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"team-create:{self.team_id}"
+
+    @property
+    def user_id(self) -> str:
+        return ""
+
+    @property
+    def email(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateTeam:
+    """A team's settings that differ from the teams file's row (``/team/update``; members are not touched)."""
+
+    team_id: str
+    name: str
+    changes: tuple[FieldChange, ...] = ()
+    line: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"team-update:{self.team_id}"
+
+    @property
+    def user_id(self) -> str:
+        return ""
+
+    @property
+    def email(self) -> str:
+        return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +217,7 @@ Action = (
     CreateUser
     | DeleteUser
     | ChangeRole
+    | UpdateUser
     | AddMembership
     | RemoveMembership
     | RecreateUser
@@ -160,7 +226,11 @@ Action = (
     | AdoptUser
     | BlockUser
     | ReactivateUser
+    | CreateTeam
+    | UpdateTeam
 )
+#: the actions on teams (a plan's ``teams``), applied before any user action
+TeamAction = CreateTeam | UpdateTeam
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +268,16 @@ class PlanItem:
     @property
     def email_key(self) -> str:
         return normalize_email(self.email)
+
+    @property
+    def field_changes(self) -> tuple[FieldChange, ...]:
+        """The managed fields this item changes (an update's), in the CSV's column order."""
+        return tuple(c for a in self.actions if isinstance(a, UpdateUser) for c in a.changes)
+
+    @property
+    def new_fields(self) -> tuple[tuple[str, FieldValue], ...]:
+        """The managed fields a new user is created with."""
+        return tuple(f for a in self.actions if isinstance(a, CreateUser) for f in a.fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +317,10 @@ class PlanOptions:
     #: the time of the run (ISO-8601, UTC), given by the caller: a block's record, the purge's clock. The
     #: planner reads no clock; None: no block is stamped with a time, no purge is due
     now: str | None = None
+    #: --create-teams: a team the CSV names that does not exist is created (alias = the name) before the joins
+    create_teams: bool = False
+    #: --max-create-teams: a plan creating more teams than this is refused
+    max_create_teams: int = 10
 
     def __post_init__(self) -> None:
         # the one place --protect emails are keyed: every planner and the executor compare email keys
@@ -260,6 +344,9 @@ class Plan:
     delete_limit: int | None = None
     #: users the plan would manage without its scope (``options.scope``) and leaves alone because of it
     out_of_scope: int = 0
+    #: the teams the plan creates (--create-teams, --teams-file) or whose settings it changes (--teams-file),
+    #: applied before any user action
+    teams: tuple[TeamAction, ...] = ()
 
     def team_label(self, team_id: str) -> str:
         return self.team_labels.get(team_id, team_id)
@@ -273,7 +360,26 @@ class Plan:
 
     @property
     def actions(self) -> tuple[Action, ...]:
-        return tuple(a for i in self.items if not i.blocked for a in i.actions)
+        return (*self.teams, *(a for i in self.items if not i.blocked for a in i.actions))
+
+    def fingerprint_fields(self) -> dict[str, list[str]]:
+        """What the fingerprint covers of the managed fields the plan changes (and of the teams it creates or
+        updates): ``user_id`` / ``team:<team_id>`` -> field names (see ``Snapshot.fingerprint_of``)."""
+        fields: dict[str, list[str]] = {}
+        for i in self.items:
+            if i.field_changes and not i.blocked:
+                fields[i.user_id] = [c.name for c in i.field_changes]
+        for t in self.teams:
+            fields[f"team:{t.team_id}"] = [c.name for c in t.changes] if isinstance(t, UpdateTeam) else []
+        return fields
+
+    @property
+    def team_creates(self) -> tuple[CreateTeam, ...]:
+        return tuple(t for t in self.teams if isinstance(t, CreateTeam))
+
+    @property
+    def team_updates(self) -> tuple[UpdateTeam, ...]:
+        return tuple(t for t in self.teams if isinstance(t, UpdateTeam))
 
     @property
     def team_keys_destroyed(self) -> int:
@@ -282,7 +388,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(i.actions and not i.blocked for i in self.items)
+        return bool(self.teams) or any(i.actions and not i.blocked for i in self.items)
 
     @property
     def adoptions(self) -> int:

@@ -135,8 +135,17 @@ def reactivation_item(
         skipped.append(Skipped(email, live.user_id, "blocked; not reactivated: --no-update"))
         return None
     role = want.role or record.role or options.default_role
-    # plan the rest (teams) against the user as it will be once reactivated
-    item = role_and_teams(replace(want, role=role), replace(live, role=role), snapshot, options, skipped)
+    # the budget the block zeroed comes back as the record kept it, or as the CSV's max_budget column says
+    # (a managed field: the CSV wins); the reactivation writes it once, the field diff then sees no change
+    wanted = dict(want.fields)
+    csv_budget = wanted.get("max_budget")
+    budget = float(csv_budget) if isinstance(csv_budget, (int, float)) else None
+    if "max_budget" not in wanted:
+        budget = record.max_budget
+    after = replace(live, role=role, max_budget=budget) if record.budget_zeroed else replace(live, role=role)
+    # plan the rest (teams, the other managed fields) against the user as it will be once reactivated: the role
+    # and the budget are not written a second time
+    item = role_and_teams(replace(want, role=role), after, snapshot, options, skipped)
     if item is None:
         return None
     reactivate = ReactivateUser(
@@ -144,7 +153,7 @@ def reactivation_item(
         email,
         role,
         tokens=record.tokens,
-        max_budget=record.max_budget,
+        max_budget=budget if record.budget_zeroed else record.max_budget,
         restore_budget=record.budget_zeroed,
     )
     # a reactivation's team changes are not verified by re-reading: the fallback never recreates such a user

@@ -7,8 +7,9 @@ touches. Before it is applied, the live state is read again and :func:`check_pla
 from __future__ import annotations
 
 from litellm_usersync.errors import RefusedError
-from litellm_usersync.identity import normalize_email
-from litellm_usersync.models import ItemKind, Plan, PlanItem, Scope, Snapshot
+from litellm_usersync.identity import normalize_email, normalize_team_name
+from litellm_usersync.models import CreateTeam, ItemKind, Plan, PlanItem, Scope, Snapshot
+from litellm_usersync.models.fields import field_label, format_value, live_value
 
 
 def touched_user_ids(plan: Plan) -> list[str]:
@@ -36,6 +37,10 @@ def _describe_change(item: PlanItem, current: Snapshot) -> str | None:
         parts.append(f"role {item.old_role} -> {live.role}")
     elif item.kind is ItemKind.DELETE and item.role != live.role:
         parts.append(f"role {item.role} -> {live.role}")
+    for c in item.field_changes:
+        now = live_value(live, c.name)
+        if now != c.old:
+            parts.append(f"{field_label(c.name)} {format_value(c.name, c.old)} -> {format_value(c.name, now)}")
     teams_now = current.team_ids_of(item.user_id)
     if frozenset(item.old_team_ids) != teams_now:
         before = ", ".join(sorted(item.old_team_ids)) or "-"
@@ -54,6 +59,26 @@ def changed_users(plan: Plan, current: Snapshot) -> list[str]:
             change = _describe_change(item, current)
             if change:
                 out.append(change)
+    out.extend(_changed_teams(plan, current))
+    return out
+
+
+def _changed_teams(plan: Plan, current: Snapshot) -> list[str]:
+    """The teams the plan creates that exist now, and those it updates that changed since."""
+    out = []
+    for t in plan.teams:
+        team = current.teams_by_id.get(t.team_id)
+        if isinstance(t, CreateTeam):
+            if team is not None or current.team_ids_by_name.get(normalize_team_name(t.name)):
+                out.append(f"team {t.name} now exists")
+        elif team is None:
+            out.append(f"team {t.name} (id {t.team_id}) no longer exists")
+        else:
+            for c in t.changes:
+                now = live_value(team, c.name)
+                if now != c.old:
+                    was, shown = format_value(c.name, c.old), format_value(c.name, now)
+                    out.append(f"team {t.name}: {field_label(c.name)} {was} -> {shown}")
     return out
 
 
@@ -65,7 +90,8 @@ def check_plan_fresh(plan: Plan, current: Snapshot) -> None:
     the plan's email also makes the plan stale. Raises :class:`RefusedError` ``"stale plan: ..."``.
     """
     changes = changed_users(plan, current)
-    if current.fingerprint_of(touched_user_ids(plan)) == plan.fingerprint and not changes:
+    fresh = current.fingerprint_of(touched_user_ids(plan), plan.fingerprint_fields()) == plan.fingerprint
+    if fresh and not changes:
         return
     shown = changes[:10]
     more = f" (and {len(changes) - 10} more)" if len(changes) > 10 else ""

@@ -24,6 +24,8 @@ from dataclasses import replace
 
 from litellm_usersync.identity import PROXY_ROLES, normalize_email
 from litellm_usersync.models import (
+    INVITE_PENDING,
+    KEY_PENDING,
     Action,
     AddMembership,
     ChangeRole,
@@ -36,6 +38,14 @@ from litellm_usersync.models import (
     PlanOptions,
     Skipped,
     Snapshot,
+    UpdateUser,
+)
+from litellm_usersync.models.fields import (
+    METADATA_PREFIX,
+    USER_FIELDS,
+    FieldValue,
+    diff_fields,
+    live_value,
 )
 
 from .brakes import RESTORE_BRAKE, delete_limit, deletion_refusals, protection
@@ -57,6 +67,20 @@ def _missing_teams(team_ids: frozenset[str], backup: Snapshot, current: Snapshot
     )
 
 
+#: metadata keys the tool itself writes: never restored from a snapshot (the markers of secrets long gone)
+_OWN_METADATA = frozenset({KEY_PENDING, INVITE_PENDING, "managed_by"})
+
+
+def snapshot_fields(b: LiveUser) -> tuple[tuple[str, FieldValue], ...]:
+    """The managed fields of a snapshot's user: the six user fields as they were, and each metadata key it had
+    (keys added since are kept: a snapshot says what was there, not what was absent)."""
+    fields: list[tuple[str, FieldValue]] = [(n, live_value(b, n)) for n in USER_FIELDS]
+    for key in sorted(b.metadata or {}):
+        if key not in _OWN_METADATA:
+            fields.append((f"{METADATA_PREFIX}{key}", live_value(b, f"{METADATA_PREFIX}{key}")))
+    return tuple(fields)
+
+
 def _recreate_item(b: LiveUser, backup: Snapshot, current: Snapshot, options: PlanOptions) -> PlanItem:
     target = backup.team_ids_of(b.user_id)
     blocked = _missing_teams(target, backup, current)
@@ -75,6 +99,7 @@ def _recreate_item(b: LiveUser, backup: Snapshot, current: Snapshot, options: Pl
         team_ids=team_ids,
         key_alias=None,
         create_key=options.create_keys and b.key_count > 0,
+        fields=tuple((n, v) for n, v in snapshot_fields(b) if v not in (None, ())),
     )
     return PlanItem(
         kind=ItemKind.ADD,
@@ -117,7 +142,12 @@ def _revert_item(
         skipped.append(Skipped(email, live.user_id, f"email changed since the snapshot (was {b.email}); not reverted"))
 
     actions: list[Action] = []
-    if new_role is not None and new_role != live.role:
+    changes = diff_fields(snapshot_fields(b), live)
+    role_changes = new_role is not None and new_role != live.role
+    if changes:
+        actions.append(UpdateUser(live.user_id, email, live.role, new_role if role_changes else None, changes))
+    elif role_changes:
+        assert new_role is not None
         actions.append(ChangeRole(live.user_id, email, live.role, new_role))
     joins = [AddMembership(live.user_id, email, t) for t in sorted(target_live - now)]
     actions.extend(joins)
@@ -308,11 +338,10 @@ def build_restore_plan(
 
     items.sort(key=lambda i: (KIND_ORDER[i.kind], i.email_key, i.user_id))
     touched = [i.user_id for i in items if i.actions and not i.blocked]
-    return Plan(
+    plan = Plan(
         items=tuple(items),
         skipped=tuple(sorted(skipped, key=lambda s: (normalize_email(s.email), s.user_id, s.reason))),
         refusals=refusals,
-        fingerprint=current.fingerprint_of(touched),
         options=options,
         team_labels={
             **{t.team_id: t.display_name for t in backup.teams},
@@ -321,3 +350,4 @@ def build_restore_plan(
         delete_limit=limit,
         out_of_scope=scope.outside,
     )
+    return replace(plan, fingerprint=current.fingerprint_of(touched, plan.fingerprint_fields()))

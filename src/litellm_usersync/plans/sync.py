@@ -33,11 +33,14 @@ from litellm_usersync.models import (
     RemoveMembership,
     Skipped,
     Snapshot,
+    UpdateUser,
 )
+from litellm_usersync.models.fields import diff_fields
 
 from .brakes import CALLER_PROTECTED, CSV_BRAKE, SCOPED_BRAKE, delete_limit, deletion_refusals, protection
 from .deprovision import deprovision_item, reactivation_item
 from .scoping import ScopeView, with_adoption
+from .teams import create_teams_refusal, keep_used_creates, plan_teams
 
 #: the order of a plan's items (then by email key and user id): adds, deletions, blocks, updates,
 #: reactivations, unchanged
@@ -104,6 +107,7 @@ def _plan_new_user(want: DesiredUser, snapshot: Snapshot, options: PlanOptions) 
         team_ids=team_ids,
         key_alias=want.key_name,
         create_key=options.create_keys,
+        fields=tuple((n, v) for n, v in want.fields if v is not None),
     )
     return PlanItem(
         kind=ItemKind.ADD,
@@ -198,7 +202,14 @@ def _plan_role_and_teams(
         skipped.append(Skipped(live.email or "", live.user_id, f"role change to {new_role} refused: {protected}"))
         new_role = live.role
     actions: list[Action] = []
-    if new_role is not None and new_role != live.role:
+    role_changes = new_role is not None and new_role != live.role
+    changes = diff_fields(want.fields, live)
+    if changes:  # the fields and the role in one /user/update (the proxy's internal_user defaults never win)
+        actions.append(
+            UpdateUser(live.user_id, live.email or want.email, live.role, new_role if role_changes else None, changes)
+        )
+    elif role_changes:
+        assert new_role is not None
         actions.append(ChangeRole(live.user_id, live.email or want.email, live.role, new_role))
     email = live.email or want.email
     joins = [AddMembership(live.user_id, email, t) for t in sorted(target - current)]
@@ -259,6 +270,9 @@ def _plan_role_and_teams(
 def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions | None = None) -> Plan:
     """Turn the desired state and the live snapshot into a :class:`Plan`. Pure and deterministic."""
     options = options or PlanOptions()
+    # the teams to create or update first; the rows are planned against the teams as they will be
+    seen = snapshot  # what was read (the fingerprint's view): the planned teams do not exist yet
+    teams, snapshot, team_refusals = plan_teams(desired, snapshot, options)
     items: list[PlanItem] = []
     skipped: list[Skipped] = []
     by_email = snapshot.users_by_email_key
@@ -334,25 +348,37 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
             deletions.append(item)
     items.extend(deletions)
 
+    joined = {
+        t
+        for i in items
+        if not i.blocked
+        for a in i.actions
+        for t in (a.team_ids if isinstance(a, CreateUser) else (a.team_id,) if isinstance(a, AddMembership) else ())
+    }
+    teams = keep_used_creates(teams, joined, desired)
+    team_brake = create_teams_refusal(teams, options)
     limit = delete_limit(options.max_delete, len(managed))
     wording = CSV_BRAKE if options.scope.is_default else SCOPED_BRAKE
     refusals = (
         *scope.refusals,
+        *team_refusals,
+        *((team_brake,) if team_brake else ()),
         *deletion_refusals(items, limit=limit, in_scope=len(managed), source_empty=not desired.users, wording=wording),
     )
 
     items.sort(key=lambda i: (KIND_ORDER[i.kind], i.email_key, i.user_id))
     touched = [i.user_id for i in items if i.actions and not i.blocked]
-    return Plan(
+    plan = Plan(
         items=tuple(items),
         skipped=tuple(sorted(skipped, key=lambda s: (normalize_email(s.email), s.user_id))),
         refusals=refusals,
-        fingerprint=snapshot.fingerprint_of(touched),
         options=options,
         team_labels={t.team_id: t.display_name for t in snapshot.teams},
         delete_limit=limit,
         out_of_scope=scope.outside,
+        teams=teams,
     )
+    return replace(plan, fingerprint=seen.fingerprint_of(touched, plan.fingerprint_fields()))
 
 
 def repair_only_item(want: DesiredUser, live: LiveUser, snapshot: Snapshot, actions: tuple[Action, ...]) -> PlanItem:

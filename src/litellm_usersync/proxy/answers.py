@@ -73,6 +73,11 @@ def proxy_message(body: Any, fallback: str) -> tuple[str, str | None]:
     return fallback, None
 
 
+def team_id_taken(exc: ProxyError) -> bool:
+    """``/team/new``'s 400 for a ``team_id`` that exists (API contract §2.7: "Team id = X already exists")."""
+    return isinstance(exc, RejectedError) and "already exists" in exc.message.lower()
+
+
 def error_class(status: int, message: str, error_type: str | None, path: str) -> type[ProxyError]:
     """The one status table, refined by what the proxy says: which exception an error answer is.
 

@@ -20,6 +20,7 @@ from litellm_usersync.models import (
     RecreateUser,
     RemoveMembership,
     Snapshot,
+    UpdateUser,
 )
 
 from .client import ProxyClient
@@ -29,11 +30,13 @@ log = logging.getLogger("litellm_usersync.read")
 
 
 def destructive_user_ids(plan: Plan) -> set[str]:
-    """The users a plan deletes, recreates, demotes (any role change), blocks or moves out of a team."""
+    """The users a plan deletes, recreates, demotes (any role change), blocks, updates or moves out of a team."""
     ids: set[str] = set()
     for item in plan.items:
         for a in item.actions:
-            if isinstance(a, DeleteUser | RecreateUser | ChangeRole | RemoveMembership | RebindKeys | BlockUser):
+            if isinstance(
+                a, DeleteUser | RecreateUser | ChangeRole | RemoveMembership | RebindKeys | BlockUser | UpdateUser
+            ):
                 ids.add(a.user_id)
     return ids
 

@@ -97,12 +97,19 @@ def parse_team(row: Mapping[str, Any]) -> Team:
                     role=str(m.get("role") or "user"),
                 )
             )
+    models = row.get("models")
+    budget = row.get("max_budget")
     return Team(
         team_id=str(row.get("team_id")),
         alias=row.get("team_alias") or None,
         members=tuple(members),
         # a row without members_with_roles has no roster to trust: the users' own lists stand in for it
         roster_read=isinstance(row.get("members_with_roles"), list),
+        max_budget=float(budget) if isinstance(budget, (int, float)) and not isinstance(budget, bool) else None,
+        budget_duration=_opt_str(row.get("budget_duration")),
+        models=tuple(str(m) for m in models) if isinstance(models, list) else (),
+        tpm_limit=_opt_int(row.get("tpm_limit")),
+        rpm_limit=_opt_int(row.get("rpm_limit")),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litellm_usersync.models import ItemKind, PlanItem, ReactivateUser
+from litellm_usersync.models.fields import describe_changes
 from litellm_usersync.plans.deprovision import block_of, describe_block, stops_text, team_list
 
 __all__ = [
@@ -27,6 +28,7 @@ def describe_reactivation(item: PlanItem) -> str:
         parts.append(f"budget → {'none' if again.max_budget is None else again.max_budget}")
     if tuple(item.team_names) != tuple(item.old_team_names):
         parts.append(f"Teams: {team_list(item.old_team_names)} → {team_list(item.team_names)}")
+    parts.extend(describe_changes(item.field_changes))  # the row's other managed fields (issue 12)
     text = f"↺ {item.email} ({', '.join(parts)})"
     if again is not None:
         text += f" — unblocks the {len(again.tokens)} API key(s) its block stopped"

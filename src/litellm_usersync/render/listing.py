@@ -15,6 +15,14 @@ from typing import Any
 
 from litellm_usersync.identity import DEFAULT_USER_ID, PROXY_ROLES, join_team_names
 from litellm_usersync.models import LiveUser, Scope, Snapshot
+from litellm_usersync.models.fields import (
+    METADATA_PREFIX,
+    USER_FIELDS,
+    canonical_models,
+    cell_text,
+    is_metadata_field,
+    live_value,
+)
 
 #: every column ``--columns`` accepts, in the order they are documented
 LIST_COLUMNS: tuple[str, ...] = (
@@ -31,7 +39,16 @@ LIST_COLUMNS: tuple[str, ...] = (
     "user_alias",
     "key_count",
     "status",
+    # the names the user file uses (sync's input): ``list --format csv --columns email,role,...`` round-trips
+    "email",
+    "role",
+    "team_name",
+    "budget_duration",
+    "tpm_limit",
+    "rpm_limit",
 )
+#: ``metadata.<key>`` (any key) is a column too: that key of the user's metadata
+METADATA_COLUMN_PREFIX = METADATA_PREFIX
 #: the seed's default columns, with the team aliases beside the team ids
 DEFAULT_COLUMNS: tuple[str, ...] = (
     "user_id",
@@ -69,12 +86,20 @@ TABLE_COLUMN_OVERHEAD = 3
 _TIMESTAMPS = frozenset({"created_at", "updated_at"})
 
 
+def _column_name(text: str) -> str:
+    """A ``--columns`` entry: lower-cased, except the key of ``metadata.<key>`` (keys are case-sensitive)."""
+    name = text.strip()
+    if name.lower().startswith(METADATA_PREFIX) and len(name) > len(METADATA_PREFIX):
+        return METADATA_PREFIX + name[len(METADATA_PREFIX) :].strip()
+    return name.lower()
+
+
 def parse_columns(text: str) -> tuple[str, ...]:
     """``"user_email, user_role"`` -> ``("user_email", "user_role")``; unknown or empty -> ``ValueError``."""
-    cols = tuple(c.strip().lower() for c in text.split(",") if c.strip())
+    cols = tuple(_column_name(c) for c in text.split(",") if c.strip())
     if not cols:
         raise ValueError("no column given; choose from " + ", ".join(LIST_COLUMNS))
-    unknown = [c for c in cols if c not in LIST_COLUMNS]
+    unknown = [c for c in cols if c not in LIST_COLUMNS and not is_metadata_field(c)]
     if unknown:
         why = " (never printed)" if any(c in SENSITIVE_FIELDS for c in unknown) else ""
         raise ValueError(f"unknown column(s) {', '.join(unknown)}{why}; choose from {', '.join(LIST_COLUMNS)}")
@@ -141,6 +166,12 @@ def user_values(user: LiveUser, snapshot: Snapshot) -> dict[str, Any]:
         "key_count": user.key_count,
         # "blocked": blocked by the tool (``--deprovision block``, ``delete --block``), until a sync reactivates it
         "status": "blocked" if user.block_record is not None else "active",
+        "email": user.email,
+        "role": user.role if user.role in PROXY_ROLES else None,
+        "team_name": join_team_names(t for t in sorted(teams[t].display_name for t in team_ids)),
+        "budget_duration": user.budget_duration,
+        "tpm_limit": user.tpm_limit,
+        "rpm_limit": user.rpm_limit,
     }
 
 
@@ -149,8 +180,22 @@ def build_rows(users: Iterable[LiveUser], snapshot: Snapshot, columns: Sequence[
     rows = []
     for u in users:
         values = user_values(u, snapshot)
-        rows.append({c: values[c] for c in columns})
+        rows.append({c: live_value(u, c) if is_metadata_field(c) else values[c] for c in columns})
     return rows
+
+
+def csv_value(column: str, value: Any) -> Any:
+    """A value for ``--format csv``: the user file's cell form for the columns sync reads (``models`` as
+    ``a;b``, budgets without a trailing ``.0``), so the output is a user file; other columns as :func:`render_cell`."""
+    if column in MANAGED_COLUMNS or is_metadata_field(column):
+        if column == "models":
+            return cell_text("models", canonical_models(value))
+        return cell_text(column, value) if not isinstance(value, list) else render_cell(value)
+    return value
+
+
+#: the columns of the user file among the listable ones
+MANAGED_COLUMNS: frozenset[str] = frozenset(USER_FIELDS)
 
 
 def build_sync_rows(users: Iterable[LiveUser], snapshot: Snapshot) -> tuple[list[tuple[str, str, str]], int]:

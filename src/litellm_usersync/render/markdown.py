@@ -4,10 +4,20 @@ apply on merge). Pure; the counterpart of the text renderers in ``render/report`
 from __future__ import annotations
 
 from litellm_usersync.models import ItemKind, Plan, PlanItem, RunReport
+from litellm_usersync.models.fields import describe_changes, field_label, format_value
 from litellm_usersync.wording import count_of, money
 
 from .deprovision import markdown_note
-from .report import LISTED_KINDS, TITLES, render_plan_counts, render_result_counts, scope_line, teams_text, wanted_teams
+from .report import (
+    LISTED_KINDS,
+    TITLES,
+    describe_team,
+    render_plan_counts,
+    render_result_counts,
+    scope_line,
+    teams_text,
+    wanted_teams,
+)
 
 #: a Markdown plan lists at most this many users of each kind unless told otherwise (a PR comment holds 65,536
 #: characters)
@@ -38,7 +48,8 @@ def _md_row(item: PlanItem) -> str:
     teams = wanted_teams(item)
     if item.kind is ItemKind.UPDATE and (item.unresolved_teams or tuple(item.team_names) != tuple(item.old_team_names)):
         teams = f"{teams_text(item.old_team_names)} → {teams}"
-    notes = []
+    notes = describe_changes(item.field_changes)
+    notes.extend(f"{field_label(n)}: {format_value(n, v)}" for n, v in item.new_fields)
     if item.kind is ItemKind.DELETE:
         notes.append(f"destroys {item.key_count} API key(s), spend {money(item.spend)}")
     if item.role_from_default:
@@ -68,6 +79,8 @@ def render_plan_markdown(
         lines.extend([_md(scoped), ""])
     for r in plan.refusals:
         lines.extend([f"> **Refused, nothing will be changed:** {_md(r)}", ""])
+    if plan.teams:
+        lines.extend([f"- team {_md(describe_team(t))}" for t in plan.teams] + [""])
     changes = [i for i in plan.items if i.kind is not ItemKind.UNCHANGED]
     if changes:
         lines.append("| | user | role | teams | note |")

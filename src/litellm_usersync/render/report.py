@@ -9,6 +9,7 @@ from litellm_usersync.identity import join_team_names
 from litellm_usersync.masking import mask_secret
 from litellm_usersync.models import (
     AdoptUser,
+    CreateTeam,
     ItemKind,
     ItemResult,
     Plan,
@@ -17,8 +18,16 @@ from litellm_usersync.models import (
     ReissueKey,
     RemoveMembership,
     RunReport,
+    TeamAction,
 )
 from litellm_usersync.models.documents import item_to_dict, skipped_to_dict
+from litellm_usersync.models.fields import (
+    changes_to_list,
+    describe_changes,
+    field_label,
+    fields_to_dict,
+    format_value,
+)
 from litellm_usersync.wording import count_of, listed, money
 
 from . import deprovision as _dep
@@ -73,13 +82,18 @@ def scope_line(plan: Plan) -> str | None:
     return f"Scope: {scope.describe()} ({count_of(plan.out_of_scope, 'user')} outside the scope, left alone)"
 
 
+def _fields_text(item: PlanItem) -> str:
+    """``, Budget: 10, Models: gpt-4o``: the managed fields a new user gets."""
+    return "".join(f", {field_label(n)}: {format_value(n, v)}" for n, v in item.new_fields)
+
+
 def describe_item(item: PlanItem, label: Callable[[str], str] = str) -> str:
     """One line of the dry-run listing, in the seed's format. The one place a plan item becomes text.
 
     ``label`` names a team id (``Plan.team_label``)."""
     if item.kind is ItemKind.ADD:
         default = " (default: no role in the CSV)" if item.role_from_default else ""
-        text = f"+ {item.email} (Role: {item.role}{default}, Team: {wanted_teams(item)})"
+        text = f"+ {item.email} (Role: {item.role}{default}, Team: {wanted_teams(item)}{_fields_text(item)})"
     elif item.kind is ItemKind.DELETE:
         text = f"- {item.email} (Role: {item.role}, Team: {teams_text(item.team_names)})"
         text += f" — destroys {item.key_count} API key(s), spend {money(item.spend)}"
@@ -89,6 +103,7 @@ def describe_item(item: PlanItem, label: Callable[[str], str] = str) -> str:
             parts.append(f"Role: {item.old_role} → {item.role}")
         if item.unresolved_teams or tuple(item.team_names) != tuple(item.old_team_names):
             parts.append(f"Teams: {teams_text(item.old_team_names)} → {wanted_teams(item)}")
+        parts.extend(describe_changes(item.field_changes))
         if reissues(item):
             parts.append(REISSUE_TEXT)
         if adopts(item):
@@ -128,6 +143,11 @@ def explain_item(item: PlanItem) -> str:
             diffs.append(f"role {item.old_role} in the proxy, {item.role} in {where}")
         if item.unresolved_teams or tuple(item.team_names) != tuple(item.old_team_names):
             diffs.append(f"teams [{', '.join(item.old_team_names)}] in the proxy, [{wanted_teams(item)}] in {where}")
+        diffs.extend(
+            f"{field_label(c.name)} {format_value(c.name, c.old)} in the proxy, {format_value(c.name, c.new)} "
+            f"in {where}"
+            for c in item.field_changes
+        )
         if item.kind is ItemKind.UNCHANGED:
             why = f"{item.email}: role and teams match {where} → nothing to do"
         else:
@@ -141,8 +161,17 @@ def explain_plan(plan: Plan) -> list[str]:
     """One line per user of the plan and per user left alone, saying why (for ``--debug``)."""
     lines = [f"plan: {explain_item(i)}" for i in plan.items]
     lines.extend(f"plan: {s.email or s.user_id}: left alone ({s.reason})" for s in plan.skipped)
+    lines.extend(f"plan: team {describe_team(t)}" for t in plan.teams)
     lines.extend(f"plan: refused: {r}" for r in plan.refusals)
     return lines
+
+
+def describe_team(t: TeamAction) -> str:
+    """``+ Eng (Budget: 10)`` / ``~ Ops (Budget: 5 → 10)``: one team of the plan."""
+    if isinstance(t, CreateTeam):
+        settings = ", ".join(f"{field_label(n)}: {format_value(n, v)}" for n, v in t.fields)
+        return f"+ {t.name}" + (f" ({settings})" if settings else "")
+    return f"~ {t.name} ({', '.join(describe_changes(t.changes))})"
 
 
 #: title of each kind of plan: what the summary and the listing are headed with
@@ -162,6 +191,10 @@ def render_plan_summary(plan: Plan, *, title: str = "sync") -> str:
         lines.insert(3, f"  Users to block: {c[ItemKind.BLOCK]:,}")
     if c[ItemKind.REACTIVATE]:
         lines.insert(-1, f"  Users to reactivate: {c[ItemKind.REACTIVATE]:,}")
+    if plan.team_creates:
+        lines.append(f"  Teams to create: {len(plan.team_creates):,}")
+    if plan.team_updates:
+        lines.append(f"  Teams to update: {len(plan.team_updates):,}")
     if plan.skipped:
         lines.append(f"  Users left alone: {len(plan.skipped):,}")
     if n := count_reissues(plan):
@@ -198,6 +231,10 @@ def render_plan_counts(plan: Plan, *, title: str = "sync") -> str:
         parts.append(f"{len(plan.skipped):,} left alone")
     if plan.out_of_scope:
         parts.append(f"{plan.out_of_scope:,} outside the scope")
+    if plan.team_creates:
+        parts.append(f"{count_of(len(plan.team_creates), 'team')} to create")
+    if plan.team_updates:
+        parts.append(f"{count_of(len(plan.team_updates), 'team')} to update")
     blocked = sum(1 for i in plan.items if i.blocked)
     if blocked:
         parts.append(f"{blocked:,} cannot be applied")
@@ -212,6 +249,14 @@ def render_plan_changes(
 ) -> str:
     """The plan's items grouped by kind. ``limit``: list at most this many of each kind (None: all)."""
     lines = [header]
+    if plan.team_creates:
+        lines.append("")
+        lines.append(f"  Teams to CREATE: {', '.join(t.name for t in plan.team_creates)}")
+        lines.extend(f"    {describe_team(t)}" for t in plan.team_creates if t.fields)
+    if plan.team_updates:
+        lines.append("")
+        lines.append("  Teams to UPDATE:")
+        lines.extend(f"    {describe_team(t)}" for t in plan.team_updates)
     for kind, title in LISTED_KINDS:
         items = plan.of_kind(kind)
         if items:
@@ -412,13 +457,25 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "team_keys_destroyed": plan.team_keys_destroyed,
             "adopt": plan.adoptions,
             "out_of_scope": plan.out_of_scope,
+            **({"teams_create": len(plan.team_creates), "teams_update": len(plan.team_updates)} if plan.teams else {}),
         },
         "scope": plan.options.scope.values(),
         "refusals": list(plan.refusals),
         "fingerprint": plan.fingerprint,
         "items": [item_to_dict(i) for i in plan.items],
         "skipped": [skipped_to_dict(s) for s in plan.skipped],
+        "teams": [_team_dict(t) for t in plan.teams],
     }
+
+
+def _team_dict(t: TeamAction) -> dict[str, Any]:
+    d: dict[str, Any] = {"action": "CREATE" if isinstance(t, CreateTeam) else "UPDATE", "team_id": t.team_id}
+    d["name"] = t.name
+    if isinstance(t, CreateTeam):
+        d["fields"] = fields_to_dict(t.fields)
+    else:
+        d["changes"] = changes_to_list(t.changes)
+    return d
 
 
 def _result_dict(r: ItemResult) -> dict[str, Any]:

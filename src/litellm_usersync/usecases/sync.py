@@ -17,6 +17,7 @@ from litellm_usersync.files.backups import read_plan_file, utc_timestamp, write_
 from litellm_usersync.files.csvfile import InputFormat, read_users_csv
 from litellm_usersync.files.journal import KeyJournal
 from litellm_usersync.files.reportfiles import check_output_path
+from litellm_usersync.files.teamsfile import read_teams_csv
 from litellm_usersync.models import DesiredState, Plan, PlanOptions, ProxyFeatures, RunReport, Scope
 from litellm_usersync.models.readcache import DEFAULT_FULL_READ_AFTER_S
 from litellm_usersync.plans.freshness import check_plan_fresh, check_plan_scope
@@ -66,6 +67,8 @@ class SyncOptions:
     full_read: bool = False
     #: the full read when the cache is older than this many seconds (``--full-read-after``)
     full_read_after_s: float = DEFAULT_FULL_READ_AFTER_S
+    #: ``--teams-file``: a teams CSV whose teams are created when missing and their settings updated
+    teams_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,9 @@ def sync(settings: ClientSettings, options: SyncOptions, hooks: Hooks[Plan] | No
     elif options.scope is not None:
         options = replace(options, plan=replace(options.plan, scope=options.scope))
     desired = None if saved else read_users_csv(options.csv_file, fmt=options.input_format)
+    if desired is not None and options.teams_file:
+        teams = read_teams_csv(options.teams_file)
+        desired = replace(desired, teams=teams, teams_source=options.teams_file)
     with run_lock(settings.base_url, command="sync", safety=options.safety, hooks=hooks, enabled=not options.dry_run):
         return run_stoppable(lambda stop: _sync(settings, options, hooks, saved, desired, stop), hooks)
 

@@ -6,10 +6,17 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from litellm_usersync.errors import AlreadyMemberError, NotMemberError, ProxyError
+from litellm_usersync.errors import (
+    AlreadyMemberError,
+    ConflictError,
+    NotFoundError,
+    NotMemberError,
+    ProxyError,
+    RejectedError,
+)
 from litellm_usersync.settings import BULK_CHUNK
 
-from ..answers import RowErrorKind, RowResult, row_error_kind
+from ..answers import RowErrorKind, RowResult, row_error_kind, team_id_taken
 from ..features import BATCH_ROUTES
 from ..reads import Reads
 from ..retries import is_retryable_before_sending
@@ -17,11 +24,33 @@ from ..retries import is_retryable_before_sending
 
 class TeamCalls(Reads):
     async def create_team(self, alias: str, *, team_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        """``POST /team/new``; a ``team_id`` that exists is a :class:`ConflictError` (the proxy's 400)."""
         body: dict[str, Any] = {"team_alias": alias, **fields}
         if team_id:
             body["team_id"] = team_id
-        data = await self.request_object("POST", "/team/new", body=body, retry=is_retryable_before_sending)
+        try:
+            data = await self.request_object("POST", "/team/new", body=body, retry=is_retryable_before_sending)
+        except RejectedError as exc:
+            if team_id and team_id_taken(exc):  # typed here: nothing above proxy/ reads the proxy's words
+                raise ConflictError(
+                    exc.message, method=exc.method, path=exc.path, status=exc.status, error_type=exc.error_type
+                ) from exc
+            raise
         return data if isinstance(data, dict) else {}
+
+    async def update_team(self, team_id: str, **fields: Any) -> dict[str, Any]:
+        """``POST /team/update``: the team's settings (a merge-patch: fields not sent keep their value)."""
+        data = await self.request_object("POST", "/team/update", body={"team_id": team_id, **fields})
+        return data if isinstance(data, dict) else {}
+
+    async def read_team(self, team_id: str) -> dict[str, Any] | None:
+        """``GET /team/info``: the team's row, or None when there is no team with this id."""
+        try:
+            data = await self.request_object("GET", "/team/info", params={"team_id": team_id})
+        except NotFoundError:
+            return None
+        info = data.get("team_info")
+        return info if isinstance(info, dict) else None
 
     async def add_team_members(
         self, team_id: str, members: Sequence[tuple[str, str | None]], *, role: str = "user"
