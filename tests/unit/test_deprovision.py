@@ -31,7 +31,8 @@ from litellm_usersync.models import (
 )
 from litellm_usersync.plans.delete import build_delete_plan
 from litellm_usersync.plans.sync import build_plan
-from litellm_usersync.render.report import describe_item, plan_to_dict, render_plan
+from litellm_usersync.render.documents import plan_to_dict
+from litellm_usersync.render.report import describe_item, render_plan
 
 NOW = "2026-12-02T00:00:00Z"
 TEAMS = (Team("t-dev", "development"), Team("t-sup", "support"))

@@ -44,7 +44,7 @@ from litellm_usersync.models import (
 from litellm_usersync.models.documents import action_to_dict
 from litellm_usersync.plans.freshness import check_plan_fresh, touched_user_ids
 from litellm_usersync.plans.sync import build_plan
-from litellm_usersync.render.report import plan_to_dict
+from litellm_usersync.render.documents import plan_to_dict
 
 TEAMS = (Team("t-dev", "development"), Team("t-sup", "support"), Team("t-adm", "admin"))
 

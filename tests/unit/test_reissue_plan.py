@@ -7,7 +7,8 @@ from litellm_usersync.files.planfile import plan_from_document, plan_to_document
 from litellm_usersync.models import DesiredState, DesiredUser, ItemKind, LiveUser, PlanOptions, ReissueKey, Snapshot
 from litellm_usersync.plans.add import build_add_plan, render_add_plan
 from litellm_usersync.plans.sync import build_plan
-from litellm_usersync.render.report import plan_to_dict, render_plan
+from litellm_usersync.render.documents import plan_to_dict
+from litellm_usersync.render.report import render_plan
 
 SNAP = Snapshot(
     users=(

@@ -17,14 +17,13 @@ from litellm_usersync.models import (
     Skipped,
 )
 from litellm_usersync.plans.sync import build_plan
+from litellm_usersync.render.documents import plan_to_dict, report_to_dict
 from litellm_usersync.render.report import (
     SYNC_REPORT_COLUMNS,
     describe_item,
-    plan_to_dict,
     render_plan,
     render_result_counts,
     render_summary,
-    report_to_dict,
     result_rows,
 )
 

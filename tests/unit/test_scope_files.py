@@ -37,8 +37,9 @@ from litellm_usersync.models import (
 )
 from litellm_usersync.plans.freshness import check_plan_scope
 from litellm_usersync.plans.sync import build_plan
+from litellm_usersync.render.documents import plan_to_dict, report_to_dict
 from litellm_usersync.render.markdown import render_plan_markdown
-from litellm_usersync.render.report import plan_to_dict, render_plan, render_summary, report_to_dict
+from litellm_usersync.render.report import render_plan, render_summary
 
 SALES = Team("t-sales", "Sales", (TeamMember("u-sso", None, "user"), TeamMember("u-m", None, "user")), True)
 SNAP = Snapshot(

@@ -29,7 +29,9 @@ from litellm_usersync.models import (
 from litellm_usersync.models.fields import ALL_MODELS, diff_fields, live_value, user_update_fields
 from litellm_usersync.plans.sync import build_plan
 from litellm_usersync.plans.teams import new_team_id
-from litellm_usersync.render.report import describe_item, plan_to_dict, render_plan, render_plan_markdown
+from litellm_usersync.render.documents import plan_to_dict
+from litellm_usersync.render.markdown import render_plan_markdown
+from litellm_usersync.render.report import describe_item, render_plan
 
 TEAMS = (Team("t-dev", "development", roster_read=True), Team("t-sup", "support", roster_read=True))
 

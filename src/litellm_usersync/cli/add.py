@@ -7,8 +7,8 @@ from collections.abc import Callable
 import click
 
 from litellm_usersync.identity import PROXY_ROLES
+from litellm_usersync.render.documents import plan_to_dict
 from litellm_usersync.render.markdown import MARKDOWN_LISTED, render_plan_markdown, render_summary_markdown
-from litellm_usersync.render.report import plan_to_dict
 from litellm_usersync.usecases import SafetyOptions, kept_notice
 from litellm_usersync.usecases.add import (
     DEFAULT_CSV,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from litellm_usersync.render.documents import plan_to_dict
 from litellm_usersync.render.markdown import MARKDOWN_LISTED, render_plan_markdown, render_summary_markdown
-from litellm_usersync.render.report import plan_to_dict
 from litellm_usersync.usecases import SafetyOptions
 from litellm_usersync.usecases.delete import (
     DEFAULT_CSV,

@@ -10,15 +10,9 @@ import click
 from litellm_usersync import __version__
 from litellm_usersync.identity import PROXY_ROLES, normalize_email
 from litellm_usersync.models import Plan, PlanOptions, ProxyFeatures
+from litellm_usersync.render.documents import plan_to_dict, report_to_dict
 from litellm_usersync.render.markdown import MARKDOWN_LISTED, render_plan_markdown, render_summary_markdown
-from litellm_usersync.render.report import (
-    plan_to_dict,
-    render_plan,
-    render_plan_summary,
-    render_result_counts,
-    render_summary,
-    report_to_dict,
-)
+from litellm_usersync.render.report import render_plan, render_plan_summary, render_result_counts, render_summary
 from litellm_usersync.usecases import SafetyOptions, SyncOptions, kept_notice, sync
 from litellm_usersync.usecases.sync import DEFAULT_REPORT
 
