@@ -19,13 +19,8 @@ from click.testing import Result
 from litellm_usersync import PlanOptions, apply_plan, build_plan, parse_users_csv, read_snapshot
 from litellm_usersync.errors import RefusedError
 from litellm_usersync.files.audit import AuditLog, read_audit_log
-from litellm_usersync.files.backups import (
-    read_json_file,
-    read_plan_file,
-    read_snapshot_file,
-    write_json_file,
-    write_plan_file,
-)
+from litellm_usersync.files.backups import read_snapshot_file
+from litellm_usersync.files.jsonfiles import read_json_file, read_plan_file, write_json_file, write_plan_file
 from litellm_usersync.files.planfile import plan_from_document, plan_to_document
 from litellm_usersync.models import Plan, RunReport, Snapshot
 from litellm_usersync.plans.freshness import check_plan_fresh

@@ -15,15 +15,12 @@ from litellm_usersync.files.backups import (
     DEFAULT_BACKUP_DIR,
     SNAPSHOT_SCHEMA,
     SNAPSHOT_VERSION,
-    read_json_file,
-    read_plan_file,
     read_snapshot_file,
     snapshot_from_document,
     snapshot_to_document,
     write_backup,
-    write_json_file,
-    write_plan_file,
 )
+from litellm_usersync.files.jsonfiles import read_json_file, read_plan_file, write_json_file, write_plan_file
 from litellm_usersync.models import (
     ChangeRole,
     ItemKind,

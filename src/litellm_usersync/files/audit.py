@@ -52,7 +52,8 @@ from litellm_usersync.models import (
 from litellm_usersync.models.documents import action_type
 from litellm_usersync.models.fields import fields_to_dict, value_to_json
 
-from .backups import AUDIT_FILE_NAME, ensure_private_dir, utc_timestamp
+from .backups import AUDIT_FILE_NAME, utc_timestamp
+from .jsonfiles import ensure_private_dir
 
 AUDIT_SCHEMA = "litellm-usersync/audit"
 AUDIT_VERSION = 1

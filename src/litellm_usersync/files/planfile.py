@@ -1,7 +1,7 @@
 """Saved plans: a :class:`Plan` as a versioned JSON document, and back (the codec).
 
-Pure: no I/O, no clock. The caller reads and writes the file (``backups.write_plan_file`` /
-``backups.read_plan_file``) and checks freshness (``plans.freshness.check_plan_fresh``) before applying it.
+Pure: no I/O, no clock. The caller reads and writes the file (``jsonfiles.write_plan_file`` /
+``jsonfiles.read_plan_file``) and checks freshness (``plans.freshness.check_plan_fresh``) before applying it.
 Each item is the one JSON shape of a plan item (``models.documents.item_to_dict``) plus what rebuilding needs.
 
 The document (``docs/plans-and-restore.md`` has the full schema)::

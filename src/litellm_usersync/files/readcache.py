@@ -20,7 +20,7 @@ from typing import Any
 from litellm_usersync.models import LiveUser
 from litellm_usersync.models.readcache import READ_CACHE_VERSION, KeyMark, ReadCache
 
-from .backups import ensure_private_dir, replace_file
+from .jsonfiles import ensure_private_dir, replace_file
 from .runlock import lock_path, normalize_proxy_url
 
 CACHE_FORMAT = "litellm-usersync/read-cache"

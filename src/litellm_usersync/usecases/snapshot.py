@@ -8,14 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from litellm_usersync.errors import InputError
-from litellm_usersync.files.backups import (
-    DEFAULT_BACKUP_DIR,
-    render_json,
-    snapshot_to_document,
-    utc_timestamp,
-    write_backup,
-    write_json_file,
-)
+from litellm_usersync.files.backups import DEFAULT_BACKUP_DIR, snapshot_to_document, utc_timestamp, write_backup
+from litellm_usersync.files.jsonfiles import render_json, write_json_file
 from litellm_usersync.models import Scope, Snapshot
 from litellm_usersync.proxy import snapshot as _live
 from litellm_usersync.proxy.client import ProxyClient

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from litellm_usersync.apply.cached_read import read_for_run, remember_run
-from litellm_usersync.files.backups import read_plan_file, utc_timestamp, write_plan_file
+from litellm_usersync.files.backups import utc_timestamp
 from litellm_usersync.files.csvfile import InputFormat, read_users_csv
 from litellm_usersync.files.journal import KeyJournal
+from litellm_usersync.files.jsonfiles import read_plan_file, write_plan_file
 from litellm_usersync.files.reportfiles import check_output_path
 from litellm_usersync.files.teamsfile import read_teams_csv
 from litellm_usersync.models import DesiredState, Plan, PlanOptions, ProxyFeatures, RunReport, Scope
