@@ -12,10 +12,8 @@ import difflib
 import functools
 import io
 import re
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
@@ -26,11 +24,7 @@ from litellm_usersync.models import DesiredState, DesiredUser
 from litellm_usersync.models.fields import METADATA_PREFIX, USER_FIELDS, FieldValue
 
 from .cells import field_columns, parse_field_cell
-
-# writing moved to files/reportfiles; re-exported for the callers written before the split (cli/, other branches)
-from .reportfiles import check_output_path as check_output_path
-from .reportfiles import keep_previous_secrets as keep_previous_secrets
-from .reportfiles import write_csv_file as write_csv_file
+from .workbook import Record, xlsx_records
 
 #: Header names accepted for each field (compared case-insensitively, trimmed).
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
@@ -83,7 +77,7 @@ def read_users_csv(path: str | Path, *, with_key_name: bool = False, fmt: InputF
         for given, option in ((fmt.delimiter, "--delimiter"), (fmt.encoding, "--encoding")):
             if given is not None:
                 raise InputError(f"{option} applies to CSV files; {p} is an Excel workbook")
-        header, header_row, records, sheet = _xlsx_records(data, str(p), fmt.sheet)
+        header, header_row, records, sheet = xlsx_records(data, str(p), fmt.sheet)
         return _parse_records(
             header,
             records,
@@ -142,64 +136,6 @@ def detect_delimiter(text: str, columns: Sequence[tuple[str, str]] = ()) -> str:
 
 def _clean(header_cell: str) -> str:
     return header_cell.strip().lstrip("\ufeff").strip().lower()
-
-
-#: a record's line (CSV) or row (sheet) and its cells; or the problem that ends reading
-Record = tuple[int, list[str]] | CsvProblem
-
-
-def _xlsx_records(data: bytes, path: str, sheet: str | None) -> tuple[list[str], int, Iterator[Record], str]:
-    """The header, its row number, the rows after it and the title of a workbook's sheet (the first one
-    unless ``sheet``), as text cells."""
-    # imported here: openpyxl costs ~0.2 s to import and only workbooks need it
-    from openpyxl import load_workbook
-
-    try:
-        with warnings.catch_warnings():  # "Workbook contains no default style" and the like: noise to an admin
-            warnings.simplefilter("ignore")
-            book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises zipfile, KeyError, ValueError, ... for a damaged file
-        raise CsvError([CsvProblem(path, 0, None, f"cannot read the workbook: {exc}")]) from None
-    names = [ws.title for ws in book.worksheets]
-    if not names:
-        raise CsvError([CsvProblem(path, 0, None, "the workbook has no worksheet")])
-    if sheet is not None and sheet not in names:
-        listed = ", ".join(repr(n) for n in names)
-        raise InputError(f"{path}: no sheet named {sheet!r} (--sheet); the workbook has {listed}")
-    ws = book[sheet] if sheet is not None else book.worksheets[0]
-    title = str(ws.title)
-    rows = enumerate(ws.iter_rows(values_only=True), start=1)  # openpyxl yields empty rows too: numbers hold
-    for header_row, values in rows:  # noqa: B007 - the header is the first row with something in it
-        header = [_cell_text(v) for v in values]
-        if any(c.strip() for c in header):
-            break
-    else:
-        book.close()
-        raise CsvError(
-            [CsvProblem(path, 0, None, "the sheet is empty: expected a header row with an 'email' column", title)]
-        )
-
-    def records() -> Iterator[Record]:
-        try:
-            for number, values in rows:
-                yield number, [_cell_text(v) for v in values]
-        finally:
-            book.close()
-
-    return header, header_row, records(), title
-
-
-def _cell_text(value: object) -> str:
-    """A sheet cell as the text a CSV would hold: numbers without a spurious ``.0``, dates as ISO."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
 
 
 def _header_map(header: Sequence[str], columns: Sequence[tuple[str, str]] = ()) -> dict[str, int]:
