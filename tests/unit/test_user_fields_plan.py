@@ -9,7 +9,7 @@ import pytest
 
 from litellm_usersync.apply.fields import update_body, with_changes
 from litellm_usersync.errors import RefusedError
-from litellm_usersync.files.planfile import check_plan_fresh, plan_from_document, plan_to_document
+from litellm_usersync.files.planfile import plan_from_document, plan_to_document
 from litellm_usersync.models import (
     AddMembership,
     ChangeRole,
@@ -27,6 +27,7 @@ from litellm_usersync.models import (
     UpdateUser,
 )
 from litellm_usersync.models.fields import ALL_MODELS, diff_fields, live_value, user_update_fields
+from litellm_usersync.plans.freshness import check_plan_fresh
 from litellm_usersync.plans.sync import build_plan
 from litellm_usersync.plans.teams import new_team_id
 from litellm_usersync.render.documents import plan_to_dict

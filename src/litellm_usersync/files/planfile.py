@@ -63,10 +63,6 @@ from litellm_usersync.models.documents import (
     team_action_to_dict,
 )
 from litellm_usersync.models.fields import FieldChange, FieldValue, value_from_json
-
-# the stale-plan check is planning (plans/freshness); re-exported for the callers written before the move
-from litellm_usersync.plans.freshness import changed_users as changed_users
-from litellm_usersync.plans.freshness import check_plan_fresh as check_plan_fresh
 from litellm_usersync.plans.freshness import touched_user_ids
 
 from .jsonreader import JsonReader as _Reader
