@@ -86,7 +86,17 @@ def test_create_with_every_column_then_rerun_is_inert(
 
 
 UPDATES = [
-    pytest.param("user_alias", "Alicia", "user_alias", "Alicia", "Alias: Alice → Alicia", id="alias"),
+    pytest.param(
+        "user_alias",
+        "Alicia",
+        "user_alias",
+        "Alicia",
+        "Alias: Alice → Alicia",
+        id="alias",
+        marks=pytest.mark.litellm(
+            ">=1.100", reason="LiteLLM 1.74's /user/update has no user_alias (UpdateUserRequest lacks it): ignored"
+        ),
+    ),
     pytest.param("max_budget", "20", "max_budget", 20.0, "Budget: 5 → 20", id="budget"),
     pytest.param("budget_duration", "1mo", "budget_duration", "1mo", "Budget period: 30d → 1mo", id="period"),
     pytest.param("models", "gpt-4o;o3", "models", ["gpt-4o", "o3"], "Models: gpt-4o → gpt-4o, o3", id="models"),
