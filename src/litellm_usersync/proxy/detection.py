@@ -102,6 +102,9 @@ class Detector:
                 self._features = ProxyFeatures.from_version(
                     await self.proxy_version(), known_routes, bulk_allowed=self._t.settings.bulk != "never"
                 )
+                log.debug(
+                    "proxy features: %s (routes as the last run on this version found them)", self._features.describe()
+                )
             if self._features is None:
                 version = await self.proxy_version()
                 paths = probe_paths()
