@@ -186,6 +186,26 @@ def test_a_move_that_destroys_a_team_key_says_so_everywhere(
     assert [i["team_keys_destroyed"] for i in doc["items"] if i["email"] == "stay@x.com"] == [1]
 
 
+def test_a_move_of_users_without_keys_reads_no_team_keys(
+    run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path
+) -> None:
+    """``key_count`` 0: nothing bound to the team can be destroyed, so the team's keys are not read (issue 14: a
+    nightly run that moves users costs no key read per team left); a user holding keys still gets its read."""
+    csv(tmp_path, "email,role,team_name\nstay@x.com,internal_user,support\nother@x.com,internal_user,development\n")
+    users = [
+        {**user("stay@x.com", "internal_user", ("t-dev",)), "key_count": 0},
+        {**user("other@x.com", "internal_user", ("t-sup",)), "key_count": 0},
+    ]
+    result, calls = run("sync", "--csv-file", "user_list.csv", "--dry-run", users=users, keys=[TEAM_KEY])
+    assert result.exit_code == 0, result.output
+    assert "GET /key/list" not in calls, "nobody moved holds a key: no team-key read"
+    assert "destroys" not in result.output
+    users[0]["key_count"] = 1  # stay@x.com holds a key (TEAM_KEY, bound to t-dev): its team is read
+    result, calls = run("sync", "--csv-file", "user_list.csv", "--dry-run", users=users, keys=[TEAM_KEY])
+    assert calls.count("GET /key/list") == 1
+    assert "    ~ stay@x.com (Teams: development → support) — destroys 1 team key(s)\n" in result.output
+
+
 def test_destroyed_team_keys_count_against_max_delete(
     run: Callable[..., tuple[Result, list[str]]], tmp_path: pathlib.Path
 ) -> None:

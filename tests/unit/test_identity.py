@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from litellm_usersync.identity import (
     DEFAULT_USER_ID,
@@ -129,3 +131,24 @@ def test_resolve_team_ambiguous_alias_lists_the_ids_sorted() -> None:
 
 def test_resolve_team_empty_index() -> None:
     assert resolve_team("dev", {}) == (None, "Team not found: dev")
+
+
+def _slow_normalize_email(raw: str) -> str:
+    """The definition the ASCII fast path of ``normalize_email`` must agree with (every text through NFC)."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFC", raw.strip().strip("\ufeff\u200b\u200c\u200d\u2060\u00a0").strip()).lower()
+    _local, at, domain = text.rpartition("@")
+    if at and "xn--" in domain:
+        return normalize_email(text)  # the punycode labels: one path for both
+    return unicodedata.normalize("NFC", text)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=30))
+def test_ascii_fast_path_equals_the_definition(raw: str) -> None:
+    assert normalize_email(raw) == _slow_normalize_email(raw)
+
+
+@given(st.text(max_size=20))
+def test_any_text_equals_the_definition(raw: str) -> None:
+    assert normalize_email(raw) == _slow_normalize_email(raw)

@@ -43,7 +43,8 @@ class Adoptions:
             return []
         self.run.progress.start("marking adopted users as managed", len(actions))
         try:
-            rows = await self.client.read_users_by_ids([a.user_id for a in actions])
+            async with self.run.slot():
+                rows = await self.client.read_users_by_ids([a.user_id for a in actions])
         except AuthError:
             raise
         except ProxyError as exc:

@@ -82,7 +82,8 @@ async def apply_batched(
                 break  # the actions left are not attempted
             part = list(actions[i : i + chunk])
             try:
-                got = await batch(part)
+                async with run.slot():
+                    got = await batch(part)
             except AuthError:
                 raise
             except ProxyError as exc:  # only this chunk falls back: the others keep what they did
@@ -96,7 +97,8 @@ async def apply_batched(
                 if advance:
                     run.progress.advance(len(got))
             if after_chunk is not None:
-                await after_chunk()
+                async with run.slot():
+                    await after_chunk()
     if rest:
         out.extend(await per_user(rest))
     return out

@@ -129,7 +129,8 @@ class Creates:
         if not actions or self.run.stopping:
             return
         try:
-            rows = await self.client.read_users_by_ids(sorted({a.user_id for a in actions}))
+            async with self.run.slot():
+                rows = await self.client.read_users_by_ids(sorted({a.user_id for a in actions}))
         except AuthError:
             raise
         except ProxyError as exc:  # the joins answered success; the verification of a sync reads again later
@@ -142,8 +143,9 @@ class Creates:
             label = self.run.label(a.team_id)
             log.info("%s: a stale roster entry on team %s; leaving and joining again", a.email, label)
             try:
-                await self.client.remove_team_member(a.team_id, a.user_id)
-                await self.client.add_team_members(a.team_id, [(a.user_id, a.email)])
+                async with self.run.slot():
+                    await self.client.remove_team_member(a.team_id, a.user_id)
+                    await self.client.add_team_members(a.team_id, [(a.user_id, a.email)])
             except AuthError:
                 raise
             except ProxyError as exc:

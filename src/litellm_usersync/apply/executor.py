@@ -2,7 +2,9 @@
 
 Order (the seed's): add, delete, update. Updates go role changes, then joins, then leaves (a leave runs
 only when the user's joins succeeded: the seed's "gradual update"), then a verification read of the moved
-users, then the fallback recreation of users whose state is still wrong.
+users, then the fallback recreation of users whose state is still wrong. Where the order buys nothing it is
+not kept: the role and field changes of users no add, delete, block or reactivation touches (they write only
+that user's row) run beside those phases, not after them.
 
 This module keeps that order and the per-row results; the rooms do the work: ``scheduling`` (bounded
 workers, the stop flag, rounds of one team's roster writes), ``applier`` (the one "batch endpoint in chunks
@@ -226,33 +228,49 @@ class Executor:
                     self._on_outcome(o)
 
         # the plan's teams first (the joins need them), then the seed's order: add, delete, update (roles and
-        # fields, joins, re-binds, then leaves: joins before leaves)
+        # fields, joins, re-binds, then leaves: joins before leaves); the role changes of users nothing else
+        # touches beside the adds and deletes
         try:
             actions = await self.apply_teams(plan, record)
         except AuthError as exc:
             run.abort(exc)
             actions = ()
-        phases: list[tuple[type | tuple[type, ...], Callable[[list[Any]], Awaitable[list[Outcome]]]]] = [
+        Phases = list[tuple[type | tuple[type, ...], Callable[[list[Any]], Awaitable[list[Outcome]]]]]
+        lifecycle: Phases = [
             (CreateUser, self.apply_creates),
             (ReissueKey, self.apply_reissues),
             (DeleteUser, self.apply_deletes),
             (AdoptUser, self.apply_adoptions),
             (BlockUser, self.apply_blocks),
             (ReactivateUser, self.apply_reactivations),
-            ((ChangeRole, UpdateUser), self.apply_role_changes),
+        ]
+        roles: Phases = [((ChangeRole, UpdateUser), self.apply_role_changes)]
+        rosters: Phases = [
             (AddMembership, self.apply_joins),
             (RebindKeys, lambda acts: self.apply_rebinds(acts, finished)),
             (RemoveMembership, lambda acts: self.apply_leaves(acts, finished)),
         ]
-        for kind, applier in phases:
-            if run.stopping:
-                break
-            todo = [a for a in actions if isinstance(a, kind)]
-            if todo:
-                try:
-                    record(await applier(todo))
-                except AuthError as exc:  # credentials refused mid-run: stop, but report what was done
-                    run.abort(exc)
+
+        async def apply_phases(phases: Phases, todo: Sequence[Action]) -> None:
+            for kind, applier in phases:
+                if run.stopping:
+                    break
+                these = [a for a in todo if isinstance(a, kind)]
+                if these:
+                    try:
+                        record(await applier(these))
+                    except AuthError as exc:  # credentials refused mid-run: stop, but report what was done
+                        run.abort(exc)
+
+        # A role or field change of a user no other phase of this part touches writes that user's row and
+        # nothing else (no roster: API contract §2.4/§2.6), so it runs beside the creates and deletes instead of
+        # after them (issue 14: the phases overlap where nothing depends on the order); the others wait for them
+        others = {a.user_id for a in actions if isinstance(a, tuple(k for k, _ in lifecycle))}
+        beside = [a for a in actions if isinstance(a, (ChangeRole, UpdateUser)) and a.user_id not in others]
+        after = [a for a in actions if not isinstance(a, (ChangeRole, UpdateUser)) or a.user_id in others]
+        await asyncio.gather(apply_phases(lifecycle, after), apply_phases(roles, beside))
+        await apply_phases(roles, after)
+        await apply_phases(rosters, actions)
 
         # then the verification of the moved users, and the recreations (the fallback deletes before it creates)
         recreated: dict[str, Outcome] = {}

@@ -119,7 +119,8 @@ class Keys:
         updates = [{"user_id": uid, "metadata": md} for uid, md in todo.items()]
         if await self.client.supports_bulk("update"):
             try:
-                rows = await self.client.bulk_update_users(updates)
+                async with self.run.slot():
+                    rows = await self.client.bulk_update_users(updates)
             except AuthError:
                 raise
             except ProxyError as exc:
@@ -192,7 +193,8 @@ class Keys:
             return []
         self.run.progress.start("reissuing API keys lost by an interrupted run", len(actions))
         try:
-            rows = await self.client.read_users_by_ids([a.user_id for a in actions])
+            async with self.run.slot():
+                rows = await self.client.read_users_by_ids([a.user_id for a in actions])
         except AuthError:
             raise
         except ProxyError as exc:

@@ -40,8 +40,8 @@ class Memberships:
         if progress:
             self.run.progress.start("adding team memberships", len(actions))
         outcomes: list[Outcome] = []
-        for batches in rounds(actions):
-            outcomes.extend(await self.run.each(list(batches.values()), self._join_team))
+        for batches in rounds(actions):  # progress=False: part of another phase, which counts its own rows
+            outcomes.extend(await self.run.each(list(batches.values()), self._join_team, advance=progress))
         return outcomes
 
     async def _join_team(self, batch: list[AddMembership]) -> list[Outcome]:
@@ -93,7 +93,9 @@ class Memberships:
             return await apply_batched(
                 self.run,
                 batch,
-                batch=self._bulk_leave if bulk and len(batch) > 1 else None,
+                # one member too: the bulk route rewrites the roster once, under the team lock (contract §2.17),
+                # where member_delete alone would need the roster read back (two requests a team)
+                batch=self._bulk_leave if bulk else None,
                 per_user=partial(self._leave_one_by_one, tid),
                 what=f"leaves of team {self.run.label(tid)}",
                 chunk=len(batch),
@@ -102,7 +104,7 @@ class Memberships:
 
         outcomes: list[Outcome] = []
         for batches in rounds(actions):
-            outcomes.extend(await self.run.each(list(batches.values()), team))
+            outcomes.extend(await self.run.each(list(batches.values()), team, advance=progress))
         return outcomes
 
     async def _bulk_leave(self, batch: list[RemoveMembership]) -> list[Outcome] | None:

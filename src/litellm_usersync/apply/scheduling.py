@@ -7,10 +7,11 @@ Only this module decides *when* something runs; the appliers decide *what* is se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from litellm_usersync.errors import AuthError
 from litellm_usersync.models import AddMembership, Outcome, RemoveMembership
@@ -22,24 +23,38 @@ T = TypeVar("T")
 M = TypeVar("M", AddMembership, RemoveMembership)
 
 
-@dataclass
 class Progress:
-    """The current phase's progress, sent to the callback as it advances."""
+    """The current phase's progress, sent to the callback as it advances.
 
-    callback: ProgressCallback | None
-    phase: str = ""
-    done: int = 0
-    total: int = 0
+    "Current" is per asyncio task (a context variable): two phases that overlap (``Executor.apply_plan`` runs
+    the role changes beside the creates and deletes) each advance their own phase, never the other's.
+    """
+
+    def __init__(self, callback: ProgressCallback | None) -> None:
+        self.callback = callback
+        self._current: ContextVar[list[Any] | None] = ContextVar(f"usersync-progress-{id(self)}", default=None)
+
+    def _state(self) -> list[Any]:
+        state = self._current.get()
+        if state is None:
+            state = ["", 0, 0]
+            self._current.set(state)
+        return state
+
+    @property
+    def phase(self) -> str:
+        return str(self._state()[0])
 
     def start(self, phase: str, total: int) -> None:
-        self.phase, self.done, self.total = phase, 0, total
+        self._current.set([phase, 0, total])
         if self.callback:
             self.callback(phase, 0, total)
 
     def advance(self, n: int = 1) -> None:
-        self.done += n
+        state = self._state()
+        state[1] += n
         if self.callback:
-            self.callback(self.phase, self.done, self.total)
+            self.callback(state[0], state[1], state[2])
 
 
 async def run_bounded(items: Sequence[T], fn: Callable[[T], Awaitable[None]], limit: int) -> None:
@@ -77,6 +92,8 @@ class Run:
         #: a team id as the messages name it (the plan's ``team_label`` once a plan is applied)
         self.label: Callable[[str], str] = str
         self._sem = asyncio.Semaphore(self.concurrency)
+        #: this task holds one of the bound's slots (a batch request sent from inside a worker takes no second)
+        self._holding: ContextVar[bool] = ContextVar(f"usersync-slot-{id(self)}", default=False)
 
     @property
     def stopping(self) -> bool:
@@ -85,6 +102,21 @@ class Run:
     def abort(self, exc: AuthError) -> None:
         """Remember the first run-ending error; the run stops starting new work."""
         self.fatal = self.fatal or exc
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """One request's place within the bound: every write of a run, batch or per user, is sent holding one,
+        so two phases that overlap never have more than ``concurrency`` requests in flight between them. A
+        task that already holds a slot (a worker of :meth:`each`) uses its own."""
+        if self._holding.get():
+            yield
+            return
+        async with self._sem:
+            token = self._holding.set(True)
+            try:
+                yield
+            finally:
+                self._holding.reset(token)
 
     async def each(
         self, items: Sequence[T], fn: Callable[[T], Awaitable[list[Outcome]]], *, advance: bool = True
@@ -96,7 +128,7 @@ class Run:
         async def one(item: T) -> None:
             if self.stopping:
                 return
-            async with self._sem:
+            async with self.slot():
                 if self.stopping:
                     return
                 try:
@@ -115,7 +147,7 @@ class Run:
         """``fn`` for every item within the bound, even when stopping (bookkeeping of work already done)."""
 
         async def one(item: T) -> None:
-            async with self._sem:
+            async with self.slot():
                 await fn(item)
 
         await run_bounded(items, one, self.concurrency)

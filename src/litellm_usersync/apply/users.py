@@ -88,7 +88,8 @@ class UserWrites:
         merging = [a for a in actions if needs_metadata(a)]
         if merging:
             try:
-                rows = await self.client.read_users_by_ids([a.user_id for a in merging])
+                async with self.run.slot():
+                    rows = await self.client.read_users_by_ids([a.user_id for a in merging])
             except AuthError:
                 raise
             except ProxyError as exc:

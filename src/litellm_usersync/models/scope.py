@@ -137,6 +137,8 @@ class Scope:
         """True when ``user`` is in this scope (team terms read ``snapshot``'s memberships). Pure."""
         if not user.is_manageable:
             return False
+        if not self.terms:  # the default scope: every manageable user (most runs; asked once per user)
+            return True
         checks = (
             (ScopeKind.MANAGED, lambda _t: user.managed_marker),
             (ScopeKind.DOMAIN, lambda t: user.email_key.rpartition("@")[2] == t.value),

@@ -146,14 +146,20 @@ async def read_snapshot(
 async def with_team_keys(client: ProxyClient, snapshot: Snapshot, plan: Plan) -> Snapshot:
     """``snapshot`` with the keys a team leave of ``plan`` would destroy (API contract §2.12).
 
-    One batched read: the keys of each team the plan removes someone from (``/key/list?team_id=``, not one
-    read per user), kept for the users removed from it. On proxies whose leave keeps keys: no read at all.
+    One batched read: the keys of each team the plan removes someone holding keys from (``/key/list?team_id=``,
+    not one read per user), kept for the users removed from it. On proxies whose leave keeps keys, or when
+    nobody leaving holds a key: no read at all.
     """
     leaves: dict[str, set[str]] = {}
     for item in plan.items:
         for a in item.actions:
             if isinstance(a, RemoveMembership):
                 leaves.setdefault(a.team_id, set()).add(a.user_id)
+    # a user without any key (``key_count`` 0: /user/list counts every key of the user but the UI's session
+    # keys) has no team key to lose: a team whose leaving users hold none is not read (a nightly move costs
+    # no key read unless someone moved holds keys; the users a plan moves were just re-read by id)
+    by_id = snapshot.users_by_id
+    leaves = {t: ids for t, ids in leaves.items() if any(u is None or u.key_count for u in map(by_id.get, ids))}
     if not leaves or not await client.leave_destroys_team_keys():
         return snapshot
     sem = asyncio.Semaphore(max(client.settings.concurrency, 1))
