@@ -194,6 +194,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     proxy = bench.get_proxy()
+    bench.compile_package()
     info = bench.machine()
     print(f"litellm-usersync scale benchmark, {info['date']}; nproc {info['nproc']}; {info['cpu']}; {info['commit']}")
     workdir = Path(tempfile.mkdtemp(prefix="usersync-scale-"))

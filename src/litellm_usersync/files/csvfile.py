@@ -307,6 +307,7 @@ def _parse_records(
 
     users: list[DesiredUser] = []
     first_line: dict[str, int] = {}
+    team_cells: dict[str, tuple[str, ...]] = {}
     for record in records:
         if len(problems) >= MAX_PROBLEMS:
             break
@@ -351,7 +352,7 @@ def _parse_records(
 
         role: str | None = cell("role") or None
         if role is not None:
-            role = role.lower()
+            role = _ROLES.get(role.lower(), role)  # the one string of each role, not one per row
             if role not in PROXY_ROLES:
                 problems.append(
                     problem(
@@ -361,7 +362,13 @@ def _parse_records(
                 continue
         team_names: tuple[str, ...] | None = None
         if "team_name" in cols:
-            teams = split_team_cell(cell("team_name"))
+            text = cell("team_name")
+            # rows of one team share one tuple (100,000 rows in 50 teams: 50 tuples)
+            teams = team_cells.get(text)
+            if teams is None:
+                teams = split_team_cell(text)
+                if len(team_cells) < _SHARED_CELLS:
+                    team_cells[text] = teams
             team_names = teams or None
         key_name = (cell("key_name") or None) if with_key_name else None
         fields: list[tuple[str, FieldValue]] = []
@@ -390,6 +397,12 @@ def _parse_records(
     if problems:
         raise CsvError(problems)
     return DesiredState(users=tuple(users), source=path if sheet is None else f"{path}, sheet {sheet}")
+
+
+#: each role as the one constant string (``PROXY_ROLES``)
+_ROLES = {r: r for r in PROXY_ROLES}
+#: how many distinct team cells are shared (beyond it, each row keeps its own: memory stays bounded either way)
+_SHARED_CELLS = 10_000
 
 
 def _column_letter(i: int) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from litellm_usersync.models import LiveUser
+from litellm_usersync.models.live import shared_strings
 from litellm_usersync.models.readcache import READ_CACHE_VERSION, KeyMark, ReadCache
 
 from .jsonfiles import ensure_private_dir, replace_file
@@ -53,7 +54,7 @@ def _user_from_row(row: object, shared: dict[str, Any]) -> LiveUser:
     for name in _TUPLE_FIELDS:
         if not isinstance(values[name], list):
             raise ValueError(f"{name} is not a list")
-        values[name] = tuple(sys.intern(str(v)) for v in values[name])
+        values[name] = shared_strings(values[name])
     uid = values["user_id"]
     if not isinstance(uid, str):
         raise ValueError("a user without a user_id")

@@ -43,7 +43,7 @@ class RowStatus(enum.StrEnum):
     NOT_ATTEMPTED = "not attempted"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per row: 100,000 of them at the end of a run
 class ItemResult:
     item: PlanItem
     success: bool

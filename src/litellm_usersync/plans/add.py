@@ -101,7 +101,7 @@ def build_add_plan(
     repairs: list[PlanItem] = []
     invite_repairs: list[str] = []
     for want in desired.users:
-        matches = by_email.get(want.email_key, [])
+        matches = by_email.get(want.email_key, ())
         if not matches:
             new.append(want)
             continue

@@ -24,7 +24,7 @@ def _describe_change(item: PlanItem, current: Snapshot) -> str | None:
     if item.kind is ItemKind.ADD:
         if live is not None:
             return f"{who} (user id {item.user_id}) now exists"
-        others = [u.user_id for u in current.users_by_email_key.get(normalize_email(item.email), [])]
+        others = [u.user_id for u in current.users_by_email_key.get(normalize_email(item.email), ())]
         if others:
             return f"{who} now exists as user id {', '.join(sorted(others))}"
         return None

@@ -243,7 +243,7 @@ def build_restore_plan(
         if live is None:
             candidates = [
                 u
-                for u in current.users_by_email_key.get(b.email_key, [])
+                for u in current.users_by_email_key.get(b.email_key, ())
                 if u.user_id not in backup.users_by_id and u.user_id not in claimed
             ]
             if len(candidates) > 1:
@@ -283,7 +283,7 @@ def build_restore_plan(
                 continue
             else:
                 recreate = _recreate_item(b, backup, current, options)
-                others = sorted(u.user_id for u in current.users_by_email_key.get(b.email_key, []))
+                others = sorted(u.user_id for u in current.users_by_email_key.get(b.email_key, ()))
                 if others and not recreate.blocked:
                     blocked = f"another live user has this email now ({', '.join(others)}); not recreated"
                     recreate = replace(recreate, blocked=blocked)

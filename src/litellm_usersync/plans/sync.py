@@ -228,8 +228,8 @@ def _plan_role_and_teams(
         "line": want.line,
         "key_count": live.key_count,
         "spend": live.spend,
-        "team_ids": tuple(sorted(target)),
-        "old_team_ids": tuple(sorted(current)),
+        "team_ids": snapshot.sorted_team_ids(target),
+        "old_team_ids": snapshot.sorted_team_ids(current),
         "team_keys_destroyed": destroyed,
         "team_keys_rebound": kept,
     }
@@ -282,7 +282,7 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
     untouchable = {u.email_key: u for u in snapshot.users if u.email_key and not u.is_manageable}
 
     for want in sorted(desired.users, key=lambda u: u.email_key):
-        matches = by_email.get(want.email_key, [])
+        matches = by_email.get(want.email_key, ())
         if not matches and want.email_key in untouchable:
             admin = untouchable[want.email_key]
             skipped.append(Skipped(want.email, admin.user_id, CALLER_PROTECTED))
@@ -324,7 +324,7 @@ def build_plan(desired: DesiredState, snapshot: Snapshot, options: PlanOptions |
     for key in sorted({u.email_key for u in managed}):
         if key in desired.by_email_key:
             continue
-        group = by_email.get(key, [])
+        group = by_email.get(key, ())
         if len(group) > 1:
             ids = ", ".join(sorted(u.user_id for u in group))
             skipped.append(

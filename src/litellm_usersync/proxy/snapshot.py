@@ -22,6 +22,7 @@ from litellm_usersync.models import (
     TeamKey,
     TeamMember,
 )
+from litellm_usersync.models.live import shared_strings
 
 from .client import ProxyClient
 
@@ -57,12 +58,12 @@ def parse_live_user(row: Mapping[str, Any]) -> LiveUser:
         user_id=user_id,
         email=user_id if email == user_id else email,
         role=sys.intern(role) if isinstance(role, str) else role,
-        team_ids=tuple(sys.intern(str(t)) for t in (row.get("teams") or ())),
+        team_ids=shared_strings(row.get("teams") or ()),
         key_count=int(row.get("key_count") or 0),
         spend=float(row.get("spend") or 0.0),
         user_alias=row.get("user_alias"),
         max_budget=row.get("max_budget"),
-        models=tuple(sys.intern(str(m)) for m in models) if isinstance(models, list) else (),
+        models=shared_strings(models) if isinstance(models, list) else (),
         created_at=created,
         updated_at=created if updated == created else updated,
         managed_marker=isinstance(metadata, dict) and metadata.get(MANAGED_MARKER_KEY) == MANAGED_MARKER_VALUE,

@@ -118,8 +118,12 @@ def sync(settings: ClientSettings, options: SyncOptions, hooks: Hooks[Plan] | No
     if desired is not None and options.teams_file:
         teams = read_teams_csv(options.teams_file)
         desired = replace(desired, teams=teams, teams_source=options.teams_file)
+    # handed over in a box the run empties: once the plan is final the CSV's rows are let go (100,000 rows
+    # are ~20 MB the writes and the report do not need)
+    source = [desired]
+    del desired
     with run_lock(settings.base_url, command="sync", safety=options.safety, hooks=hooks, enabled=not options.dry_run):
-        return run_stoppable(lambda stop: _sync(settings, options, hooks, saved, desired, stop), hooks)
+        return run_stoppable(lambda stop: _sync(settings, options, hooks, saved, source, stop), hooks)
 
 
 async def _sync(
@@ -127,9 +131,10 @@ async def _sync(
     options: SyncOptions,
     hooks: Hooks[Plan],
     saved: Plan | None,
-    desired: DesiredState | None,
+    source: list[DesiredState | None],
     stop: asyncio.Event,
 ) -> SyncResult:
+    desired = source.pop()
     async with hooks.client(settings) as client:
         # through the cache of the last run where it may (issue 14): only what changed since is read
         policy = ReadPolicy(full_read=options.full_read, full_read_after_s=options.full_read_after_s)
@@ -152,7 +157,9 @@ async def _sync(
             if incremental:
                 # the users it deletes, demotes or moves, read again by id: planned again if they changed
                 snapshot, changed = await reread_for_plan(client, snapshot, plan)
+                read.snapshot = snapshot  # (the first snapshot's indexes go: 100,000 users hold ~15 MB of them)
                 if changed:
+                    del plan  # not two plans of 100,000 rows at once
                     plan = build_plan(desired, snapshot, plan_options)
             # a team leave deletes the user's keys bound to that team: read them (one read per team left) and
             # plan again, so the plan shows, counts and (keep_team_keys) keeps them
@@ -160,9 +167,12 @@ async def _sync(
             # a block stops every key of the user: read them, so the plan names what each block stops
             keyed = await with_user_keys(client, keyed, plan)
             if keyed is not snapshot:
-                snapshot = keyed
+                snapshot = read.snapshot = keyed
+                del plan
                 plan = build_plan(desired, snapshot, plan_options)
         read.snapshot = snapshot
+        desired = None  # the plan is final: the rows are not needed again (see sync)
+        snapshot.forget_planning_indexes()
         log_plan(plan)
         hooks.planned(plan)
         if options.plan_out:
