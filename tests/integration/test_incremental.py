@@ -303,6 +303,38 @@ def test_no_change_read_is_five_requests(clean_proxy: Proxy, tmp_path: Path) -> 
     assert again.snapshot.users == full.snapshot.users
 
 
+def test_more_changes_than_the_first_page_are_read_page_by_page(clean_proxy: Proxy, tmp_path: Path) -> None:
+    """The first page is small (PROBE_PAGE_SIZE): with more users changed than it holds, the pages that follow
+    read them all, and the result is still exactly the full read."""
+    from litellm_usersync.proxy.incremental import PROBE_PAGE_SIZE
+
+    async def go() -> tuple[CachedRead, CachedRead, Counter[str]]:
+        async with ProxyClient(clean_proxy.settings()) as c:
+            await _arrange(c)
+            more = [
+                {"user_id": f"v{i}@x.com", "user_email": f"v{i}@x.com", "auto_create_key": False} for i in range(20)
+            ]
+            await create_users(c, more)
+        await _read(clean_proxy, tmp_path)
+        await asyncio.sleep(PAST_OVERLAP_S)  # the next read's watermark is after everything above
+        async with ProxyClient(clean_proxy.settings()) as c:
+            changed = [f"v{i}@x.com" for i in range(PROBE_PAGE_SIZE + 5)]
+            await c.bulk_update_users([{"user_id": u, "user_role": "internal_user_viewer"} for u in changed])
+        # pages of 10 after the probe: two of them, then the first again (a write while paging moves its user)
+        async with ProxyClient(clean_proxy.settings(page_size=10)) as c:
+            cached = await read_for_run(c, tmp_path, ReadPolicy())
+            counts = Counter(c.request_counts)
+        full, _ = await _read(clean_proxy, None)
+        return cached, full, counts
+
+    cached, full, counts = asyncio.run(go())
+    assert cached.outcome.mode == "incremental", cached.outcome
+    assert cached.outcome.users_reread >= PROBE_PAGE_SIZE + 5
+    assert_same(cached.snapshot, full.snapshot, "after 15 role changes")
+    assert {u.user_id: u.role for u in cached.snapshot.users}["v14@x.com"] == "internal_user_viewer"
+    assert counts["GET /user/list"] >= 3, counts  # the probe, then the pages
+
+
 FALLBACKS: dict[str, tuple[str, Callable[[ProxyClient], Awaitable[Any]]]] = {
     "a user deleted": ("users were deleted", lambda c: c.delete_users(["u5@x.com"])),
     "a team deleted": ("team t-blue was deleted", lambda c: _post(c, "/team/delete", {"team_ids": ["t-blue"]})),

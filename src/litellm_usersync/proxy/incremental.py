@@ -54,7 +54,8 @@ from .snapshot import parse_live_user, parse_team
 
 log = logging.getLogger("litellm_usersync.read")
 
-#: the first page of the incremental read: a night with this few changes costs one small page
+#: the first page of the incremental read holds this many more users than the last run saw inside the
+#: overlap: a night with this few changes costs one small page
 PROBE_PAGE_SIZE = 10
 #: ``/user/list?sort_by=updated_at`` and ``/key/list?sort_by=updated_at`` exist from here (older proxies: 400)
 INCREMENTAL_MIN_VERSION = (1, 110)
@@ -272,15 +273,26 @@ def _progress(on_progress: Progress | None, what: str) -> Callable[[int, int], N
 # The incremental read
 
 
-async def _changed_users(client: ProxyClient, since: datetime, cached: int) -> tuple[dict[str, LiveUser], int]:
+def _probe_size(cache: ReadCache, page_size: int) -> int:
+    """The first page's size: :data:`PROBE_PAGE_SIZE` more than the cached users updated inside the overlap
+    (they are read again for sure), at most a page. Compared by the timestamps' second (an estimate: a
+    size, never what is trusted)."""
+    second = cache.watermark[:19]
+    recent = sum(1 for u in cache.users if u.updated_at is not None and u.updated_at[:19] >= second)
+    return min(page_size, recent + PROBE_PAGE_SIZE)
+
+
+async def _changed_users(
+    client: ProxyClient, since: datetime, cached: int, probe_size: int = PROBE_PAGE_SIZE
+) -> tuple[dict[str, LiveUser], int]:
     """The users updated at or after ``since`` (ties included), newest first, and the proxy's user total."""
     fresh: dict[str, LiveUser] = {}
     size = client.settings.page_size
     most = max(MIN_INCREMENTAL_PAGES, int(cached / size * INCREMENTAL_PAGE_SHARE))
     # the nightly case first: a small page (the proxy counts each listed user's keys, one query each: a page
     # of 100 costs ~4x one of 10); when it ends in users older than the watermark, it was all there is
-    probe = await client.list_users_page(1, page_size=PROBE_PAGE_SIZE, sort_by="updated_at", sort_order="desc")
-    if _take_changed(probe.items, since, fresh) or len(probe.items) < PROBE_PAGE_SIZE:
+    probe = await client.list_users_page(1, page_size=probe_size, sort_by="updated_at", sort_order="desc")
+    if _take_changed(probe.items, since, fresh) or len(probe.items) < probe_size:
         return fresh, probe.total
     page, first = 1, None
     while True:
@@ -374,7 +386,7 @@ async def _incremental(
     listed_since = min(since, watermark) if watermark else since
     key_rows, key_total = await _keys_since(client, listed_since)
     (fresh, user_total), teams = await asyncio.gather(
-        _changed_users(client, since, len(cache.users)),
+        _changed_users(client, since, len(cache.users), _probe_size(cache, client.settings.page_size)),
         client.read_all_teams(on_page=_progress(on_progress, "reading teams"), parse=_team_and_created),
     )
     team_marks = {t.team_id: created for t, created in teams}
