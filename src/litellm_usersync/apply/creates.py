@@ -64,8 +64,12 @@ class Creates:
             batch=self._bulk if bulk else None,
             per_user=self._per_user,
             what="bulk create",
-            after_chunk=self.keys.flush,  # one bulk_update per chunk: the keys are in the journal now
+            # one bulk_update per chunk (the keys are in the journal now), beside the writes that follow
+            after_chunk=self._clear_markers_soon,
         )
+
+    async def _clear_markers_soon(self) -> None:
+        self.keys.flush_soon()
 
     # per user
 

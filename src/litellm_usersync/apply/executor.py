@@ -125,7 +125,11 @@ class Executor:
     # the phases, each usable on its own
 
     async def apply_creates(self, actions: Sequence[CreateUser]) -> list[Outcome]:
-        return await self._creates.apply(actions)
+        """The creates, and their "key pending" markers cleared before it returns (in a whole plan the
+        clears run beside the phases that follow: :meth:`apply_plan`)."""
+        outcomes = await self._creates.apply(actions)
+        await self._keys.flush()
+        return outcomes
 
     async def apply_reissues(self, actions: Sequence[ReissueKey]) -> list[Outcome]:
         """Repairs planned from the markers an interrupted run left (see :class:`ReissueKey`)."""
@@ -237,7 +241,7 @@ class Executor:
             actions = ()
         Phases = list[tuple[type | tuple[type, ...], Callable[[list[Any]], Awaitable[list[Outcome]]]]]
         lifecycle: Phases = [
-            (CreateUser, self.apply_creates),
+            (CreateUser, self._creates.apply),  # the markers are cleared beside what follows (keys.flush_soon)
             (ReissueKey, self.apply_reissues),
             (DeleteUser, self.apply_deletes),
             (AdoptUser, self.apply_adoptions),
@@ -290,7 +294,7 @@ class Executor:
                 run.abort(exc)
 
         try:
-            await self._keys.flush()  # the fallback's recreations
+            await self._keys.flush()  # the creates' markers still being cleared, and the fallback's recreations
         except AuthError as exc:
             run.abort(exc)
         aborted = str(run.fatal) if run.fatal is not None else None

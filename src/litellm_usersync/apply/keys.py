@@ -9,6 +9,7 @@ the key (or keeps the one the journal recorded).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -87,6 +88,8 @@ class Keys:
         self._markers_left: set[str] = set()
         #: users created (or repaired) whose API key is known to no report: the next run reissues them
         self.unknown: set[str] = set()
+        #: marker clears started by :meth:`flush_soon`, awaited by :meth:`flush`
+        self._pending: list[asyncio.Task[None]] = []
 
     @property
     def markers_left(self) -> tuple[str, ...]:
@@ -108,11 +111,26 @@ class Keys:
         self._clear[user_id] = without_marker(metadata, KEY_PENDING)
         return True
 
+    def flush_soon(self) -> None:
+        """Clear the markers queued so far in the background, beside the writes that follow (the keys are on
+        disk already: nothing waits for the markers but the end of the run); :meth:`flush` waits for it."""
+        if self._clear:
+            self._pending.append(self.run.background(self._flush_now()))
+
     async def flush(self) -> None:
         """Clear the "key pending" marker of every user whose key is recorded: one ``/user/bulk_update`` per
-        500 users where the proxy has it (per-user updates otherwise). A failure only leaves markers set:
-        the next run finds those keys in the journal and keeps them. Runs even when the run is stopping:
-        it is the bookkeeping of work already done."""
+        500 users where the proxy has it (per-user updates otherwise), after the clears started by
+        :meth:`flush_soon`. A failure only leaves markers set: the next run finds those keys in the journal and
+        keeps them. Runs even when the run is stopping: it is the bookkeeping of work already done. Bad
+        credentials propagate (after every clear in flight has ended)."""
+        pending, self._pending = self._pending, []
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        await self._flush_now()
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+
+    async def _flush_now(self) -> None:
         if not self._clear:
             return
         todo, self._clear = self._clear, {}

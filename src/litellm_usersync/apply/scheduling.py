@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -117,6 +118,13 @@ class Run:
                 yield
             finally:
                 self._holding.reset(token)
+
+    def background(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``coro`` as a task of its own, beside what follows, holding no slot of its caller's: whatever
+        it sends takes its own place within the bound."""
+        context = contextvars.copy_context()
+        context.run(self._holding.set, False)
+        return asyncio.get_running_loop().create_task(coro, context=context)
 
     async def each(
         self, items: Sequence[T], fn: Callable[[T], Awaitable[list[Outcome]]], *, advance: bool = True
