@@ -16,7 +16,7 @@ from click.testing import Result
 
 from litellm_usersync.files.audit import read_audit_log
 
-from .conftest import Proxy, create_users, live_users, write
+from .conftest import Proxy, create_users, live_users, version_matches, write
 
 BULK_MODES = [pytest.param([], id="bulk"), pytest.param(["--no-bulk"], id="per-user")]
 HEADER = "email,role,team_name,user_alias,max_budget,budget_duration,models,tpm_limit,rpm_limit,metadata.cost_center"
@@ -164,7 +164,7 @@ def test_empty_cells_and_absent_columns_leave_values_alone(
     assert fields_of(live_users(clean_proxy)["alice@example.com"]) == START
 
 
-@pytest.mark.litellm(">=1.100", reason="LiteLLM 1.74 ignores an explicit null on /user/update: it cannot clear budgets")
+@pytest.mark.litellm(">=1.110", reason="LiteLLM 1.74 ignores an explicit null on /user/update: it cannot clear budgets")
 @pytest.mark.parametrize("mode", BULK_MODES)
 def test_the_clear_token_clears_each_field(
     mode: list[str], clean_proxy: Proxy, cli_run: Callable[..., Result], workdir: pathlib.Path
@@ -189,6 +189,67 @@ def test_the_clear_token_clears_each_field(
     (line,) = [x for x in read_audit_log(workdir / "bk" / "audit.jsonl") if x["kind"] == "update_user"]
     assert line["before"]["max_budget"] == 5.0 and line["after"]["max_budget"] is None
     assert line["before"]["models"] == ["gpt-4o"] and line["after"]["models"] == []
+
+
+@pytest.mark.litellm("<1.100", reason="the alias change and the null clear 1.74's /user/update ignores")
+@pytest.mark.parametrize("mode", BULK_MODES)
+def test_on_1_74_an_alias_change_or_a_null_clear_fails_its_row_and_the_others_apply(
+    mode: list[str], clean_proxy: Proxy, cli_run: Callable[..., Result], workdir: pathlib.Path, litellm_version: str
+) -> None:
+    """LiteLLM 1.74 answers success to an alias change and to an explicit null and changes nothing: those rows
+    must fail with why (nothing sent for them), never say SUCCESS; the rows it can apply are applied."""
+    start = {k: v for k, v in START.items() if k != "cost_center"}
+    people = ("alice", "bob", "carol")
+    for who in people:
+        body = {
+            "user_id": f"{who}@example.com",
+            "user_email": f"{who}@example.com",
+            "user_role": "internal_user",
+            "auto_create_key": False,
+            "metadata": {"managed_by": "litellm-usersync", "cost_center": "CC-1"},
+            **start,
+        }
+        clean_proxy.run(lambda c, body=body: create_users(c, [body]))
+    write(
+        workdir / "users.csv",
+        f"{HEADER}\n"
+        "alice@example.com,internal_user,,Alicia,20,30d,gpt-4o,100,10,CC-1\n"  # alias: cannot
+        "bob@example.com,internal_user,,Alice,-,30d,gpt-4o,100,-,CC-1\n"  # budget and RPM clear: cannot
+        "carol@example.com,internal_user,,Alice,20,1mo,-,100,10,-\n"  # can: set, models to all, metadata key cleared
+        "dave@example.com,internal_user,,Dave,3,,,,,\n",  # a new user with an alias: /user/new can
+    )
+    alias_why = (
+        f"user_alias: LiteLLM {litellm_version}'s /user/update cannot change a user's alias (needs LiteLLM >= 1.100); "
+        "nothing was sent for this row"
+    )
+    clear_why = (
+        f"max_budget, rpm_limit: LiteLLM {litellm_version}'s /user/update cannot clear them (it ignores an explicit "
+        "null; needs LiteLLM >= 1.110); nothing was sent for this row"
+    )
+    dry = cli_run("sync", "--csv-file", "users.csv", "--dry-run", *mode)
+    assert f"~ alice@example.com (Alias: Alice → Alicia, Budget: 5 → 20)  ✗ will FAIL: {alias_why}" in dry.output
+    assert f"~ bob@example.com (Budget: 5 → -, RPM: 10 → -)  ✗ will FAIL: {clear_why}" in dry.output
+
+    run = cli_run("sync", "--csv-file", "users.csv", "--output", "json", *mode)
+    assert run.exit_code == 1, run.output
+    results = {r["email"]: r for r in json.loads(run.stdout)["results"]}
+    assert (results["alice@example.com"]["status"], results["alice@example.com"]["error"]) == ("FAILED", alias_why)
+    assert (results["bob@example.com"]["status"], results["bob@example.com"]["error"]) == ("FAILED", clear_why)
+    assert results["carol@example.com"]["status"] == "SUCCESS" and results["dave@example.com"]["status"] == "SUCCESS"
+    users = live_users(clean_proxy)
+    # nothing of the failed rows was sent (alice's budget too), the others are applied
+    assert fields_of(users["alice@example.com"]) == START and fields_of(users["bob@example.com"]) == START
+    assert fields_of(users["carol@example.com"]) == {
+        **START,
+        "max_budget": 20.0,
+        "budget_duration": "1mo",
+        "models": ["all-proxy-models"],
+        "cost_center": None,
+    }
+    assert (users["dave@example.com"]["user_alias"], users["dave@example.com"]["max_budget"]) == ("Dave", 3.0)
+    # the human report says so too
+    text = cli_run("sync", "--csv-file", "users.csv", *mode)
+    assert text.exit_code == 1 and alias_why in text.output and clear_why in text.output
 
 
 def test_a_role_change_with_fields_is_one_update_and_keeps_the_budget(
@@ -244,12 +305,15 @@ def test_add_creates_users_with_their_fields(
 
 
 def test_restore_brings_the_fields_back(
-    clean_proxy: Proxy, cli_run: Callable[..., Result], workdir: pathlib.Path
+    clean_proxy: Proxy, cli_run: Callable[..., Result], workdir: pathlib.Path, litellm_version: str
 ) -> None:
     arrange(clean_proxy, **{k: v for k, v in START.items() if k != "cost_center"}, metadata={"cost_center": "CC-1"})
     assert cli_run("snapshot", "--backup-dir", "backups").exit_code == 0
     (snapshot_file,) = (workdir / "backups").glob("snapshot-*-snapshot.json")
-    write(workdir / "users.csv", f"{HEADER}\nalice@example.com,internal_user,,Al,99,-,o3,,,CC-2\n")
+    # LiteLLM 1.74 can neither change the alias nor clear the period (that row would fail): only what it can
+    old = version_matches(litellm_version, "<1.110")
+    alias, period = ("Alice", "30d") if old else ("Al", "-")
+    write(workdir / "users.csv", f"{HEADER}\nalice@example.com,internal_user,,{alias},99,{period},o3,,,CC-2\n")
     assert cli_run("sync", "--csv-file", "users.csv").exit_code == 0
     assert live_users(clean_proxy)["alice@example.com"]["max_budget"] == 99.0
     restored = cli_run("restore", str(snapshot_file), "--backup-dir", "backups")

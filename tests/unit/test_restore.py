@@ -411,3 +411,20 @@ def test_restore_keep_team_keys_rebinds_on_a_one_to_one_move_and_blocks_any_othe
     row = only(two, ItemKind.UPDATE)
     assert row.blocked and "--keep-team-keys: 1 team key(s) can only be re-bound" in row.blocked
     assert not two.has_changes
+
+
+@pytest.mark.parametrize(("version", "blocked"), [("1.74.15.post2", True), ("1.110.2", False), (None, False)])
+def test_restore_of_an_alias_or_a_null_budget_fails_on_1_74(version: str | None, blocked: bool) -> None:
+    """LiteLLM 1.74's /user/update ignores the alias and an explicit null: the row fails instead of saying done."""
+    backup = snap(user("a@x.com", user_alias="Alice"), user("b@x.com"), user("c@x.com", max_budget=5.0))
+    now = dataclasses.replace(
+        snap(user("a@x.com", user_alias="Al"), user("b@x.com", max_budget=9.0), user("c@x.com", max_budget=7.0)),
+        proxy_version=version,
+    )
+    plan = build_restore_plan(backup, now, PlanOptions())
+    by_email = {i.email: i for i in plan.items}
+    assert bool(by_email["a@x.com"].blocked) is blocked and bool(by_email["b@x.com"].blocked) is blocked
+    assert by_email["c@x.com"].blocked is None  # a budget to set back is no clear
+    if blocked:
+        assert "cannot change a user's alias" in (by_email["a@x.com"].blocked or "")
+        assert (by_email["b@x.com"].blocked or "").startswith("max_budget: LiteLLM 1.74.15.post2's /user/update")

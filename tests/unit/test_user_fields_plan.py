@@ -285,3 +285,80 @@ def test_a_team_created_by_someone_else_since_the_plan_makes_it_stale() -> None:
 def test_no_update_leaves_the_fields_of_existing_users_alone() -> None:
     plan = plan_of(row(max_budget=1.0), snapshot=snap(alice(max_budget=5.0)), allow_update=False)
     assert plan.items == () and [s.reason for s in plan.skipped] == ["differs but not updated: --no-update"]
+
+
+# --------------------------------------------------------------------------------------------------
+# what LiteLLM 1.74's /user/update cannot do (it answers success and changes nothing): the row fails, said why
+
+OLD = "1.74.15.post2"
+
+
+def on(version: str | None, *users: LiveUser) -> Snapshot:
+    return Snapshot(users=users, teams=TEAMS, proxy_version=version)
+
+
+def test_on_1_74_an_alias_change_fails_the_row_and_nothing_is_sent() -> None:
+    live = alice(user_alias="A", max_budget=5.0)
+    plan = plan_of(row(user_alias="B", max_budget=10.0, teams=("development",)), snapshot=on(OLD, live))
+    (item,) = plan.items
+    assert item.blocked == (
+        "user_alias: LiteLLM 1.74.15.post2's /user/update cannot change a user's alias (needs LiteLLM >= 1.100); "
+        "nothing was sent for this row"
+    )
+    # the plan still shows every change of the row (nothing of it is lost), and the row as it would have been
+    assert [c.name for c in item.field_changes] == ["user_alias", "max_budget"]
+    assert item.team_names == ("development",) and item.unresolved_teams == ()
+    assert "✗ will FAIL: user_alias: LiteLLM 1.74.15.post2" in render_plan(plan)
+    assert plan_to_dict(plan)["items"][0]["blocked"] == item.blocked
+
+
+@pytest.mark.parametrize("field", ["max_budget", "budget_duration", "tpm_limit", "rpm_limit"])
+def test_on_1_74_a_clear_that_needs_a_null_fails_the_row(field: str) -> None:
+    live = alice(max_budget=5.0, budget_duration="30d", tpm_limit=100, rpm_limit=10)
+    (item,) = plan_of(row(**{field: None}), snapshot=on(OLD, live)).items
+    assert item.blocked == (
+        f"{field}: LiteLLM 1.74.15.post2's /user/update cannot clear it (it ignores an explicit null; "
+        "needs LiteLLM >= 1.110); nothing was sent for this row"
+    )
+
+
+def test_on_1_74_what_it_can_do_is_planned_as_before() -> None:
+    """Setting budgets, limits, models; clearing the models (all-proxy-models) and a metadata key: all applied."""
+    live = alice(max_budget=5.0, models=("gpt-4o",), user_alias="A", metadata={"cost_center": "CC-1"})
+    wanted = row(max_budget=7.0, tpm_limit=3, models=(), user_alias="A", metadata__cost_center=None)
+    (item,) = plan_of(wanted, snapshot=on(OLD, live)).items
+    assert item.blocked is None and len(item.field_changes) == 4
+
+
+def test_on_1_74_a_new_user_with_an_alias_is_created() -> None:
+    (item,) = plan_of(row("new@x.com", user_alias="New", max_budget=2.0), snapshot=on(OLD)).items
+    assert item.blocked is None and isinstance(item.actions[0], CreateUser)
+    assert dict(item.new_fields) == {"user_alias": "New", "max_budget": 2.0}
+
+
+@pytest.mark.parametrize("version", ["1.110.2", None, "nightly"])
+def test_on_1_110_or_an_unknown_version_alias_and_clears_are_planned_as_before(version: str | None) -> None:
+    live = alice(user_alias="A", max_budget=5.0)
+    (item,) = plan_of(row(user_alias="B", max_budget=None), snapshot=on(version, live)).items
+    assert item.blocked is None
+    (action,) = item.actions
+    assert isinstance(action, UpdateUser) and [c.name for c in action.changes] == ["user_alias", "max_budget"]
+
+
+def test_the_detected_features_version_counts_too() -> None:
+    from litellm_usersync.models import ProxyFeatures
+
+    snapshot = dataclasses.replace(on(None, alice(user_alias="A")), features=ProxyFeatures.from_version(OLD, {}))
+    (item,) = plan_of(row(user_alias="B"), snapshot=snapshot).items
+    assert item.blocked and item.blocked.startswith("user_alias: LiteLLM 1.74.15.post2's")
+
+
+def test_on_1_74_no_update_still_skips_the_row() -> None:
+    plan = plan_of(row(user_alias="B"), snapshot=on(OLD, alice(user_alias="A")), allow_update=False)
+    assert not plan.items and len(plan.skipped) == 1
+
+
+def test_on_1_74_a_team_error_and_the_alias_are_both_said() -> None:
+    (item,) = plan_of(row(user_alias="B", teams=("nope",)), snapshot=on(OLD, alice(user_alias="A"))).items
+    assert item.blocked and "nope" in item.blocked and "cannot change a user's alias" in item.blocked
+    assert item.unresolved_teams and item.unresolved_teams[0][0] == "nope"

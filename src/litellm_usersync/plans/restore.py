@@ -50,7 +50,7 @@ from litellm_usersync.models.fields import (
 
 from .brakes import RESTORE_BRAKE, delete_limit, deletion_refusals, protection
 from .scoping import ScopeView
-from .sync import KIND_ORDER, plan_leaves
+from .sync import KIND_ORDER, plan_leaves, update_refusal
 
 
 def _missing_teams(team_ids: frozenset[str], backup: Snapshot, current: Snapshot) -> str | None:
@@ -156,6 +156,9 @@ def _revert_item(
     actions.extend(leaves)
     if error:
         blocked = f"{blocked}; {error}" if blocked else error
+    refusal = update_refusal(changes, current)
+    if refusal:  # this proxy would answer success and not change it: the row fails instead
+        blocked = f"{blocked}; {refusal}" if blocked else refusal
 
     kind = ItemKind.UPDATE if actions or blocked else ItemKind.UNCHANGED
     if kind is ItemKind.UPDATE and not blocked and not options.allow_update:

@@ -34,8 +34,10 @@ from litellm_usersync.models import (
     Skipped,
     Snapshot,
     UpdateUser,
+    version_tuple,
 )
-from litellm_usersync.models.fields import diff_fields
+from litellm_usersync.models.blocking import BUDGET_NULL_MIN_VERSION
+from litellm_usersync.models.fields import FieldChange, diff_fields
 
 from .brakes import CALLER_PROTECTED, CSV_BRAKE, SCOPED_BRAKE, delete_limit, deletion_refusals, protection
 from .deprovision import deprovision_item, reactivation_item
@@ -52,6 +54,44 @@ KIND_ORDER = {
     ItemKind.REACTIVATE: 4,
     ItemKind.UNCHANGED: 5,
 }
+
+
+#: from here ``/user/update`` has ``user_alias`` (LiteLLM 1.74's UpdateUserRequest lacks it: an alias sent is
+#: silently ignored, API contract §2.4)
+ALIAS_UPDATE_MIN_VERSION = (1, 100)
+#: the user fields a clear (``-``) sends as an explicit null, which ``/user/update`` applies only from
+#: ``BUDGET_NULL_MIN_VERSION`` (before, the null is dropped and the value stays; API contract §2.4)
+NULL_CLEARED_FIELDS = frozenset({"max_budget", "budget_duration", "tpm_limit", "rpm_limit"})
+
+
+def _shown(v: tuple[int, ...]) -> str:
+    return ".".join(map(str, v))
+
+
+def update_refusal(changes: Sequence[FieldChange], snapshot: Snapshot) -> str | None:
+    """Why this proxy's ``/user/update`` cannot make ``changes`` (None: it can, or the version is unknown).
+
+    LiteLLM 1.74 answers success to both and changes nothing: an alias change, and a clear that needs an explicit
+    null. The row is blocked instead, so that its report never says done for a change that was not made. A new
+    user (``/user/new``) is not concerned. Shared by ``sync`` and ``restore``."""
+    version = snapshot.features.version or snapshot.proxy_version
+    v = version_tuple(version)
+    if v is None or not changes:
+        return None
+    problems = []
+    if v < ALIAS_UPDATE_MIN_VERSION and any(c.name == "user_alias" for c in changes):
+        problems.append(
+            f"user_alias: LiteLLM {version}'s /user/update cannot change a user's alias "
+            f"(needs LiteLLM >= {_shown(ALIAS_UPDATE_MIN_VERSION)})"
+        )
+    cleared = [c.name for c in changes if c.new is None and c.name in NULL_CLEARED_FIELDS]
+    if v < BUDGET_NULL_MIN_VERSION and cleared:
+        problems.append(
+            f"{', '.join(cleared)}: LiteLLM {version}'s /user/update cannot clear "
+            f"{'it' if len(cleared) == 1 else 'them'} (it ignores an explicit null; "
+            f"needs LiteLLM >= {_shown(BUDGET_NULL_MIN_VERSION)})"
+        )
+    return f"{'; '.join(problems)}; nothing was sent for this row" if problems else None
 
 
 def user_id_for(email: str) -> str:
@@ -218,6 +258,9 @@ def _plan_role_and_teams(
     actions.extend(leaves)
     if error:
         errors.append(error)
+    refusal = update_refusal(changes, snapshot)
+    if refusal:
+        errors.append(refusal)
     base = {
         "email": live.email or want.email,
         "user_id": live.user_id,
@@ -237,14 +280,14 @@ def _plan_role_and_teams(
         skipped.append(Skipped(live.email or "", live.user_id, f"not updated: --no-update; {'; '.join(errors)}"))
         return None
     if errors:
-        assert want.team_names is not None  # errors come only from the row's team names
-        # the row's teams as written (the user still has its old ones: nothing is sent for a blocked row)
-        base["team_names"] = want.team_names
+        if want.team_names is not None:
+            # the row's teams as written (the user still has its old ones: nothing is sent for a blocked row)
+            base["team_names"] = want.team_names
         return PlanItem(
             kind=ItemKind.UPDATE,
             actions=tuple(actions),
             blocked="; ".join(errors),
-            unresolved_teams=_unresolved(want.team_names, snapshot),
+            unresolved_teams=_unresolved(want.team_names, snapshot) if want.team_names is not None else (),
             **base,  # type: ignore[arg-type]
         )
     if not actions:
