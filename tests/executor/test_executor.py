@@ -1428,3 +1428,38 @@ async def test_a_role_change_without_the_batch_route_goes_per_user_with_bounded_
     assert report.ok and fake.count("POST /user/update") == 300
     assert peak <= 4
     assert tasks < 20  # the workers (and the test's own), not 300 tasks
+
+
+@pytest.mark.parametrize("version", [NEW, OLD])
+async def test_joins_of_untouched_teams_run_beside_the_deletes_the_others_after(version: str) -> None:
+    """Issue 14: the phases overlap where nothing depends on their order. A move into a team no delete or add
+    writes joins while the delete is still in flight; a move into the deleted user's team waits for it (one
+    team's roster is never written twice at once); the leaves still wait for the joins."""
+    fake = FakeProxy(version=version, yields=30)
+    for tid, alias in (("t-a", "alpha"), ("t-b", "beta"), ("t-c", "gamma")):
+        fake.add_team(tid, alias)
+    fake.add_user("u-d", "gone@x.com", "internal_user", ("t-a",))
+    fake.add_user("u-m", "free@x.com", "internal_user", ("t-c",))
+    fake.add_user("u-n", "busy@x.com", "internal_user", ("t-c",))
+    plan = await plan_on(fake, DesiredState((row("free@x.com", None, ["beta"]), row("busy@x.com", None, ["alpha"]))))
+    deleted = {"done": False}
+    seen: dict[str, bool] = {}
+
+    def arrived(request: httpx.Request) -> None:
+        if request.url.path == "/team/member_add":
+            seen[json.loads(request.content)["team_id"]] = deleted["done"]
+
+    def delete_done(request: httpx.Request, body: dict[str, Any]) -> httpx.Response | None:
+        if request.url.path in ("/user/delete", "/management/v1/users/bulk_delete"):
+            deleted["done"] = True
+        return None
+
+    fake.on_request = arrived
+    fake.faults.append(delete_done)
+    report = await run(fake, plan)
+    assert not report.failed, [r.error for r in report.results if not r.success]
+    assert seen == {"t-b": False, "t-a": True}, "beta joined beside the delete; alpha after it"
+    assert fake.roster_overlaps == [] and fake.user_overlaps == []
+    assert (
+        await plan_on(fake, DesiredState((row("free@x.com", None, ["beta"]), row("busy@x.com", None, ["alpha"]))))
+    ).actions == ()

@@ -4,7 +4,7 @@ Order (the seed's): add, delete, update. Updates go role changes, then joins, th
 only when the user's joins succeeded: the seed's "gradual update"), then a verification read of the moved
 users, then the fallback recreation of users whose state is still wrong. Where the order buys nothing it is
 not kept: the role and field changes of users no add, delete, block or reactivation touches (they write only
-that user's row) run beside those phases, not after them.
+that user's row), and their joins of teams no add or delete writes, run beside those phases, not after them.
 
 This module keeps that order and the per-row results; the rooms do the work: ``scheduling`` (bounded
 workers, the stop flag, rounds of one team's roster writes), ``applier`` (the one "batch endpoint in chunks
@@ -266,15 +266,28 @@ class Executor:
                     except AuthError as exc:  # credentials refused mid-run: stop, but report what was done
                         run.abort(exc)
 
-        # A role or field change of a user no other phase of this part touches writes that user's row and
-        # nothing else (no roster: API contract §2.4/§2.6), so it runs beside the creates and deletes instead of
-        # after them (issue 14: the phases overlap where nothing depends on the order); the others wait for them
-        others = {a.user_id for a in actions if isinstance(a, tuple(k for k, _ in lifecycle))}
-        beside = [a for a in actions if isinstance(a, (ChangeRole, UpdateUser)) and a.user_id not in others]
-        after = [a for a in actions if not isinstance(a, (ChangeRole, UpdateUser)) or a.user_id in others]
-        await asyncio.gather(apply_phases(lifecycle, after), apply_phases(roles, beside))
+        # The phases overlap where nothing depends on their order (issue 14), beside the adds and deletes:
+        # - a role or field change of a user no add, delete, block or reactivation touches: it writes that
+        #   user's row and nothing else (no roster: API contract §2.4/§2.6);
+        # - a join of such a user (without a role change) to a team no add or delete writes the roster of: one
+        #   team's roster is still never written twice at once, one user's teams never twice at once.
+        # Everything else keeps the seed's order; the leaves wait for every join (joins before leaves).
+        busy = {a.user_id for a in actions if isinstance(a, tuple(k for k, _ in lifecycle))}
+        busy_teams = {t for a in actions if isinstance(a, (CreateUser, DeleteUser)) for t in a.team_ids}
+        changing = {a.user_id for a in actions if isinstance(a, (ChangeRole, UpdateUser))}
+        beside: list[Action] = []
+        after: list[Action] = []
+        for a in actions:
+            free = a.user_id not in busy and (
+                isinstance(a, (ChangeRole, UpdateUser))
+                or (isinstance(a, AddMembership) and a.team_id not in busy_teams and a.user_id not in changing)
+            )
+            (beside if free else after).append(a)
+        await asyncio.gather(
+            apply_phases(lifecycle, after), apply_phases(roles, beside), apply_phases(rosters[:1], beside)
+        )
         await apply_phases(roles, after)
-        await apply_phases(rosters, actions)
+        await apply_phases(rosters, after)
 
         # then the verification of the moved users, and the recreations (the fallback deletes before it creates)
         recreated: dict[str, Outcome] = {}
