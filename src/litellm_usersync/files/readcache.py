@@ -58,8 +58,11 @@ def _user_from_row(row: object, shared: dict[str, Any]) -> LiveUser:
     uid = values["user_id"]
     if not isinstance(uid, str):
         raise ValueError("a user without a user_id")
+    values["user_id"] = uid = sys.intern(uid)  # the team rosters, read fresh, hold the same strings (parse_team)
     if values["email"] == uid:
         values["email"] = uid
+    elif isinstance(values["email"], str):
+        values["email"] = sys.intern(values["email"])
     if isinstance(values["role"], str):
         values["role"] = sys.intern(values["role"])
     if values["updated_at"] == values["created_at"]:

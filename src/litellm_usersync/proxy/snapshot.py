@@ -50,8 +50,9 @@ def parse_live_user(row: Mapping[str, Any]) -> LiveUser:
     that equals the user id, common metadata) are shared, not copied: what 100,000 users cost (issue 14)."""
     metadata = row.get("metadata") or {}
     models = row.get("models") or ()
-    user_id = str(row.get("user_id"))
-    email = str(row["user_email"]) if row.get("user_email") else None
+    # interned: a team roster lists the same ids and emails again (parse_team); one string for both
+    user_id = sys.intern(str(row.get("user_id")))
+    email = sys.intern(str(row["user_email"])) if row.get("user_email") else None
     role = row.get("user_role")
     created, updated = row.get("created_at"), row.get("updated_at")
     return LiveUser(
@@ -92,10 +93,11 @@ def parse_team(row: Mapping[str, Any]) -> Team:
     for m in row.get("members_with_roles") or ():
         if isinstance(m, dict):
             members.append(
-                TeamMember(
-                    user_id=(str(m["user_id"]) if m.get("user_id") else None),
-                    email=m.get("user_email"),
-                    role=str(m.get("role") or "user"),
+                TeamMember(  # the strings of the user rows (parse_live_user interns them too): 100,000
+                    # members would otherwise hold a second copy of every id and email (~15 MB)
+                    user_id=(sys.intern(str(m["user_id"])) if m.get("user_id") else None),
+                    email=sys.intern(e) if isinstance(e := m.get("user_email"), str) else e,
+                    role=sys.intern(str(m.get("role") or "user")),
                 )
             )
     models = row.get("models")
