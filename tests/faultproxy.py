@@ -154,6 +154,8 @@ class FaultProxy:
         self._in_flight = 0
         self._received = 0
         self._writes = 0
+        #: the bodies of the write requests received, in order (for ``wait_writes(matching=...)``)
+        self._write_bodies: list[bytes] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -194,11 +196,18 @@ class FaultProxy:
                     raise TimeoutError(f"fault proxy still has {self._in_flight} request(s) in flight")
                 self._cond.wait(left)
 
-    def wait_writes(self, n: int, timeout: float = 60.0) -> bool:
-        """Wait until ``n`` write requests (not GET) have been received; False on timeout."""
+    def wait_writes(self, n: int, timeout: float = 60.0, *, matching: bytes | None = None) -> bool:
+        """Wait until ``n`` write requests (not GET) have been received — only those whose body contains
+        ``matching``, when given (the writes of one kind, whatever runs beside them); False on timeout."""
         deadline = time.monotonic() + timeout
+
+        def seen() -> int:
+            if matching is None:
+                return self._writes
+            return sum(1 for b in self._write_bodies if matching in b)
+
         with self._cond:
-            while self._writes < n:
+            while seen() < n:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -333,6 +342,7 @@ class FaultProxy:
             self._received += 1
             if req.method != "GET":
                 self._writes += 1
+                self._write_bodies.append(req.body)
             self._stats.counts["requests"] += 1
             self._stats.log.append((req.method, req.path, d.kind))
             if d.kind:
