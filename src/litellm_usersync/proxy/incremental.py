@@ -138,7 +138,7 @@ async def read_live_state(
     proxy_now = _proxy_now(client.last_date)
     v = version_tuple(version)
     if v is None or v < INCREMENTAL_MIN_VERSION:
-        snapshot = (await _full_read(client, await client.detect_features(), caller, on_progress))[0]
+        snapshot = (await _full_read(client, caller, on_progress))[0]
         why = f"LiteLLM {version or '(version unknown)'} cannot list users by updated_at"
         return snapshot, None, ReadOutcome("full", why)
     cache, reason = (None, "--full-read") if policy.full_read else load_cache(caller)
@@ -147,8 +147,8 @@ async def read_live_state(
         if reason:
             cache = None
     watermark = proxy_now - timedelta(seconds=WATERMARK_OVERLAP_S) if proxy_now else None
-    features = await client.detect_features(known_routes=cache.batch_routes if cache else None)
     if cache is not None:
+        features = await client.detect_features(known_routes=cache.batch_routes)
         try:
             snapshot, next_cache, reread = await _incremental(client, cache, features, caller, watermark, on_progress)
         except _FullReadNeeded as exc:
@@ -157,10 +157,10 @@ async def read_live_state(
         else:
             next_cache = next_cache if policy.keep_cache else None
             return snapshot, next_cache, ReadOutcome("incremental", "", reread, next_cache is not None)
-    snapshot, marks, key_total, team_marks = await _full_read(client, features, caller, on_progress, watermark)
+    snapshot, marks, key_total, team_marks = await _full_read(client, caller, on_progress, watermark)
     kept = None
-    if policy.keep_cache and watermark is not None:
-        kept = _cache_of(client, snapshot, caller, features, watermark, team_marks, key_total, marks)
+    if policy.keep_cache and watermark is not None and marks is not None:
+        kept = _cache_of(client, snapshot, caller, snapshot.features, watermark, team_marks, key_total, marks)
     return snapshot, kept, ReadOutcome("full", reason or "no cache", 0, kept is not None)
 
 
@@ -233,25 +233,33 @@ async def _keys_since(client: ProxyClient, since: datetime | None) -> tuple[list
 
 async def _full_read(
     client: ProxyClient,
-    features: ProxyFeatures,
     caller: str,
     on_progress: Progress | None,
     watermark: datetime | None = None,
-) -> tuple[Snapshot, list[KeyMark], int, dict[str, str | None]]:
-    marks: list[KeyMark] = []
-    key_total = 0
-    if watermark is not None:
-        # the keys first: a key created or deleted while the users are read then makes the next run's counts
-        # disagree (a full read), never agree with a stale count
-        try:
-            rows, key_total = await _keys_since(client, watermark)
-        except _FullReadNeeded:
-            rows, key_total, watermark = [], 0, None
-        marks = [_mark(r) for r in rows]
-    users, teams = await asyncio.gather(
-        client.read_all_users(on_page=_progress(on_progress, "reading users"), parse=parse_live_user),
-        client.read_all_teams(on_page=_progress(on_progress, "reading teams"), parse=_team_and_created),
-    )
+) -> tuple[Snapshot, list[KeyMark] | None, int, dict[str, str | None]]:
+    """Every page, with what the proxy can do detected beside them (the route probes are a round trip the
+    pages need not wait for; an earlier detection of this client is reused). The key marks are None when
+    the keys could not be counted (then no cache may be kept of this read)."""
+
+    async def pages() -> tuple[list[KeyMark] | None, int, list[LiveUser], list[tuple[Team, str | None]]]:
+        marks: list[KeyMark] | None = []
+        key_total = 0
+        if watermark is not None:
+            # the keys first: a key created or deleted while the users are read then makes the next run's
+            # counts disagree (a full read), never agree with a stale count
+            try:
+                rows, key_total = await _keys_since(client, watermark)
+            except _FullReadNeeded:  # the keys could not be counted: no cache is kept of this read
+                rows, key_total, marks = [], 0, None
+            if marks is not None:
+                marks = [_mark(r) for r in rows]
+        users, teams = await asyncio.gather(
+            client.read_all_users(on_page=_progress(on_progress, "reading users"), parse=parse_live_user),
+            client.read_all_teams(on_page=_progress(on_progress, "reading teams"), parse=_team_and_created),
+        )
+        return marks, key_total, users, teams
+
+    features, (marks, key_total, users, teams) = await asyncio.gather(client.detect_features(), pages())
     snapshot = Snapshot(
         users=tuple(users),
         teams=tuple(t for t, _ in teams),
