@@ -97,8 +97,7 @@ async def apply_batched(
                 if advance:
                     run.progress.advance(len(got))
             if after_chunk is not None:
-                async with run.slot():
-                    await after_chunk()
+                await after_chunk()
     if rest:
         out.extend(await per_user(rest))
     return out

@@ -249,8 +249,9 @@ class Executor:
             (ReactivateUser, self.apply_reactivations),
         ]
         roles: Phases = [((ChangeRole, UpdateUser), self.apply_role_changes)]
+        joins: Phases = [(AddMembership, self.apply_joins)]
         rosters: Phases = [
-            (AddMembership, self.apply_joins),
+            *joins,
             (RebindKeys, lambda acts: self.apply_rebinds(acts, finished)),
             (RemoveMembership, lambda acts: self.apply_leaves(acts, finished)),
         ]
@@ -283,9 +284,7 @@ class Executor:
                 or (isinstance(a, AddMembership) and a.team_id not in busy_teams and a.user_id not in changing)
             )
             (beside if free else after).append(a)
-        await asyncio.gather(
-            apply_phases(lifecycle, after), apply_phases(roles, beside), apply_phases(rosters[:1], beside)
-        )
+        await asyncio.gather(apply_phases(lifecycle, after), apply_phases(roles, beside), apply_phases(joins, beside))
         await apply_phases(roles, after)
         await apply_phases(rosters, after)
 

@@ -12,6 +12,7 @@ import contextvars
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from litellm_usersync.errors import AuthError
@@ -24,6 +25,13 @@ T = TypeVar("T")
 M = TypeVar("M", AddMembership, RemoveMembership)
 
 
+@dataclass
+class _Phase:
+    name: str = ""
+    done: int = 0
+    total: int = 0
+
+
 class Progress:
     """The current phase's progress, sent to the callback as it advances.
 
@@ -33,29 +41,29 @@ class Progress:
 
     def __init__(self, callback: ProgressCallback | None) -> None:
         self.callback = callback
-        self._current: ContextVar[list[Any] | None] = ContextVar(f"usersync-progress-{id(self)}", default=None)
+        self._current: ContextVar[_Phase | None] = ContextVar(f"usersync-progress-{id(self)}", default=None)
 
-    def _state(self) -> list[Any]:
-        state = self._current.get()
-        if state is None:
-            state = ["", 0, 0]
-            self._current.set(state)
-        return state
+    def _phase(self) -> _Phase:
+        phase = self._current.get()
+        if phase is None:
+            phase = _Phase()
+            self._current.set(phase)
+        return phase
 
     @property
     def phase(self) -> str:
-        return str(self._state()[0])
+        return self._phase().name
 
     def start(self, phase: str, total: int) -> None:
-        self._current.set([phase, 0, total])
+        self._current.set(_Phase(phase, 0, total))
         if self.callback:
             self.callback(phase, 0, total)
 
     def advance(self, n: int = 1) -> None:
-        state = self._state()
-        state[1] += n
+        phase = self._phase()
+        phase.done += n
         if self.callback:
-            self.callback(state[0], state[1], state[2])
+            self.callback(phase.name, phase.done, phase.total)
 
 
 async def run_bounded(items: Sequence[T], fn: Callable[[T], Awaitable[None]], limit: int) -> None:
